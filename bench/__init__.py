@@ -1,0 +1,11 @@
+"""Benchmarks, run as `lookout bench SUITE --json OUT`.
+
+Each suite is a module with `add_arguments(parser)` and `run(args) -> dict`; the dict's `summary`
+holds the headline figures, and `table` the rows printed for people.
+"""
+
+from __future__ import annotations
+
+SUITES: dict[str, str] = {
+    "coco": "bench.coco",
+}

@@ -1,0 +1,419 @@
+"""Configuration: YAML files validated by pydantic v2 models.
+
+A config names the site, its sources, the detector, zones, rules and outputs. Every model forbids
+unknown keys, is frozen, and bounds every field. A bad file is rejected with one line per problem:
+file and line, the field path, what was expected and what was given. Nothing is "repaired", and
+validation never touches hardware, files or the network (`lookout run` checks those when it starts).
+
+Relative paths inside a file are resolved against the file's directory.
+
+Example:
+    >>> cfg = load_config("configs/example.yaml")  # doctest: +SKIP
+    >>> cfg.sources[0].id
+    'gate-cam'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "CrossFieldError",
+    "DetectorConfig",
+    "FileSourceConfig",
+    "JsonlOutputConfig",
+    "PreprocessOverride",
+    "ZmqOutputConfig",
+    "ZoneConfig",
+    "ZonePresenceRuleConfig",
+    "format_validation_error",
+    "load_config",
+    "parse_config",
+]
+
+Id = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Identifier: letters, digits, '-' and '_' (it becomes part of topics).",
+    ),
+]
+Point = tuple[float, float]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- sources -----------------------------------------------------------------------------------
+
+
+class FileSourceConfig(_Model):
+    """Recorded footage: MP4, MPEG-TS, MKV, GIF, ... anything FFmpeg demuxes."""
+
+    type: Literal["file"] = "file"
+    id: Id
+    path: Path = Field(description="Video file; relative paths are relative to the config file.")
+    rate: Literal["native", "max"] = Field(
+        "native",
+        description="'native' replays at the stream's own pace (like a camera); 'max' as fast as "
+        "the engine can take frames.",
+    )
+    loop: bool = Field(False, description="Start again at the end; timestamps keep counting up.")
+    max_frames: int | None = Field(
+        None, ge=1, description="Stop after this many frames (all loops counted)."
+    )
+
+
+SourceConfig = Annotated[FileSourceConfig, Field(discriminator="type")]
+
+
+# --- detector ----------------------------------------------------------------------------------
+
+
+class PreprocessOverride(_Model):
+    """How the model wants its input, where its metadata does not say (None: family default)."""
+
+    channel_order: Literal["rgb", "bgr"] | None = Field(None, description="Input channel order.")
+    scale_to_unit: bool | None = Field(
+        None, description="Divide pixel values by 255 (True) or feed 0..255 (False)."
+    )
+    pad: Literal["center", "top_left"] | None = Field(
+        None, description="Where the letterboxed image sits inside the padded input."
+    )
+
+
+class DetectorConfig(_Model):
+    """An ONNX object detector run with onnxruntime."""
+
+    type: Literal["onnx"] = "onnx"
+    model: Path = Field(description="ONNX model file.")
+    family: Literal["auto", "ultralytics", "yolox"] = Field(
+        "auto",
+        description="Output layout. 'auto' reads Ultralytics metadata, or recognises a YOLOX raw "
+        "grid from the output shape; anything else is refused.",
+    )
+    imgsz: int | None = Field(
+        None,
+        ge=32,
+        le=4096,
+        description="Input size for models with dynamic spatial axes (default: from metadata).",
+    )
+    conf: float = Field(0.25, ge=0.0, le=1.0, description="Minimum score to keep a detection.")
+    iou: float = Field(
+        0.45, gt=0.0, le=1.0, description="IoU threshold of non-maximum suppression."
+    )
+    max_det: int = Field(300, ge=1, le=10000, description="At most this many boxes per frame.")
+    agnostic_nms: bool = Field(False, description="Suppress overlaps across classes too.")
+    class_names: list[str] | None = Field(
+        None, description="Class names when the model carries none (YOLOX); index = class id."
+    )
+    threads: int = Field(
+        0, ge=0, le=256, description="onnxruntime intra-op threads (0: onnxruntime decides)."
+    )
+    providers: list[str] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        min_length=1,
+        description="onnxruntime execution providers in order of preference.",
+    )
+    input: PreprocessOverride = Field(
+        default_factory=PreprocessOverride, description="Input layout overrides."
+    )
+
+
+# --- zones and rules -----------------------------------------------------------------------------
+
+
+class ZoneConfig(_Model):
+    """A polygon in one source's image, in pixels."""
+
+    id: Id
+    source: Id = Field(description="The source whose image the polygon is drawn on.")
+    polygon: list[Point] = Field(min_length=3, description="Vertices [x, y] in pixels, in order.")
+
+    @field_validator("polygon")
+    @classmethod
+    def _has_area(cls, polygon: list[Point]) -> list[Point]:
+        area2 = sum(
+            x0 * y1 - x1 * y0
+            for (x0, y0), (x1, y1) in zip(polygon, polygon[1:] + polygon[:1], strict=True)
+        )
+        if abs(area2) < 1e-6:
+            raise ValueError(f"a polygon with non-zero area, got points all on one line: {polygon}")
+        return polygon
+
+
+class ZonePresenceRuleConfig(_Model):
+    """Objects of given classes inside a zone: one event from their arrival to their departure."""
+
+    type: Literal["zone_presence"] = "zone_presence"
+    id: Id
+    zone: Id = Field(description="The zone watched.")
+    classes: list[str] = Field(
+        default_factory=list, description="Class names that count (empty: every class)."
+    )
+    min_score: float = Field(0.0, ge=0.0, le=1.0, description="Ignore objects scored below this.")
+    anchor: Literal["bottom_center", "center"] = Field(
+        "bottom_center",
+        description="Point of each box tested against the zone: the feet, or the box centre.",
+    )
+    min_frames: int = Field(
+        1, ge=1, le=1000, description="Consecutive frames with objects before the event starts."
+    )
+    clear_after_s: float = Field(
+        2.0, ge=0.0, le=3600.0, description="Seconds with no object before the event ends."
+    )
+    update_every_s: float = Field(
+        0.0, ge=0.0, le=86400.0, description="Seconds between 'update' alerts (0: no updates)."
+    )
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+
+RuleConfig = Annotated[ZonePresenceRuleConfig, Field(discriminator="type")]
+
+
+# --- outputs -----------------------------------------------------------------------------------
+
+
+class ZmqOutputConfig(_Model):
+    """A ZeroMQ publisher: multipart messages [topic, JSON]."""
+
+    type: Literal["zmq"] = "zmq"
+    endpoint: str = Field(
+        pattern=r"^(tcp://[^\s]+:\d+|ipc://[^\s]+|inproc://[^\s]+)$",
+        description="Where to bind, e.g. tcp://127.0.0.1:5556.",
+    )
+    sndhwm: int = Field(
+        100_000, ge=1, description="Messages queued per subscriber before any is dropped."
+    )
+    wait_subscribers: int = Field(
+        0, ge=0, le=1000, description="Wait for this many subscribers before publishing."
+    )
+    wait_timeout_s: float = Field(
+        10.0, ge=0.0, le=3600.0, description="Give up waiting for subscribers after this long."
+    )
+
+
+class JsonlOutputConfig(_Model):
+    """Alerts appended to a file, one JSON object per line."""
+
+    type: Literal["jsonl"] = "jsonl"
+    path: Path = Field(description="File to append to; relative to the config file.")
+
+
+OutputConfig = Annotated[ZmqOutputConfig | JsonlOutputConfig, Field(discriminator="type")]
+
+
+# --- the whole file --------------------------------------------------------------------------
+
+
+class Config(_Model):
+    """A Lookout deployment: what to watch, how to detect, what to flag, where to send it."""
+
+    version: Literal[1] = Field(1, description="Config format version.")
+    site: Id = Field("site", description="Site name; part of every alert topic.")
+    sources: list[SourceConfig] = Field(min_length=1, description="Video sources.")
+    detector: DetectorConfig
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    outputs: list[OutputConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        problems = _unique_ids(self) + _references(self)
+        if problems:
+            raise CrossFieldError(problems)
+        return self
+
+    def resolve_paths(self, base: Path) -> Config:
+        """A copy with every relative file path made relative to `base` (a directory)."""
+
+        def fix(p: Path) -> Path:
+            return p if p.is_absolute() else base / p
+
+        sources = [s.model_copy(update={"path": fix(s.path)}) for s in self.sources]
+        outputs = [
+            o.model_copy(update={"path": fix(o.path)}) if isinstance(o, JsonlOutputConfig) else o
+            for o in self.outputs
+        ]
+        detector = self.detector.model_copy(update={"model": fix(self.detector.model)})
+        return self.model_copy(
+            update={"sources": sources, "outputs": outputs, "detector": detector}
+        )
+
+
+class CrossFieldError(ValueError):
+    """Problems that involve several fields, each with its own location in the file."""
+
+    def __init__(self, problems: list[tuple[tuple[int | str, ...], str]]) -> None:
+        super().__init__("; ".join(f"{_dotted(loc)}: {msg}" for loc, msg in problems))
+        self.problems = problems
+
+
+def _unique_ids(cfg: Config) -> list[tuple[tuple[int | str, ...], str]]:
+    problems: list[tuple[tuple[int | str, ...], str]] = []
+    for section in ("sources", "zones", "rules"):
+        first: dict[str, int] = {}
+        for i, item in enumerate(getattr(cfg, section)):
+            if item.id in first:
+                problems.append(
+                    (
+                        (section, i, "id"),
+                        f"expected a unique id, got {item.id!r} again "
+                        f"(first used by {section}[{first[item.id]}])",
+                    )
+                )
+            first.setdefault(item.id, i)
+    return problems
+
+
+def _references(cfg: Config) -> list[tuple[tuple[int | str, ...], str]]:
+    problems: list[tuple[tuple[int | str, ...], str]] = []
+    sources = sorted(s.id for s in cfg.sources)
+    zones = sorted(z.id for z in cfg.zones)
+    for i, z in enumerate(cfg.zones):
+        if z.source not in sources:
+            problems.append(
+                (
+                    ("zones", i, "source"),
+                    f"expected one of the source ids {sources}, got {z.source!r}",
+                )
+            )
+    for i, r in enumerate(cfg.rules):
+        if r.zone not in zones:
+            problems.append(
+                (("rules", i, "zone"), f"expected one of the zone ids {zones}, got {r.zone!r}")
+            )
+    return problems
+
+
+# --- loading and error reports ------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, validate and resolve a YAML config file.
+
+    Args:
+        path: the YAML file.
+
+    Returns:
+        The validated config, relative paths resolved against the file's directory.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or invalid; the message has one line per
+            problem: `file:line: field.path: expected ..., got ...`.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    return parse_config(text, name=str(path)).resolve_paths(path.parent)
+
+
+def parse_config(text: str, name: str = "<config>") -> Config:
+    """Validate YAML text (paths stay as written). Raises ConfigError like `load_config`."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else type(data).__name__
+        raise ConfigError(f"{name}: expected a mapping of settings at the top, got {got}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, name, node)) from None
+
+
+def format_validation_error(exc: ValidationError, name: str, node: yaml.Node | None = None) -> str:
+    """One line per pydantic error: `file:line: field.path: expected ..., got ...`."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        cross = err.get("ctx", {}).get("error")
+        if isinstance(cross, CrossFieldError):
+            for loc, msg in cross.problems:
+                line = _line_of(node, loc)
+                lines.append(
+                    f"{name}:{line}: {_dotted(loc)}: {msg}"
+                    if line
+                    else f"{name}: {_dotted(loc)}: {msg}"
+                )
+            continue
+        loc = _clean_loc(err["loc"], node)
+        line = _line_of(node, loc)
+        where = f"{name}:{line}" if line else name
+        field = _dotted(loc) or "(top level)"
+        msg = err["msg"]
+        msg = msg.replace("Value error, ", "")
+        msg = msg.replace("Input should be ", "expected ").replace("String should ", "expected to ")
+        if err["type"] == "missing":
+            msg = "required field is missing"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown field (not one of the settings this section accepts)"
+        elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
+            msg += f", got {_short(err['input'])}"
+        lines.append(f"{where}: {field}: {msg}")
+    return "\n".join(lines)
+
+
+def _clean_loc(loc: tuple[int | str, ...], node: yaml.Node | None) -> tuple[int | str, ...]:
+    """Drop the discriminator tags pydantic inserts into locations (`sources.0.file.path`)."""
+    out: list[int | str] = []
+    cur = node
+    for part in loc:
+        if isinstance(cur, yaml.MappingNode) and isinstance(part, str):
+            keys = {k.value: v for k, v in cur.value}
+            if part not in keys and keys.get("type") is not None and keys["type"].value == part:
+                continue
+        out.append(part)
+        cur = _child(cur, part)
+    return tuple(out)
+
+
+def _child(node: yaml.Node | None, part: int | str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if k.value == part:
+                return v
+        return None
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        return node.value[part]
+    return None
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """Line number (1-based) of the deepest node on `loc` that exists in the YAML."""
+    best = node
+    cur = node
+    for part in loc:
+        cur = _child(cur, part)
+        if cur is None:
+            break
+        best = cur
+    return best.start_mark.line + 1 if best is not None else None
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

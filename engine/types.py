@@ -1,0 +1,244 @@
+"""Stage contracts: the data that flows between Lookout's stages.
+
+Every stage speaks in these types and nothing else: a source yields `Frame`s, a detector turns a
+batch of frames into `Detections`, a tracker turns detections into `Tracks`, a rule turns tracks
+into `Event`s, and the publisher wraps each event into an `Alert` on the wire.
+
+They are frozen, slotted dataclasses holding one NumPy array per field (struct of arrays). Shapes
+and dtypes are checked once, at construction, and a mismatch raises `ValueError` saying what was
+expected and what came. This module depends on nothing else in the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Alert", "Detections", "Event", "EventPhase", "Frame", "Tracks"]
+
+EventPhase = Literal["start", "update", "end"]
+
+
+def _check_array(
+    name: str, value: object, dtype: type[np.generic], ndim: int, cols: int | None = None
+) -> None:
+    """Raise ValueError unless `value` is an ndarray of `dtype`, `ndim` dims and `cols` columns."""
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{name}: expected a numpy array, got {type(value).__name__}")
+    if value.dtype != dtype:
+        raise ValueError(f"{name}: expected dtype {np.dtype(dtype)}, got {value.dtype}")
+    if value.ndim != ndim or (cols is not None and value.shape[-1] != cols):
+        want = "[n]" if ndim == 1 else f"[n,{cols}]"
+        raise ValueError(f"{name}: expected shape {want}, got {list(value.shape)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded video frame and where it came from.
+
+    Attributes:
+        source_id: the configured id of the source (camera, drone, file).
+        seq: frame number from this source, counting from 0, without gaps for frames delivered.
+        pts_s: presentation time in the stream, seconds; monotonic within one source (looped
+            files keep counting up).
+        capture_ns: `time.monotonic_ns()` when the frame was taken from the decoder; used for
+            latency, never shown on the wire.
+        image: BGR uint8 pixels, shape [h, w, 3].
+        telemetry: per-frame sensor metadata (drone pose, ...) or empty.
+    """
+
+    source_id: str
+    seq: int
+    pts_s: float
+    capture_ns: int
+    image: npt.NDArray[np.uint8]
+    telemetry: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        img = self.image
+        if not isinstance(img, np.ndarray) or img.dtype != np.uint8:
+            got = getattr(img, "dtype", type(img).__name__)
+            raise ValueError(f"Frame.image: expected uint8 ndarray, got {got}")
+        if img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"Frame.image: expected shape [h,w,3], got {list(img.shape)}")
+
+    @property
+    def height(self) -> int:
+        """Image height in pixels."""
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        """Image width in pixels."""
+        return int(self.image.shape[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """Objects found in one frame, in source-image pixels.
+
+    Attributes:
+        xyxy: f32 [n, 4] boxes (x1, y1, x2, y2) in pixels of the source frame.
+        score: f32 [n] confidence in [0, 1].
+        class_id: i32 [n] index into `class_names`.
+        class_names: the detector's class names (shared, not copied per frame).
+    """
+
+    xyxy: npt.NDArray[np.float32]
+    score: npt.NDArray[np.float32]
+    class_id: npt.NDArray[np.int32]
+    class_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_array("Detections.xyxy", self.xyxy, np.float32, 2, 4)
+        _check_array("Detections.score", self.score, np.float32, 1)
+        _check_array("Detections.class_id", self.class_id, np.int32, 1)
+        n = len(self.xyxy)
+        if len(self.score) != n or len(self.class_id) != n:
+            raise ValueError(
+                f"Detections: fields differ in length: xyxy {n}, score {len(self.score)}, "
+                f"class_id {len(self.class_id)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    @classmethod
+    def empty(cls, class_names: tuple[str, ...] = ()) -> Detections:
+        """No detections."""
+        return cls(
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int32),
+            class_names,
+        )
+
+    def labels(self) -> list[str]:
+        """Class name of every detection (the id as text where no name is known)."""
+        names = self.class_names
+        return [names[c] if 0 <= c < len(names) else str(c) for c in self.class_id.tolist()]
+
+    def select(self, mask: npt.NDArray[np.bool_]) -> Detections:
+        """The detections where `mask` (bool [n]) is true."""
+        return Detections(self.xyxy[mask], self.score[mask], self.class_id[mask], self.class_names)
+
+
+@dataclass(frozen=True, slots=True)
+class Tracks:
+    """Detections with identities that persist across frames of one source.
+
+    Attributes:
+        xyxy, score, class_id, class_names: as in `Detections`.
+        track_id: i64 [n], unique within one source for the life of the tracker.
+    """
+
+    xyxy: npt.NDArray[np.float32]
+    score: npt.NDArray[np.float32]
+    class_id: npt.NDArray[np.int32]
+    track_id: npt.NDArray[np.int64]
+    class_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        Detections(self.xyxy, self.score, self.class_id)  # same checks for the shared fields
+        _check_array("Tracks.track_id", self.track_id, np.int64, 1)
+        if len(self.track_id) != len(self.xyxy):
+            raise ValueError(
+                f"Tracks: track_id has {len(self.track_id)} rows, xyxy {len(self.xyxy)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    @classmethod
+    def from_detections(cls, dets: Detections, track_id: npt.NDArray[np.int64]) -> Tracks:
+        """Attach identities (i64 [n]) to detections."""
+        return cls(dets.xyxy, dets.score, dets.class_id, track_id, dets.class_names)
+
+    @classmethod
+    def untracked(cls, dets: Detections) -> Tracks:
+        """Detections passed on without identities: every track id is -1."""
+        return cls.from_detections(dets, np.full(len(dets), -1, np.int64))
+
+    def labels(self) -> list[str]:
+        """Class name of every track."""
+        return Detections(self.xyxy, self.score, self.class_id, self.class_names).labels()
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something a rule noticed, at one moment of one source.
+
+    An incident has one `event_id` through its lifecycle: a `start`, any number of `update`s and
+    an `end`.
+
+    Attributes:
+        event_id: stable id of the incident (all phases share it).
+        kind: what happened, e.g. "zone_presence", "intrusion", "dumping".
+        phase: "start", "update" or "end".
+        source_id: the source whose frames showed it.
+        rule_id: the configured rule that fired.
+        pts_s: stream time of the frame that caused this phase.
+        capture_ns: monotonic capture time of that frame (latency accounting).
+        xyxy: f32 [n, 4] boxes of the objects involved, in source pixels.
+        score: f32 [n] their confidences.
+        labels: class name of each object.
+        track_id: i64 [n] their track ids (-1 where untracked).
+        zone_id: the zone concerned, if any.
+        severity: "info", "warning" or "critical".
+        attributes: rule-specific facts (counts, dwell seconds, ...), JSON-serialisable.
+        frame_size: (width, height) of the source frame, for the consumer's drawing.
+    """
+
+    event_id: str
+    kind: str
+    phase: EventPhase
+    source_id: str
+    rule_id: str
+    pts_s: float
+    capture_ns: int
+    xyxy: npt.NDArray[np.float32]
+    score: npt.NDArray[np.float32]
+    labels: tuple[str, ...]
+    track_id: npt.NDArray[np.int64]
+    zone_id: str | None = None
+    severity: Literal["info", "warning", "critical"] = "warning"
+    attributes: dict[str, Any] = field(default_factory=dict)
+    frame_size: tuple[int, int] = (0, 0)
+
+    def __post_init__(self) -> None:
+        _check_array("Event.xyxy", self.xyxy, np.float32, 2, 4)
+        _check_array("Event.score", self.score, np.float32, 1)
+        _check_array("Event.track_id", self.track_id, np.int64, 1)
+        n = len(self.xyxy)
+        if len(self.score) != n or len(self.labels) != n or len(self.track_id) != n:
+            raise ValueError(
+                f"Event: per-object fields differ in length: xyxy {n}, score {len(self.score)}, "
+                f"labels {len(self.labels)}, track_id {len(self.track_id)}"
+            )
+        if self.phase not in ("start", "update", "end"):
+            raise ValueError(f"Event.phase: expected start|update|end, got {self.phase!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """An event as published: sequenced, stamped with wall-clock time and addressed by topic.
+
+    Attributes:
+        event: what happened.
+        topic: ZeroMQ topic, `<kind>.<site>.<source>.` (ends in the delimiter so that a
+            subscription to `cam1` never matches `cam10`).
+        seq: publisher sequence number, +1 per alert, starting at 1 in each epoch.
+        epoch: id of this publisher run; changes on every restart.
+        time_utc: ISO-8601 UTC time at publication.
+        site: the deployment's site name.
+    """
+
+    event: Event
+    topic: str
+    seq: int
+    epoch: str
+    time_utc: str
+    site: str
