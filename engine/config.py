@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -38,12 +38,20 @@ __all__ = [
     "parse_config",
 ]
 
+ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+ENDPOINT_PATTERN = r"^(tcp://[^\s]+:\d+|ipc://[^\s]+|inproc://[^\s]+)$"
+# What each pattern means, for error messages people can act on.
+PATTERN_MEANING = {
+    ID_PATTERN: "letters, digits, '-' and '_' only",
+    ENDPOINT_PATTERN: "a ZeroMQ endpoint such as tcp://127.0.0.1:5556 or ipc:///run/x.sock",
+}
+
 Id = Annotated[
     str,
     Field(
         min_length=1,
         max_length=64,
-        pattern=r"^[A-Za-z0-9_-]+$",
+        pattern=ID_PATTERN,
         description="Identifier: letters, digits, '-' and '_' (it becomes part of topics).",
     ),
 ]
@@ -189,7 +197,7 @@ class ZmqOutputConfig(_Model):
 
     type: Literal["zmq"] = "zmq"
     endpoint: str = Field(
-        pattern=r"^(tcp://[^\s]+:\d+|ipc://[^\s]+|inproc://[^\s]+)$",
+        pattern=ENDPOINT_PATTERN,
         description="Where to bind, e.g. tcp://127.0.0.1:5556.",
     )
     sndhwm: int = Field(
@@ -249,6 +257,20 @@ class Config(_Model):
         return self.model_copy(
             update={"sources": sources, "outputs": outputs, "detector": detector}
         )
+
+
+def _union_tags(annotated: Any) -> list[str]:
+    """The `type` values a discriminated union accepts."""
+    members = get_args(get_args(annotated)[0]) or (get_args(annotated)[0],)
+    return [get_args(m.model_fields["type"].annotation)[0] for m in members]
+
+
+# Sections that hold discriminated unions, and the `type` tags each accepts.
+_UNION_TAGS: dict[str, list[str]] = {
+    "sources": _union_tags(SourceConfig),
+    "rules": _union_tags(RuleConfig),
+    "outputs": _union_tags(OutputConfig),
+}
 
 
 class CrossFieldError(ValueError):
@@ -353,11 +375,24 @@ def format_validation_error(exc: ValidationError, name: str, node: yaml.Node | N
                     else f"{name}: {_dotted(loc)}: {msg}"
                 )
             continue
-        loc = _clean_loc(err["loc"], node)
+        loc = _clean_loc(err["loc"])
         line = _line_of(node, loc)
         where = f"{name}:{line}" if line else name
         field = _dotted(loc) or "(top level)"
         msg = err["msg"]
+        ctx = err.get("ctx", {})
+        if err["type"] == "union_tag_not_found":
+            loc = (*loc, "type")
+            field = _dotted(loc)
+            msg = f"required field is missing (expected one of {_tags_of(loc)})"
+            lines.append(f"{where}: {field}: {msg}")
+            continue
+        if err["type"] == "union_tag_invalid":
+            msg = f"expected one of {ctx.get('expected_tags')}, got {ctx.get('tag')!r}"
+            lines.append(f"{where}: {_dotted((*loc, 'type'))}: {msg}")
+            continue
+        if err["type"] == "string_pattern_mismatch" and ctx.get("pattern") in PATTERN_MEANING:
+            msg = f"expected {PATTERN_MEANING[ctx['pattern']]}"
         msg = msg.replace("Value error, ", "")
         msg = msg.replace("Input should be ", "expected ").replace("String should ", "expected to ")
         if err["type"] == "missing":
@@ -370,18 +405,21 @@ def format_validation_error(exc: ValidationError, name: str, node: yaml.Node | N
     return "\n".join(lines)
 
 
-def _clean_loc(loc: tuple[int | str, ...], node: yaml.Node | None) -> tuple[int | str, ...]:
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     """Drop the discriminator tags pydantic inserts into locations (`sources.0.file.path`)."""
     out: list[int | str] = []
-    cur = node
     for part in loc:
-        if isinstance(cur, yaml.MappingNode) and isinstance(part, str):
-            keys = {k.value: v for k, v in cur.value}
-            if part not in keys and keys.get("type") is not None and keys["type"].value == part:
-                continue
+        # a tag sits right after the list index of a union section: (section, index, tag, ...)
+        section = out[-2] if len(out) >= 2 and isinstance(out[-1], int) else None
+        if isinstance(section, str) and part in _UNION_TAGS.get(section, []):
+            continue
         out.append(part)
-        cur = _child(cur, part)
     return tuple(out)
+
+
+def _tags_of(loc: tuple[int | str, ...]) -> str:
+    section = next((p for p in loc if isinstance(p, str)), "")
+    return ", ".join(repr(t) for t in _UNION_TAGS.get(section, []))
 
 
 def _child(node: yaml.Node | None, part: int | str) -> yaml.Node | None:

@@ -1,4 +1,4 @@
-"""Letterbox pre-processing: fit a frame into a model input without distorting it, and map boxes back.
+"""Letterbox pre-processing: fit a frame into a model input undistorted, and map boxes back.
 
 The frame is scaled by one factor to fit inside the input, placed in the centre (Ultralytics) or the
 top-left corner (YOLOX), the rest padded with grey 114, channels reordered and scaled, and written

@@ -1,0 +1,95 @@
+"""Alerts on the wire: CloudEvents 1.0 attributes around Lookout's event data, as JSON.
+
+The message is multipart [topic, JSON]. The topic is `<kind>.<site>.<source>.`: it ends in the
+delimiter, so a subscription to `zone_presence.site.cam1.` never matches `cam10`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.types import Alert, Event
+
+__all__ = ["SCHEMA_VERSION", "AlertStamper", "alert_to_dict", "encode_alert", "topic_for"]
+
+SCHEMA_VERSION = 1
+
+
+def topic_for(kind: str, site: str, source_id: str) -> str:
+    """`<kind>.<site>.<source>.`: ids contain no dots, so each part is exact."""
+    return f"{kind}.{site}.{source_id}."
+
+
+class AlertStamper:
+    """Turns events into alerts: one epoch per publisher run, sequence numbers from 1.
+
+    Not thread-safe: one publisher owns it.
+    """
+
+    def __init__(self, site: str) -> None:
+        self.site = site
+        self.epoch = uuid.uuid4().hex[:16]
+        self.seq = 0
+
+    def stamp(self, event: Event) -> Alert:
+        """The next alert for `event`."""
+        self.seq += 1
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return Alert(
+            event=event,
+            topic=topic_for(event.kind, self.site, event.source_id),
+            seq=self.seq,
+            epoch=self.epoch,
+            time_utc=now,
+            site=self.site,
+        )
+
+
+def alert_to_dict(alert: Alert) -> dict[str, Any]:
+    """The alert as a JSON-ready dict (CloudEvents 1.0 structured mode)."""
+    e = alert.event
+    objects = [
+        {
+            "label": label,
+            "score": round(float(s), 4),
+            "box_xyxy": [round(float(v), 1) for v in box],
+            "track_id": int(t) if t >= 0 else None,
+        }
+        for label, s, box, t in zip(e.labels, e.score, e.xyxy, e.track_id, strict=True)
+    ]
+    return {
+        "specversion": "1.0",
+        "id": f"{alert.epoch}-{alert.seq}",
+        "source": f"lookout://{alert.site}/{e.source_id}",
+        "type": f"lookout.{e.kind}.{e.phase}",
+        "time": alert.time_utc,
+        "datacontenttype": "application/json",
+        "dataschema": f"lookout.alert/v{SCHEMA_VERSION}",
+        "subject": e.event_id,
+        "seq": alert.seq,
+        "epoch": alert.epoch,
+        "data": {
+            "schema_version": SCHEMA_VERSION,
+            "event_id": e.event_id,
+            "kind": e.kind,
+            "phase": e.phase,
+            "severity": e.severity,
+            "site": alert.site,
+            "sensors": [e.source_id],
+            "rule": e.rule_id,
+            "zone": e.zone_id,
+            "stream_pts_s": round(e.pts_s, 6),
+            "frame": {"width": e.frame_size[0], "height": e.frame_size[1]},
+            "objects": objects,
+            "attributes": e.attributes,
+        },
+    }
+
+
+def encode_alert(alert: Alert) -> list[bytes]:
+    """Multipart frames [topic, JSON] ready for a ZeroMQ socket."""
+    body = json.dumps(alert_to_dict(alert), separators=(",", ":"), sort_keys=False)
+    return [alert.topic.encode(), body.encode()]

@@ -1,0 +1,223 @@
+"""The runner: composes sources, detector, rules and sinks, and owns their threads.
+
+One named thread per source reads frames, runs the (shared, thread-safe) detector and that
+source's rules, and puts events on a bounded queue; one publisher thread stamps them into alerts
+and hands them to every sink. A failure in one source is logged and recorded; the others go on.
+Every blocking call has a timeout, so `stop` ends the run within a bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import zmq
+
+from engine.alerts import AlertStamper, JsonlSink, ZmqPublisher
+from engine.config import Config, JsonlOutputConfig, ZmqOutputConfig
+from engine.detect import OnnxDetector, build_detector
+from engine.errors import EngineError
+from engine.rules import ZonePresenceRule, build_rules
+from engine.sources import FileSource, build_source
+from engine.types import Alert, Event, Frame, Tracks
+
+__all__ = ["RunReport", "Runner"]
+
+log = logging.getLogger(__name__)
+
+EVENT_QUEUE_SIZE = 10_000
+JOIN_TIMEOUT_S = 10.0
+
+
+class Sink(Protocol):
+    """Where alerts go."""
+
+    sent: int
+
+    def send(self, alert: Alert) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class RunReport:
+    """What a run did."""
+
+    frames: dict[str, int] = field(default_factory=dict)
+    alerts: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+
+class Runner:
+    """Builds every stage of a config; `run` drives them until the sources end or `stop` is set.
+
+    Args:
+        cfg: a validated config.
+        context: ZeroMQ context for the publishers (created and owned here if None).
+
+    Raises:
+        EngineError: a model, source or output cannot be set up; the message names it.
+    """
+
+    def __init__(self, cfg: Config, context: zmq.Context | None = None) -> None:
+        self.cfg = cfg
+        self._own_context = context is None
+        self._context = context or zmq.Context()
+        self._sinks: list[Sink] = []
+        try:
+            self.detector: OnnxDetector = build_detector(cfg.detector)
+            self.rules: dict[str, list[ZonePresenceRule]] = build_rules(
+                cfg, self.detector.class_names
+            )
+            self.sources: list[FileSource] = [build_source(s) for s in cfg.sources]
+            for src in self.sources:
+                src.open()
+            for out in cfg.outputs:
+                if isinstance(out, ZmqOutputConfig):
+                    self._sinks.append(ZmqPublisher(out, self._context))
+                elif isinstance(out, JsonlOutputConfig):
+                    self._sinks.append(JsonlSink(out))
+        except BaseException:
+            self.close()
+            raise
+        self._events: queue.Queue[Event] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
+        self._stamper = AlertStamper(cfg.site)
+
+    def run(
+        self,
+        stop: threading.Event,
+        on_alert: Callable[[Alert], None] | None = None,
+        on_frame: Callable[[Frame], None] | None = None,
+    ) -> RunReport:
+        """Process every source until all end or `stop` is set; then flush and close.
+
+        Args:
+            stop: set it (from a signal handler, say) to end the run.
+            on_alert: called in the publisher thread with each alert after it was sent.
+            on_frame: called in the source thread after each frame was processed.
+        """
+        report = RunReport()
+        t0 = time.monotonic()
+        for sink in self._sinks:
+            if isinstance(sink, ZmqPublisher) and sink.cfg.wait_subscribers:
+                sink.wait_for_subscribers()
+        sources_done = threading.Event()
+        publisher = threading.Thread(
+            target=self._publish_loop,
+            args=(sources_done, report, on_alert),
+            name="lookout-publisher",
+        )
+        publisher.start()
+        workers = [
+            threading.Thread(
+                target=self._source_loop,
+                args=(src, stop, report, on_frame),
+                name=f"lookout-source-{src.id}",
+            )
+            for src in self.sources
+        ]
+        for w in workers:
+            w.start()
+        try:
+            while any(w.is_alive() for w in workers) and not stop.is_set():
+                stop.wait(0.1)
+        finally:
+            for src in self.sources:
+                src.close()
+            for w in workers:
+                w.join(JOIN_TIMEOUT_S)
+                if w.is_alive():
+                    log.error("thread %s did not stop within %.0f s", w.name, JOIN_TIMEOUT_S)
+            sources_done.set()
+            publisher.join(JOIN_TIMEOUT_S)
+            self.close()
+        report.elapsed_s = time.monotonic() - t0
+        return report
+
+    def _source_loop(
+        self,
+        src: FileSource,
+        stop: threading.Event,
+        report: RunReport,
+        on_frame: Callable[[Frame], None] | None,
+    ) -> None:
+        rules = self.rules.get(src.id, [])
+        last: Frame | None = None
+        try:
+            while not stop.is_set():
+                frame = src.read()
+                if frame is None:
+                    break
+                dets = self.detector.detect([frame])[0]
+                tracks = Tracks.untracked(dets)
+                for rule in rules:
+                    for event in rule.step(tracks, frame):
+                        self._put(event, stop)
+                last = frame
+                report.frames[src.id] = frame.seq + 1
+                if on_frame is not None:
+                    on_frame(frame)
+        except EngineError as exc:
+            report.errors[src.id] = str(exc)
+            log.error("%s", exc)
+        except Exception as exc:  # a bug in one stream must not take the others down
+            report.errors[src.id] = f"source {src.id}: internal error: {exc!r}"
+            log.exception("source %s failed", src.id)
+        finally:
+            if last is not None:
+                for rule in rules:
+                    for event in rule.close(last):
+                        self._put(event, stop)
+
+    def _put(self, event: Event, stop: threading.Event) -> None:
+        """Queue an event; wait (never drop) while the publisher catches up."""
+        while True:
+            try:
+                self._events.put(event, timeout=0.5)
+                return
+            except queue.Full:
+                log.warning("event queue full; source %s waits", event.source_id)
+                if stop.is_set() and self._events.full():
+                    log.error("dropping event %s at shutdown: queue full", event.event_id)
+                    return
+
+    def _publish_loop(
+        self,
+        sources_done: threading.Event,
+        report: RunReport,
+        on_alert: Callable[[Alert], None] | None,
+    ) -> None:
+        while True:
+            try:
+                event = self._events.get(timeout=0.1)
+            except queue.Empty:
+                if sources_done.is_set():
+                    return
+                continue
+            alert = self._stamper.stamp(event)
+            for sink in self._sinks:
+                try:
+                    sink.send(alert)
+                except Exception:
+                    log.exception("sink %s failed on alert %d", type(sink).__name__, alert.seq)
+            report.alerts += 1
+            if on_alert is not None:
+                on_alert(alert)
+
+    def close(self) -> None:
+        """Close sources and sinks (idempotent); `run` does it when it returns."""
+        for src in getattr(self, "sources", []):
+            src.close()
+        self._close_sinks()
+        if self._own_context and not self._context.closed:
+            self._context.term()
+
+    def _close_sinks(self) -> None:
+        for sink in self._sinks:
+            sink.close()
+        self._sinks = []

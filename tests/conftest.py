@@ -1,0 +1,131 @@
+"""Shared builders for the tests: assets, synthetic videos, detections, frames, free ports."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from bench.assets import assets_dir, missing_reason
+from engine.types import Detections, Frame, Tracks
+
+REPO = Path(__file__).resolve().parents[1]
+LOOKOUT = [sys.executable, "-m", "engine.cli.main"]
+
+
+@pytest.fixture
+def assets() -> Callable[..., Path]:
+    """`assets("models/x.onnx")` -> path, or skip the test naming what is missing."""
+
+    def get(*relative: str) -> Path:
+        reason = missing_reason(*relative)
+        if reason:
+            pytest.skip(reason)
+        return assets_dir() / relative[0]
+
+    return get
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_video(
+    path: Path,
+    frames: Sequence[np.ndarray],
+    fps: int = 10,
+    codec: str = "libx264",
+) -> Path:
+    """Encode BGR uint8 frames into a video file with PyAV."""
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height = w, h
+        stream.pix_fmt = "yuv420p" if codec != "gif" else "rgb8"
+        for img in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def moving_square_frames(n: int, h: int = 96, w: int = 128) -> list[np.ndarray]:
+    """n frames of a white square moving right over grey."""
+    frames = []
+    for i in range(n):
+        img = np.full((h, w, 3), 60, np.uint8)
+        x = 4 + (i * 3) % (w - 24)
+        img[30:50, x : x + 20] = 255
+        frames.append(img)
+    return frames
+
+
+def make_frame(pts_s: float = 0.0, seq: int = 0, source_id: str = "cam1",
+               h: int = 480, w: int = 640) -> Frame:  # fmt: skip
+    """A black frame with the given timestamp."""
+    return Frame(source_id, seq, pts_s, int(pts_s * 1e9), np.zeros((h, w, 3), np.uint8))
+
+
+def make_detections(
+    boxes: Sequence[Sequence[float]],
+    scores: Sequence[float] | None = None,
+    classes: Sequence[int] | None = None,
+    names: tuple[str, ...] = ("person", "car", "truck"),
+) -> Detections:
+    """Detections from plain lists (score 0.9 and class 0 by default)."""
+    n = len(boxes)
+    return Detections(
+        np.asarray(boxes, np.float32).reshape(n, 4),
+        np.asarray(scores if scores is not None else [0.9] * n, np.float32),
+        np.asarray(classes if classes is not None else [0] * n, np.int32),
+        names,
+    )
+
+
+def make_tracks(*args: object, **kwargs: object) -> Tracks:
+    """Untracked Tracks from the same arguments as `make_detections`."""
+    return Tracks.untracked(make_detections(*args, **kwargs))  # type: ignore[arg-type]
+
+
+def make_yolox_model(path: Path, size: int = 64, classes: int = 2, seed: int = 0) -> Path:
+    """A small, valid ONNX detector with a YOLOX raw-grid output and random weights.
+
+    Output [1, N, 5 + classes] with N the cells at strides 8/16/32; no metadata (like YOLOX).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    c = 5 + classes
+    nodes, inits, parts = [], [], []
+    for s in (8, 16, 32):
+        w = numpy_helper.from_array(rng.normal(0, 0.02, (c, 3, s, s)).astype(np.float32), f"w{s}")
+        shape = numpy_helper.from_array(np.array([1, c, -1], np.int64), f"shape{s}")
+        inits += [w, shape]
+        nodes.append(helper.make_node("Conv", ["images", f"w{s}"], [f"conv{s}"], strides=[s, s]))
+        nodes.append(helper.make_node("Reshape", [f"conv{s}", f"shape{s}"], [f"flat{s}"]))
+        parts.append(f"flat{s}")
+    nodes.append(helper.make_node("Concat", parts, ["cat"], axis=2))
+    nodes.append(helper.make_node("Transpose", ["cat"], ["grid"], perm=[0, 2, 1]))
+    nodes.append(helper.make_node("Sigmoid", ["grid"], ["output"]))
+    n = sum((size // s) ** 2 for s in (8, 16, 32))
+    graph = helper.make_graph(
+        nodes, "tiny_yolox",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, n, c])],
+        initializer=inits,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
