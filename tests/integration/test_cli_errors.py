@@ -132,3 +132,37 @@ def test_port_in_use(clip: Path, tmp_path: Path) -> None:
             f"outputs: [{{type: zmq, endpoint: 'tcp://127.0.0.1:{port}'}}]\n"
         )
         assert_user_error(lookout("run", cfg), f"cannot publish on tcp://127.0.0.1:{port}")
+
+
+def test_closed_stdout_is_not_a_crash() -> None:
+    """`lookout subscribe ... | head -n 1` closes the pipe while alerts still come: no traceback."""
+    import numpy as np
+    import zmq
+
+    from engine.alerts import AlertStamper, ZmqPublisher
+    from engine.config import ZmqOutputConfig
+    from engine.types import Event
+    from tests.conftest import free_port
+
+    ep = f"tcp://127.0.0.1:{free_port()}"
+    ctx = zmq.Context()
+    pub = ZmqPublisher(ZmqOutputConfig(endpoint=ep, wait_subscribers=1, wait_timeout_s=30), ctx)
+    proc = subprocess.Popen(
+        f"{' '.join(LOOKOUT)} subscribe {ep} --json | head -n 1",
+        shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert pub.wait_for_subscribers()
+        st = AlertStamper("s")
+        empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32), (), np.zeros(0, np.int64))
+        for i in range(5000):
+            pub.send(st.stamp(Event(f"e{i}", "k", "start", "cam", "r", 0.0, 0, *empty)))
+            if proc.poll() is not None:
+                break
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        pub.close()
+        ctx.destroy(linger=0)
+    assert out.count("\n") == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
