@@ -39,6 +39,8 @@ FLAG_OF_FIELD = {
     "detector.model": "--model",
     "detector.conf": "--conf",
     "detector.imgsz": "--imgsz",
+    "detector.family": "--family",
+    "detector.class_names": "--class-names",
     "zones[0].polygon": "--zone",
     "outputs[0].endpoint": "--publish",
 }
@@ -62,6 +64,12 @@ def register(sub: Any) -> None:
     q.add_argument("--jsonl", type=Path, help="also append alerts to this file")
     q.add_argument("--conf", type=float, help="minimum detection score (default 0.25)")
     q.add_argument("--imgsz", type=int, help="input size for models with dynamic axes")
+    q.add_argument(
+        "--family",
+        choices=["auto", "ultralytics", "yolox"],
+        help="model output layout (default auto: from metadata / output shape)",
+    )
+    q.add_argument("--class-names", help="comma-separated class names, for models without metadata")
     q.add_argument("--loop", action="store_true", help="replay the file forever")
     q.add_argument("--site", default="site", help="site name in topics (default 'site')")
     p.add_argument("--fast", action="store_true", help="replay files as fast as possible")
@@ -108,6 +116,10 @@ def config_from_flags(args: argparse.Namespace) -> Config:
         detector["conf"] = args.conf
     if args.imgsz is not None:
         detector["imgsz"] = args.imgsz
+    if args.family is not None:
+        detector["family"] = args.family
+    if args.class_names:
+        detector["class_names"] = [c.strip() for c in args.class_names.split(",")]
     # The source id (part of topics) comes from the file name, made topic-safe.
     src_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in args.source.stem)
     src_id = src_id[:64] or "source"

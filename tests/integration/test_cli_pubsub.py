@@ -57,3 +57,38 @@ def test_run_publishes_and_subscribe_prints_json(assets: Callable[..., Path]) ->
     assert alerts[0]["data"]["objects"], "a start alert carries the person's box"
     # the run also printed them for the operator
     assert run.stdout.count("zone_presence") >= 4
+
+
+def test_sigterm_stops_cleanly_and_ends_open_incidents(
+    assets: Callable[..., Path], tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    clip = assets("footage/intel_one-by-one-person-detection.mp4")
+    model = assets("models/yolo11n_coco_320.onnx")
+    log = tmp_path / "alerts.jsonl"
+    proc = subprocess.Popen(
+        [*lookout_bin(), "run", "--source", str(clip), "--model", str(model),
+         "--classes", "person", "--jsonl", str(log), "--loop", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        # wait until an incident is open (a start without its end yet), then stop
+        while time.monotonic() < deadline:
+            phases = [json.loads(x)["data"]["phase"] for x in log.read_text().splitlines()] if (
+                log.exists()) else []  # fmt: skip
+            if phases and phases[-1] == "start":
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "received SIGTERM: stopping" in err and "done:" in err and "Traceback" not in err
+    phases = [json.loads(x)["data"]["phase"] for x in log.read_text().splitlines()]
+    assert phases[-1] == "end" and phases.count("start") == phases.count("end")
+    last = json.loads(log.read_text().splitlines()[-1])
+    assert last["data"]["attributes"]["reason"] == "stream_ended"

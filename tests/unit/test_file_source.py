@@ -72,6 +72,14 @@ def test_gif_is_a_source(tmp_path: Path) -> None:
     assert len(read_all(source(gif))) == 5
 
 
+def test_mpeg_ts_is_a_source_with_timestamps_from_zero(tmp_path: Path) -> None:
+    ts = make_video(tmp_path / "a.ts", moving_square_frames(12), fps=10)
+    frames = read_all(source(ts))
+    assert len(frames) == 12
+    # MPEG-TS starts at a non-zero PTS (1.4 s by default): frames still count from 0
+    np.testing.assert_allclose([f.pts_s for f in frames], np.arange(12) / 10, atol=1e-3)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"source cam1: video file not found: .*nope.mp4"):
         source(tmp_path / "nope.mp4")
