@@ -16,16 +16,14 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.errors import ConfigError
+from engine.yamlconf import CrossFieldError, parse_yaml_model, read_text, union_tags
 
 __all__ = [
     "Config",
-    "CrossFieldError",
     "DetectorConfig",
     "FileSourceConfig",
     "JsonlOutputConfig",
@@ -33,7 +31,6 @@ __all__ = [
     "ZmqOutputConfig",
     "ZoneConfig",
     "ZonePresenceRuleConfig",
-    "format_validation_error",
     "load_config",
     "parse_config",
 ]
@@ -259,26 +256,12 @@ class Config(_Model):
         )
 
 
-def _union_tags(annotated: Any) -> list[str]:
-    """The `type` values a discriminated union accepts."""
-    members = get_args(get_args(annotated)[0]) or (get_args(annotated)[0],)
-    return [get_args(m.model_fields["type"].annotation)[0] for m in members]
-
-
 # Sections that hold discriminated unions, and the `type` tags each accepts.
 _UNION_TAGS: dict[str, list[str]] = {
-    "sources": _union_tags(SourceConfig),
-    "rules": _union_tags(RuleConfig),
-    "outputs": _union_tags(OutputConfig),
+    "sources": union_tags(SourceConfig),
+    "rules": union_tags(RuleConfig),
+    "outputs": union_tags(OutputConfig),
 }
-
-
-class CrossFieldError(ValueError):
-    """Problems that involve several fields, each with its own location in the file."""
-
-    def __init__(self, problems: list[tuple[tuple[int | str, ...], str]]) -> None:
-        super().__init__("; ".join(f"{_dotted(loc)}: {msg}" for loc, msg in problems))
-        self.problems = problems
 
 
 def _unique_ids(cfg: Config) -> list[tuple[tuple[int | str, ...], str]]:
@@ -335,123 +318,9 @@ def load_config(path: str | Path) -> Config:
             problem: `file:line: field.path: expected ..., got ...`.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
-    return parse_config(text, name=str(path)).resolve_paths(path.parent)
+    return parse_config(read_text(path), name=str(path)).resolve_paths(path.parent)
 
 
 def parse_config(text: str, name: str = "<config>") -> Config:
     """Validate YAML text (paths stay as written). Raises ConfigError like `load_config`."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
-    if not isinstance(data, dict):
-        got = "an empty file" if data is None else type(data).__name__
-        raise ConfigError(f"{name}: expected a mapping of settings at the top, got {got}")
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, name, node)) from None
-
-
-def format_validation_error(exc: ValidationError, name: str, node: yaml.Node | None = None) -> str:
-    """One line per pydantic error: `file:line: field.path: expected ..., got ...`."""
-    lines = []
-    for err in exc.errors(include_url=False):
-        cross = err.get("ctx", {}).get("error")
-        if isinstance(cross, CrossFieldError):
-            for loc, msg in cross.problems:
-                line = _line_of(node, loc)
-                lines.append(
-                    f"{name}:{line}: {_dotted(loc)}: {msg}"
-                    if line
-                    else f"{name}: {_dotted(loc)}: {msg}"
-                )
-            continue
-        loc = _clean_loc(err["loc"])
-        line = _line_of(node, loc)
-        where = f"{name}:{line}" if line else name
-        field = _dotted(loc) or "(top level)"
-        msg = err["msg"]
-        ctx = err.get("ctx", {})
-        if err["type"] == "union_tag_not_found":
-            loc = (*loc, "type")
-            field = _dotted(loc)
-            msg = f"required field is missing (expected one of {_tags_of(loc)})"
-            lines.append(f"{where}: {field}: {msg}")
-            continue
-        if err["type"] == "union_tag_invalid":
-            msg = f"expected one of {ctx.get('expected_tags')}, got {ctx.get('tag')!r}"
-            lines.append(f"{where}: {_dotted((*loc, 'type'))}: {msg}")
-            continue
-        if err["type"] == "string_pattern_mismatch" and ctx.get("pattern") in PATTERN_MEANING:
-            msg = f"expected {PATTERN_MEANING[ctx['pattern']]}"
-        msg = msg.replace("Value error, ", "")
-        msg = msg.replace("Input should be ", "expected ").replace("String should ", "expected to ")
-        if err["type"] == "missing":
-            msg = "required field is missing"
-        elif err["type"] == "extra_forbidden":
-            msg = "unknown field (not one of the settings this section accepts)"
-        elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
-            msg += f", got {_short(err['input'])}"
-        lines.append(f"{where}: {field}: {msg}")
-    return "\n".join(lines)
-
-
-def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    """Drop the discriminator tags pydantic inserts into locations (`sources.0.file.path`)."""
-    out: list[int | str] = []
-    for part in loc:
-        # a tag sits right after the list index of a union section: (section, index, tag, ...)
-        section = out[-2] if len(out) >= 2 and isinstance(out[-1], int) else None
-        if isinstance(section, str) and part in _UNION_TAGS.get(section, []):
-            continue
-        out.append(part)
-    return tuple(out)
-
-
-def _tags_of(loc: tuple[int | str, ...]) -> str:
-    section = next((p for p in loc if isinstance(p, str)), "")
-    return ", ".join(repr(t) for t in _UNION_TAGS.get(section, []))
-
-
-def _child(node: yaml.Node | None, part: int | str) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            if k.value == part:
-                return v
-        return None
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        return node.value[part]
-    return None
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """Line number (1-based) of the deepest node on `loc` that exists in the YAML."""
-    best = node
-    cur = node
-    for part in loc:
-        cur = _child(cur, part)
-        if cur is None:
-            break
-        best = cur
-    return best.start_mark.line + 1 if best is not None else None
-
-
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return parse_yaml_model(text, Config, name, _UNION_TAGS, PATTERN_MEANING)

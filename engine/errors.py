@@ -13,6 +13,7 @@ __all__ = [
     "ModelError",
     "PublishError",
     "SourceError",
+    "TelemetryError",
 ]
 
 
@@ -38,3 +39,7 @@ class ModelError(EngineError):
 
 class PublishError(EngineError):
     """Alerts cannot be published (socket cannot bind, sink cannot be written)."""
+
+
+class TelemetryError(EngineError):
+    """Telemetry (KLV, SRT) is malformed; the message says which packet and what is wrong."""

@@ -21,10 +21,11 @@ from pydantic import ValidationError
 
 from engine.alerts.wire import alert_to_dict
 from engine.cli.subscribe_cmd import format_alert_line
-from engine.config import Config, format_validation_error, load_config
+from engine.config import PATTERN_MEANING, Config, load_config
 from engine.errors import ConfigError, EngineError
 from engine.runtime import Runner
 from engine.types import Alert
+from engine.yamlconf import format_validation_error
 
 __all__ = ["config_from_flags", "register"]
 
@@ -136,7 +137,7 @@ def config_from_flags(args: argparse.Namespace) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        text = format_validation_error(exc, "command line")
+        text = format_validation_error(exc, "command line", data=data, patterns=PATTERN_MEANING)
         for field, flag in FLAG_OF_FIELD.items():
             text = text.replace(f"command line: {field}", f"{flag}")
         raise ConfigError(text) from None
