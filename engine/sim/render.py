@@ -1,0 +1,302 @@
+"""Rendering one frame: ground, sky, shadows, actors in depth order, then camera effects.
+
+Besides the image, the renderer keeps an id buffer (which actor owns each pixel), from which each
+object's visibility is measured: visible pixels over the pixels of its whole silhouette. Boxes
+are the extent of the projected parts, so every drawn pixel of an actor lies inside its box.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from engine.sim.actors import Actor
+from engine.sim.camera import Camera
+from engine.sim.scenario import Effects
+from engine.sim.shapes import Part, actor_parts
+from engine.sim.world import GroundMap
+
+__all__ = ["FrameTruth", "Lighting", "Renderer", "lighting_for"]
+
+U8 = npt.NDArray[np.uint8]
+SHIFT = 4  # sub-pixel bits for polygon filling
+ONE = 1 << SHIFT
+HAZE_SIN = 0.12  # rays within ~7 degrees of the horizon fade into haze
+
+
+@dataclass(frozen=True, slots=True)
+class Lighting:
+    """Global light: gain per BGR channel, sun direction (towards the ground), shadow depth."""
+
+    gain: tuple[float, float, float]
+    sun_dir: tuple[float, float, float]
+    shadow: float  # 0: no shadows, 1: black
+    sky: tuple[int, int, int]
+    noise_scale: float
+
+
+def lighting_for(effects: Effects, rng: np.random.Generator) -> Lighting:
+    """Lighting for the time of day (drawn from the generator when 'random')."""
+    tod: str = effects.time_of_day
+    if tod == "random":
+        tod = str(rng.choice(["day", "day", "day", "dusk", "night"]))
+    azimuth = rng.uniform(0, 2 * math.pi)
+    if tod == "day":
+        elev, gain, shadow, sky, noise = (
+            rng.uniform(35, 65),
+            (1.0, 1.0, 1.0),
+            0.45,
+            (235, 206, 170),
+            1.0,
+        )
+    elif tod == "dusk":
+        elev, gain, shadow, sky, noise = (
+            rng.uniform(10, 20),
+            (0.6, 0.68, 0.82),
+            0.35,
+            (150, 150, 210),
+            1.6,
+        )
+    else:
+        elev, gain, shadow, sky, noise = 60.0, (0.42, 0.36, 0.3), 0.0, (60, 40, 30), 2.5
+    g = rng.uniform(0.9, 1.1)
+    e = math.radians(float(elev))
+    sun = (-math.sin(azimuth) * math.cos(e), -math.cos(azimuth) * math.cos(e), -math.sin(e))
+    return Lighting((gain[0] * g, gain[1] * g, gain[2] * g), sun, shadow, sky, noise)
+
+
+@dataclass(slots=True)
+class FrameTruth:
+    """Ground truth of one object in one frame."""
+
+    actor_id: int
+    cls: str
+    box_xyxy: tuple[float, float, float, float]
+    visibility: float
+    world_m: tuple[float, float, float]
+    foot_px: tuple[float, float]
+    speed_mps: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"actor_id": self.actor_id, "class": self.cls,
+                "box_xyxy": [round(v, 2) for v in self.box_xyxy],
+                "visibility": round(self.visibility, 3),
+                "world_m": [round(v, 3) for v in self.world_m],
+                "foot_px": [round(v, 2) for v in self.foot_px],
+                "speed_mps": round(self.speed_mps, 3)}  # fmt: skip
+
+
+class Renderer:
+    """Renders frames of one scenario for one sensor.
+
+    Args:
+        ground: the world's ground map.
+        actors: every actor of the script.
+        effects: the sensor's degradations.
+        lighting: the scene's light.
+        seed: seeds per-frame noise (frame i always gets the same noise).
+    """
+
+    def __init__(self, ground: GroundMap, actors: list[Actor], effects: Effects,
+                 lighting: Lighting, seed: int) -> None:  # fmt: skip
+        self.ground = ground
+        self.actors = actors
+        self.effects = effects
+        self.light = lighting
+        self.seed = seed
+        self._noise: npt.NDArray[np.int16] | None = None
+        self.last_ids: npt.NDArray[np.int32] | None = None  # id buffer of the last frame (+1)
+        self._ground_cache: tuple[bytes, U8] | None = None
+
+    def render(self, cam: Camera, t: float, index: int) -> tuple[U8, list[FrameTruth]]:
+        """The frame at time t (frame number `index`) and the truth of every labelled object."""
+        w, h = cam.width, cam.height
+        img = self._ground(cam)
+        ids = np.zeros((h, w), np.int32)
+        drawn: list[tuple[float, Actor, list[tuple[Part, npt.NDArray[np.float64]]]]] = []
+        shadow_mask = np.zeros((h, w), np.uint8)
+        for actor in self.actors:
+            parts = actor_parts(actor, t)
+            if not parts:
+                continue
+            projected = []
+            ok = True
+            for part in parts:
+                uv, front = cam.project(part.vertices)
+                if not front.all():
+                    ok = False
+                    break
+                projected.append((part, uv))
+            if not ok:
+                continue
+            depth = float(np.mean(cam.to_camera(np.vstack([p.vertices for p in parts]))[:, 2]))
+            drawn.append((depth, actor, projected))
+            if self.light.shadow > 0:
+                self._shadow(cam, parts, shadow_mask)
+        if self.light.shadow > 0:
+            dark = shadow_mask > 0
+            img[dark] = (img[dark] * (1.0 - self.light.shadow)).astype(np.uint8)
+        drawn.sort(key=lambda d: -d[0])
+        for _, actor, projected in drawn:
+            for part, uv in sorted(projected, key=lambda p: -float(
+                    np.mean(cam.to_camera(p[0].vertices)[:, 2]))):  # fmt: skip
+                self._draw_part(img, ids, cam, part, uv, actor.id + 1)
+        self.last_ids = ids
+        truths = self._truths(cam, t, drawn, ids)
+        return self._effects(img, index), truths
+
+    # --- drawing ----------------------------------------------------------------------------
+
+    def _ground(self, cam: Camera) -> U8:
+        # A fixed camera sees the same ground every frame: warp it once.
+        key = cam.K.tobytes() + cam.R.tobytes() + cam.position_m.tobytes()
+        if self._ground_cache is not None and self._ground_cache[0] == key:
+            return self._ground_cache[1].copy()
+        img = self._warp_ground(cam)
+        self._ground_cache = (key, img)
+        return img.copy()
+
+    def _warp_ground(self, cam: Camera) -> U8:
+        H = cam.ground_homography() @ self.ground.world_from_map()
+        img: U8 = cv2.warpPerspective(  # type: ignore[assignment]
+            self.ground.image,
+            H,
+            (cam.width, cam.height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        # Sky where rays point up; haze where they graze the ground. Skipped when no corner ray
+        # comes near the horizon (drones looking down).
+        to_world = cam.R.T @ np.linalg.inv(cam.K)
+        corners = np.array([[0, 0, 1], [cam.width, 0, 1], [0, cam.height, 1],
+                            [cam.width, cam.height, 1]], np.float64) @ to_world.T  # fmt: skip
+        sin_elev = corners[:, 2] / np.linalg.norm(corners, axis=1)
+        if sin_elev.max() < -HAZE_SIN:
+            return img
+        u = np.arange(cam.width, dtype=np.float32)
+        v = np.arange(cam.height, dtype=np.float32)[:, None]
+        rx = to_world[0, 0] * u + to_world[0, 1] * v + to_world[0, 2]
+        ry = to_world[1, 0] * u + to_world[1, 1] * v + to_world[1, 2]
+        rz = to_world[2, 0] * u + to_world[2, 1] * v + to_world[2, 2]
+        s = rz / np.sqrt(rx * rx + ry * ry + rz * rz)
+        haze = np.where(s >= 0, 1.0, np.clip(1.0 + s / HAZE_SIN, 0.0, 1.0) ** 2 * 0.75)
+        rows = np.flatnonzero(haze.max(axis=1) > 0.004)
+        if len(rows):
+            band = slice(int(rows[0]), int(rows[-1]) + 1)
+            a = haze[band][:, :, None].astype(np.float32)
+            sky = np.array(self.light.sky, np.float32)
+            img[band] = (img[band] * (1 - a) + sky * a).astype(np.uint8)
+        return img
+
+    def _shadow(self, cam: Camera, parts: list[Part], mask: U8) -> None:
+        sx, sy, sz = self.light.sun_dir
+        for part in parts:
+            v = part.vertices
+            ground = v[:, :2] - v[:, 2:3] * np.array([sx, sy]) / sz
+            pts3 = np.column_stack([ground, np.zeros(len(ground))])
+            uv, front = cam.project(pts3)
+            if not front.all():
+                continue
+            hull = cv2.convexHull((uv * ONE).astype(np.int32))
+            cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_8, SHIFT)
+
+    def _draw_part(self, img: U8, ids: npt.NDArray[np.int32], cam: Camera, part: Part,
+                   uv: npt.NDArray[np.float64], actor_tag: int) -> None:  # fmt: skip
+        v = part.vertices
+        centroid = v.mean(axis=0)
+        sun = -np.asarray(self.light.sun_dir)
+        for face in part.faces:
+            fv = v[face]
+            n = np.cross(fv[1] - fv[0], fv[2] - fv[0])
+            norm = np.linalg.norm(n)
+            if norm < 1e-12:
+                continue
+            n /= norm
+            c = fv.mean(axis=0)
+            if np.dot(n, c - centroid) < 0:
+                n = -n
+            if np.dot(n, cam.position_m - c) <= 0:
+                continue  # faces away from the camera
+            base = part.top if n[2] > 0.7 else part.side
+            k = 0.55 + 0.55 * max(0.0, float(np.dot(n, sun)))
+            colour = (min(255, int(base[0] * k)), min(255, int(base[1] * k)),
+                      min(255, int(base[2] * k)))  # fmt: skip
+            pts = (uv[face] * ONE).astype(np.int32)
+            cv2.fillConvexPoly(img, pts, colour, cv2.LINE_8, SHIFT)
+            cv2.fillConvexPoly(ids, pts, actor_tag, cv2.LINE_8, SHIFT)
+
+    def _effects(self, img: U8, index: int) -> U8:
+        eff = self.effects
+        g = self.light.gain
+        out = np.asarray(cv2.transform(img, np.diag(np.asarray(g, np.float32))), np.uint8)
+        if eff.blur_px > 0.3:
+            out = np.asarray(cv2.GaussianBlur(out, (0, 0), eff.blur_px), np.uint8)
+        sigma = eff.noise_sigma * self.light.noise_scale
+        if sigma > 0:
+            noise = self._noise_field(out.shape, sigma)
+            rng = np.random.default_rng((self.seed, index))
+            dy, dx = (int(v) for v in rng.integers(0, 64, 2))
+            crop = noise[dy : dy + out.shape[0], dx : dx + out.shape[1]]
+            summed = cv2.add(out.astype(np.int16), crop, dtype=cv2.CV_16S)
+            out = np.clip(summed, 0, 255).astype(np.uint8)
+        if eff.jpeg_quality is not None:
+            ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, eff.jpeg_quality])
+            decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+            if decoded is not None:
+                out = np.asarray(decoded, np.uint8)
+        return out
+
+    def _noise_field(self, shape: tuple[int, ...], sigma: float) -> npt.NDArray[np.int16]:
+        if self._noise is None:
+            rng = np.random.default_rng((self.seed, 2**20))
+            self._noise = rng.normal(0, sigma, (shape[0] + 64, shape[1] + 64, 3)).astype(np.int16)
+        return self._noise
+
+    # --- truth ------------------------------------------------------------------------------
+
+    def _truths(self, cam: Camera, t: float,
+                drawn: list[tuple[float, Actor, list[tuple[Part, npt.NDArray[np.float64]]]]],
+                ids: npt.NDArray[np.int32]) -> list[FrameTruth]:  # fmt: skip
+        out: list[FrameTruth] = []
+        w, h = cam.width, cam.height
+        for _, actor, projected in drawn:
+            if actor.cls is None:
+                continue
+            uv = np.vstack([p[1] for p in projected])
+            x1, y1 = uv.min(axis=0)
+            x2, y2 = uv.max(axis=0)
+            bx1, by1, bx2, by2 = max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2)
+            if bx2 - bx1 < 1 or by2 - by1 < 1:
+                continue
+            full = self._full_area(projected, x1, y1, x2, y2)
+            r0, r1 = int(by1), min(h, math.ceil(by2) + 1)
+            c0, c1 = int(bx1), min(w, math.ceil(bx2) + 1)
+            visible = int(np.count_nonzero(ids[r0:r1, c0:c1] == actor.id + 1))
+            xy = actor.traj.position(t)
+            foot, _ = cam.project(np.array([[xy[0], xy[1], 0.0]]))
+            out.append(FrameTruth(
+                actor.id, actor.cls, (float(bx1), float(by1), float(bx2), float(by2)),
+                min(1.0, visible / full) if full else 0.0,
+                (float(xy[0]), float(xy[1]), 0.0), (float(foot[0, 0]), float(foot[0, 1])),
+                actor.traj.speed(t),
+            ))  # fmt: skip
+        return out
+
+    @staticmethod
+    def _full_area(projected: list[tuple[Part, npt.NDArray[np.float64]]],
+                   x1: float, y1: float, x2: float, y2: float) -> int:  # fmt: skip
+        """Pixels of the whole silhouette, as if nothing hid it and the image had no edges."""
+        scale = 1.0
+        bw, bh = x2 - x1 + 2, y2 - y1 + 2
+        if bw * bh > 4e6:  # huge (very close): count at a lower resolution
+            scale = math.sqrt(4e6 / (bw * bh))
+        mask = np.zeros((int(bh * scale) + 2, int(bw * scale) + 2), np.uint8)
+        for _part, uv in projected:
+            pts = ((uv - [x1, y1]) * scale * ONE).astype(np.int32)
+            cv2.fillConvexPoly(mask, cv2.convexHull(pts), 1, cv2.LINE_8, SHIFT)
+        return int(np.count_nonzero(mask) / (scale * scale))

@@ -1,0 +1,175 @@
+"""Actors as sets of convex polyhedra (prisms and frustums) in world metres, at a given time.
+
+People have legs and arms that swing with the distance walked (wider when running), a torso, a
+head with hair; vehicles have wheels, a body and a cabin or cargo box; debris piles are irregular
+mounds that grow while unloaded. Convex parts let the renderer draw only front faces, shaded by
+the sun, in depth order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.sim.actors import Actor
+
+__all__ = ["Part", "actor_parts"]
+
+F64 = npt.NDArray[np.float64]
+Colour = tuple[int, int, int]
+
+
+@dataclass(slots=True)
+class Part:
+    """A convex polyhedron: vertices (n, 3), faces as vertex-index lists, side and top colours."""
+
+    vertices: F64
+    faces: list[list[int]]
+    side: Colour
+    top: Colour
+
+
+def _ellipse(rx: float, ry: float, n: int = 8) -> F64:
+    a = np.linspace(0, 2 * math.pi, n, endpoint=False) + math.pi / n
+    return np.stack([rx * np.cos(a), ry * np.sin(a)], axis=1)
+
+
+def _rect(length: float, width: float) -> F64:
+    return np.array([[length / 2, -width / 2], [length / 2, width / 2],
+                     [-length / 2, width / 2], [-length / 2, -width / 2]])  # fmt: skip
+
+
+def _prism(
+    xy: F64, heading: float, foot: F64, z0: float, z1: float, side: Colour, top: Colour,
+    offset: tuple[float, float] = (0.0, 0.0), top_scale: float = 1.0,
+) -> Part:  # fmt: skip
+    """Footprint `foot` (m, 2) in local (forward, right) metres, extruded from z0 to z1."""
+    f = np.array([math.sin(heading), math.cos(heading)])
+    r = np.array([math.cos(heading), -math.sin(heading)])
+    local = foot + np.asarray(offset)
+    centre = local.mean(axis=0)
+    top_local = centre + (local - centre) * top_scale
+    bottom = xy + local[:, :1] * f + local[:, 1:2] * r
+    upper = xy + top_local[:, :1] * f + top_local[:, 1:2] * r
+    m = len(foot)
+    vertices = np.vstack([np.column_stack([bottom, np.full(m, z0)]),
+                          np.column_stack([upper, np.full(m, z1)])])  # fmt: skip
+    faces = [[i, (i + 1) % m, m + (i + 1) % m, m + i] for i in range(m)]
+    faces += [list(range(m, 2 * m)), list(range(m))[::-1]]
+    return Part(vertices, faces, side, top)
+
+
+def _shade(c: Colour, k: float) -> Colour:
+    return (min(255, int(c[0] * k)), min(255, int(c[1] * k)), min(255, int(c[2] * k)))
+
+
+def _person(a: Actor, t: float, xy: F64, h: float) -> list[Part]:
+    _, width, height = a.size_m
+    shirt, trousers, skin, hair = a.colours[:4]
+    speed = a.traj.speed(t)
+    swing = min(speed / 1.4, 1.8) * 0.22 * height * math.sin(a.traj.distance(t) / 0.75 * math.pi)
+    leg = _ellipse(0.075, 0.07)
+    hip = 0.47 * height
+    parts = [
+        _prism(xy, h, leg, 0.0, hip, trousers, trousers, (swing / 2, -width * 0.2)),
+        _prism(xy, h, leg, 0.0, hip, trousers, trousers, (-swing / 2, width * 0.2)),
+        _prism(xy, h, _ellipse(0.14, width / 2), hip - 0.03, 0.82 * height, shirt, shirt),
+        _prism(xy, h, _ellipse(0.05, 0.05), 0.48 * height, 0.8 * height, shirt, shirt,
+               (-swing / 3, -width / 2 - 0.05)),
+        _prism(xy, h, _ellipse(0.05, 0.05), 0.48 * height, 0.8 * height, shirt, shirt,
+               (swing / 3, width / 2 + 0.05)),
+        _prism(xy, h, _ellipse(0.1, 0.09), 0.83 * height, 0.95 * height, skin, skin),
+        _prism(xy, h, _ellipse(0.105, 0.095), 0.93 * height, height, hair, hair),
+    ]  # fmt: skip
+    return parts
+
+
+def _vehicle(a: Actor, xy: F64, h: float) -> list[Part]:
+    length, width, height = a.size_m
+    body, second, glass = a.colours[:3]
+    tyre = (25, 25, 25)
+    parts = [
+        _prism(xy, h, _rect(0.7, 0.28), 0.0, 0.65, tyre, tyre,
+               (sx * length * 0.33, sy * (width / 2 - 0.14)))
+        for sx in (-1, 1) for sy in (-1, 1)
+    ]  # fmt: skip
+    if a.kind == "car":
+        parts.append(_prism(xy, h, _rect(length, width), 0.28, 0.58 * height, body, body))
+        parts.append(_prism(xy, h, _rect(0.52 * length, 0.9 * width), 0.58 * height, height,
+                            glass, body, (-0.05 * length, 0.0), top_scale=0.82))  # fmt: skip
+    else:
+        cab_l = 0.24 * length
+        parts.append(_prism(xy, h, _rect(cab_l, width), 0.35, 0.82 * height, body, body,
+                            (length / 2 - cab_l / 2, 0.0)))  # fmt: skip
+        parts.append(_prism(xy, h, _rect(cab_l * 0.6, width * 0.92), 0.82 * height, 0.95 * height,
+                            glass, body, (length / 2 - cab_l * 0.45, 0.0),
+                            top_scale=0.9))  # fmt: skip
+        parts.append(_prism(xy, h, _rect(length - cab_l - 0.2, width), 0.45, height, second,
+                            _shade(second, 1.1), (-(cab_l + 0.2) / 2, 0.0)))  # fmt: skip
+    return parts
+
+
+def _pile(a: Actor, t: float, xy: F64) -> list[Part]:
+    s = a.scale(t)
+    if s < 0.05:
+        return []
+    rng = np.random.default_rng(a.rng_seed)
+    n = 11
+    radius = a.size_m[0] / 2 * math.sqrt(s)
+    ring = _ellipse(radius, radius * rng.uniform(0.7, 1.0), n) * rng.uniform(0.75, 1.1, (n, 1))
+    soil, rubble = a.colours[:2]
+    parts = [_prism(xy, 0.0, ring, 0.0, a.size_m[2] * s, soil, _shade(soil, 1.15),
+                    top_scale=0.3)]  # fmt: skip
+    for k in range(3):  # a few lumps on top
+        off = rng.uniform(-0.5, 0.5, 2) * radius
+        lump = _ellipse(radius * 0.25, radius * 0.2, 6)
+        parts.append(_prism(xy, k * 1.3, lump, 0.0, a.size_m[2] * s * rng.uniform(0.7, 1.05),
+                            rubble, _shade(rubble, 1.2), (off[0], off[1]),
+                            top_scale=0.4))  # fmt: skip
+    return parts
+
+
+def _prop(a: Actor, xy: F64, h: float) -> list[Part]:
+    kind = a.kind.removeprefix("prop:")
+    c = a.colours[0]
+    if kind == "gate_barrier":
+        metal = (150, 150, 150)
+        return [_prism(xy, h, _rect(1.4, 0.25), 0.0, 1.05, metal, _shade(metal, 1.2)),
+                _prism(xy, h, _rect(0.9, 0.05), 0.55, 1.0, (190, 170, 150), (190, 170, 150),
+                       (0.0, 0.3))]  # fmt: skip
+    if kind == "kiosk":
+        return [_prism(xy, h, _rect(2.2, 1.8), 0.0, 2.6, c, _shade(c, 1.2))]
+    if kind == "bin":
+        return [_prism(xy, h, _ellipse(0.3, 0.3), 0.0, 0.95, c, _shade(c, 0.8))]
+    if kind == "post":
+        return [_prism(xy, h, _ellipse(0.06, 0.06), 0.0, 2.8, (90, 90, 90), (90, 90, 90))]
+    if kind == "bench":
+        return [_prism(xy, h, _rect(1.7, 0.5), 0.3, 0.48, (60, 90, 130), (70, 110, 150)),
+                _prism(xy, h, _rect(1.7, 0.08), 0.48, 0.9, (60, 90, 130), (60, 90, 130),
+                       (0.0, 0.22))]  # fmt: skip
+    leaf = (40 + a.rng_seed % 30, 110 + a.rng_seed % 40, 50)
+    return [_prism(xy, h, _ellipse(0.15, 0.15), 0.0, 2.4, (40, 60, 80), (40, 60, 80)),
+            _prism(xy, h, _ellipse(2.0, 2.0, 10), 2.2, 5.5, leaf, _shade(leaf, 1.15),
+                   top_scale=0.45)]  # fmt: skip
+
+
+def actor_parts(a: Actor, t: float) -> list[Part]:
+    """The actor's parts at time t (empty if it is not there, or too small to see)."""
+    if not a.active(t):
+        return []
+    xy = a.traj.position(t)
+    h = a.heading(t)
+    if a.kind == "person":
+        return _person(a, t, xy, h)
+    if a.kind in ("car", "truck"):
+        return _vehicle(a, xy, h)
+    if a.kind == "debris":
+        return _pile(a, t, xy)
+    if a.kind == "bag":
+        length, width, height = a.size_m
+        c = a.colours[0]
+        return [_prism(xy, h, _rect(length, width), 0.0, height, c, _shade(c, 1.2))]
+    return _prop(a, xy, h)
