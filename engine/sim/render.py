@@ -208,25 +208,23 @@ class Renderer:
     def _draw_part(self, img: U8, ids: npt.NDArray[np.int32], cam: Camera, part: Part,
                    uv: npt.NDArray[np.float64], actor_tag: int) -> None:  # fmt: skip
         v = part.vertices
-        centroid = v.mean(axis=0)
-        sun = -np.asarray(self.light.sun_dir)
-        for face in part.faces:
-            fv = v[face]
-            n = np.cross(fv[1] - fv[0], fv[2] - fv[0])
-            norm = np.linalg.norm(n)
-            if norm < 1e-12:
-                continue
-            n /= norm
-            c = fv.mean(axis=0)
-            if np.dot(n, c - centroid) < 0:
-                n = -n
-            if np.dot(n, cam.position_m - c) <= 0:
-                continue  # faces away from the camera
-            base = part.top if n[2] > 0.7 else part.side
-            k = 0.55 + 0.55 * max(0.0, float(np.dot(n, sun)))
-            colour = (min(255, int(base[0] * k)), min(255, int(base[1] * k)),
-                      min(255, int(base[2] * k)))  # fmt: skip
-            pts = (uv[face] * ONE).astype(np.int32)
+        tri = np.array([f[:3] for f in part.faces])
+        p0, p1, p2 = v[tri[:, 0]], v[tri[:, 1]], v[tri[:, 2]]
+        n = np.cross(p1 - p0, p2 - p0)
+        norm = np.linalg.norm(n, axis=1)
+        ok = norm > 1e-12
+        n = n / np.where(ok, norm, 1.0)[:, None]
+        on_face = (p0 + p1 + p2) / 3.0  # a point in each (planar) face
+        # outward normals: a convex part's faces all look away from its centroid
+        n *= np.where(np.einsum("ij,ij->i", n, on_face - v.mean(axis=0)) < 0, -1.0, 1.0)[:, None]
+        facing = ok & (np.einsum("ij,ij->i", n, cam.position_m - on_face) > 0)
+        light = 0.55 + 0.55 * np.clip(n @ -np.asarray(self.light.sun_dir), 0.0, None)
+        for k in np.flatnonzero(facing):
+            base = part.top if n[k, 2] > 0.7 else part.side
+            g = float(light[k])
+            colour = (min(255, int(base[0] * g)), min(255, int(base[1] * g)),
+                      min(255, int(base[2] * g)))  # fmt: skip
+            pts = (uv[part.faces[k]] * ONE).astype(np.int32)
             cv2.fillConvexPoly(img, pts, colour, cv2.LINE_8, SHIFT)
             cv2.fillConvexPoly(ids, pts, actor_tag, cv2.LINE_8, SHIFT)
 
