@@ -8,4 +8,5 @@ from __future__ import annotations
 
 SUITES: dict[str, str] = {
     "coco": "bench.coco",
+    "sim-model": "bench.sim_model",
 }

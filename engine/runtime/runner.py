@@ -26,12 +26,15 @@ from engine.rules import ZonePresenceRule, build_rules
 from engine.sources import FileSource, build_source
 from engine.types import Alert, Event, Frame, Tracks
 
-__all__ = ["RunReport", "Runner"]
+__all__ = ["FrameHook", "RunReport", "Runner"]
 
 log = logging.getLogger(__name__)
 
 EVENT_QUEUE_SIZE = 10_000
 JOIN_TIMEOUT_S = 10.0
+
+
+FrameHook = Callable[[Frame, Tracks, list[Event]], None]
 
 
 class Sink(Protocol):
@@ -92,14 +95,15 @@ class Runner:
         self,
         stop: threading.Event,
         on_alert: Callable[[Alert], None] | None = None,
-        on_frame: Callable[[Frame], None] | None = None,
+        on_frame: FrameHook | None = None,
     ) -> RunReport:
         """Process every source until all end or `stop` is set; then flush and close.
 
         Args:
             stop: set it (from a signal handler, say) to end the run.
             on_alert: called in the publisher thread with each alert after it was sent.
-            on_frame: called in the source thread after each frame was processed.
+            on_frame: called in the source's thread after each frame, with the frame, its tracks
+                and the events it caused (recorders, previews).
         """
         report = RunReport()
         t0 = time.monotonic()
@@ -144,7 +148,7 @@ class Runner:
         src: FileSource,
         stop: threading.Event,
         report: RunReport,
-        on_frame: Callable[[Frame], None] | None,
+        on_frame: FrameHook | None,
     ) -> None:
         rules = self.rules.get(src.id, [])
         last: Frame | None = None
@@ -155,13 +159,13 @@ class Runner:
                     break
                 dets = self.detector.detect([frame])[0]
                 tracks = Tracks.untracked(dets)
-                for rule in rules:
-                    for event in rule.step(tracks, frame):
-                        self._put(event, stop)
+                events = [e for rule in rules for e in rule.step(tracks, frame)]
+                for event in events:
+                    self._put(event, stop)
                 last = frame
                 report.frames[src.id] = frame.seq + 1
                 if on_frame is not None:
-                    on_frame(frame)
+                    on_frame(frame, tracks, events)
         except EngineError as exc:
             report.errors[src.id] = str(exc)
             log.error("%s", exc)

@@ -40,30 +40,23 @@ class Lighting:
     noise_scale: float
 
 
+# time of day: sun elevation range (None: no sun), BGR gain, shadow depth, sky colour, noise scale
+_TIME_OF_DAY: dict[str, tuple[tuple[float, float] | None, tuple[float, float, float], float,
+                               tuple[int, int, int], float]] = {
+    "day": ((35.0, 65.0), (1.0, 1.0, 1.0), 0.45, (235, 206, 170), 1.0),
+    "dusk": ((10.0, 20.0), (0.6, 0.68, 0.82), 0.35, (150, 150, 210), 1.6),
+    "night": (None, (0.42, 0.36, 0.3), 0.0, (60, 40, 30), 2.5),
+}  # fmt: skip
+
+
 def lighting_for(effects: Effects, rng: np.random.Generator) -> Lighting:
     """Lighting for the time of day (drawn from the generator when 'random')."""
     tod: str = effects.time_of_day
     if tod == "random":
         tod = str(rng.choice(["day", "day", "day", "dusk", "night"]))
     azimuth = rng.uniform(0, 2 * math.pi)
-    if tod == "day":
-        elev, gain, shadow, sky, noise = (
-            rng.uniform(35, 65),
-            (1.0, 1.0, 1.0),
-            0.45,
-            (235, 206, 170),
-            1.0,
-        )
-    elif tod == "dusk":
-        elev, gain, shadow, sky, noise = (
-            rng.uniform(10, 20),
-            (0.6, 0.68, 0.82),
-            0.35,
-            (150, 150, 210),
-            1.6,
-        )
-    else:
-        elev, gain, shadow, sky, noise = 60.0, (0.42, 0.36, 0.3), 0.0, (60, 40, 30), 2.5
+    elev_range, gain, shadow, sky, noise = _TIME_OF_DAY[tod]
+    elev = rng.uniform(*elev_range) if elev_range else 60.0
     g = rng.uniform(0.9, 1.1)
     e = math.radians(float(elev))
     sun = (-math.sin(azimuth) * math.cos(e), -math.cos(azimuth) * math.cos(e), -math.sin(e))

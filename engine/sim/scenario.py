@@ -76,6 +76,7 @@ class World(_Model):
     areas: list[Area] = Field(default_factory=list)
     props: list[Prop] = Field(default_factory=list)
     clutter: int = Field(12, ge=0, le=200, description="Random bins, posts and trees.")
+    ppm: float = Field(16.0, ge=2, le=64, description="Ground texture pixels per metre.")
 
 
 class Effects(_Model):

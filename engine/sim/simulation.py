@@ -35,7 +35,7 @@ class Simulation:
         ground_rng, script_rng, light_rng, rig_rng = (
             np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(4)
         )
-        self.ground = render_ground(scenario.world, ground_rng)
+        self.ground = render_ground(scenario.world, ground_rng, scenario.world.ppm)
         self.script = build_script(scenario, script_rng, self.ground)
         self.rig = SensorRig(scenario.sensor, scenario.world.origin, scenario.duration_s, rig_rng)
         self.lighting = lighting_for(scenario.sensor.effects, light_rng)

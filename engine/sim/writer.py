@@ -25,7 +25,7 @@ from engine.sim.actors import DETECTOR_CLASSES
 from engine.sim.render import FrameTruth
 from engine.telemetry import dji_srt, misb0601
 
-__all__ = ["ScenarioWriter"]
+__all__ = ["ScenarioWriter", "write_yolo_sample"]
 
 TS_CLOCK = 90_000  # MPEG-TS timestamps tick at 90 kHz
 
@@ -144,3 +144,32 @@ class ScenarioWriter:
         path = self.out_dir / "truth.json"
         path.write_text(json.dumps(truth, separators=(",", ":")), encoding="utf-8")
         return path
+
+
+def write_yolo_sample(
+    root: Path,
+    name: str,
+    image: npt.NDArray[np.uint8],
+    objects: list[FrameTruth],
+    classes: tuple[str, ...],
+    min_visibility: float = 0.25,
+    min_px: float = 3.0,
+) -> int:
+    """Write `images/NAME.jpg` and `labels/NAME.txt` (YOLO: class cx cy w h, normalised).
+
+    Objects of classes not in `classes`, less visible than `min_visibility` or smaller than
+    `min_px` get no label. Returns the number of labels written.
+    """
+    cv2.imwrite(str(root / "images" / f"{name}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    h, w = image.shape[:2]
+    lines = []
+    for o in objects:
+        x1, y1, x2, y2 = o.box_xyxy
+        if o.cls not in classes or o.visibility < min_visibility:
+            continue
+        if (x2 - x1) < min_px or (y2 - y1) < min_px:
+            continue
+        cx, cy, bw, bh = (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h
+        lines.append(f"{classes.index(o.cls)} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}")
+    (root / "labels" / f"{name}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+    return len(lines)

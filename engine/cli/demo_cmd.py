@@ -1,0 +1,134 @@
+"""`lookout demo`: the whole engine on rendered incidents with the bundled model, no network.
+
+Renders (or reuses) the demo scenarios, runs `pipelines/demo.yaml` on them, publishes alerts over
+ZeroMQ, prints them as they happen with a progress line, and writes an annotated video per
+source and an alerts log under `out/demo/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.alerts.wire import alert_to_dict
+from engine.cli.subscribe_cmd import format_alert_line
+from engine.config import ZmqOutputConfig, load_config
+from engine.errors import ConfigError
+from engine.record import AnnotatedVideo
+from engine.runtime import Runner
+from engine.types import Alert, Event, Frame, Tracks
+
+__all__ = ["register"]
+
+REPO = Path(__file__).resolve().parents[2]
+PIPELINE = REPO / "pipelines" / "demo.yaml"
+SCENARIOS = {
+    "drone7": REPO / "configs" / "scenarios" / "dumping_drone.yaml",
+    "gatecam2": REPO / "configs" / "scenarios" / "crowd_station_gate.yaml",
+}
+
+
+def register(sub: Any) -> None:
+    """Add the subcommand."""
+    p = sub.add_parser("demo", help="run the engine on rendered incidents (no network needed)")
+    p.add_argument("--publish", help="ZeroMQ endpoint for alerts (default tcp://127.0.0.1:5560)")
+    p.add_argument("--rerender", action="store_true", help="render the footage again")
+    p.set_defaults(func=run)
+
+
+def _render_if_needed(video: Path, scenario: Path, force: bool) -> None:
+    from engine.sim import load_scenario, render_scenario
+
+    stamp = video.parent / "scenario.sha256"
+    digest = hashlib.sha256(scenario.read_bytes()).hexdigest()
+    if not force and video.exists() and stamp.exists() and stamp.read_text() == digest:
+        print(f"reusing rendered {video.relative_to(REPO)}")
+        return
+    sc = load_scenario(scenario)
+    t0 = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        if done % 30 == 0 or done == total:
+            sys.stderr.write(f"\rrendering {sc.name}: {done}/{total} frames")
+            sys.stderr.flush()
+
+    render_scenario(sc, video.parent, progress=progress)
+    sys.stderr.write("\n")
+    stamp.write_text(digest)
+    print(f"rendered {sc.name} in {time.monotonic() - t0:.0f} s -> {video.relative_to(REPO)}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Render, run, print; exits non-zero if a source failed."""
+    cfg = load_config(PIPELINE)
+    if not cfg.detector.model.is_file():
+        raise ConfigError(f"bundled model missing: {cfg.detector.model} (see models/README.md)")
+    for src in cfg.sources:
+        _render_if_needed(src.path, SCENARIOS[src.id], args.rerender)
+    if args.publish:
+        outputs = [o.model_copy(update={"endpoint": args.publish})
+                   if isinstance(o, ZmqOutputConfig) else o for o in cfg.outputs]  # fmt: skip
+        cfg = cfg.model_copy(update={"outputs": outputs})
+    out_dir = REPO / "out" / "demo"
+    log_path = out_dir / "alerts.jsonl"
+    log_path.unlink(missing_ok=True)  # one demo, one log
+    runner = Runner(cfg)
+    zones = {s.id: [list(z.polygon) for z in cfg.zones if z.source == s.id] for s in cfg.sources}
+    videos = {s.id: AnnotatedVideo(out_dir / f"{s.id}_annotated.mp4", s.fps, zones[s.id])
+              for s in runner.sources}  # fmt: skip
+    totals = {s.id: _frame_count(s.cfg.path) for s in runner.sources}
+    done: dict[str, int] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def on_frame(frame: Frame, tracks: Tracks, events: list[Event]) -> None:
+        videos[frame.source_id].add(frame, tracks, events)
+        with lock:
+            done[frame.source_id] = frame.seq + 1
+            if frame.seq % 25 == 0:
+                line = "  ".join(f"{k} {done.get(k, 0)}/{totals[k]}" for k in totals)
+                sys.stderr.write(f"\r[{line}]")
+                sys.stderr.flush()
+
+    def on_alert(alert: Alert) -> None:
+        with lock:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+            print(format_alert_line(alert_to_dict(alert)), flush=True)
+
+    endpoints = [o.endpoint for o in cfg.outputs if isinstance(o, ZmqOutputConfig)]
+    if endpoints:
+        print(f"publishing alerts on {endpoints[0]} (watch: lookout subscribe {endpoints[0]})")
+    try:
+        report = runner.run(stop, on_alert=on_alert, on_frame=on_frame)
+    finally:
+        for v in videos.values():
+            v.close()
+    sys.stderr.write("\n")
+    frames = sum(report.frames.values())
+    print(f"done: {frames} frames in {report.elapsed_s:.1f} s, {report.alerts} alerts")
+    print(f"alerts log: {log_path.relative_to(REPO)}")
+    for v in videos.values():
+        print(f"annotated video: {v.path.relative_to(REPO)}")
+    if report.errors:
+        raise ConfigError("\n".join(report.errors.values()))
+    return 0
+
+
+def _frame_count(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        if v.frames:
+            return int(v.frames)
+        # MPEG-TS carries no frame count: estimate from duration and rate
+        rate = float(v.average_rate or v.guessed_rate or 0)
+        return round((c.duration or 0) / 1_000_000 * rate)

@@ -1,0 +1,92 @@
+"""Train YOLO11n from scratch on a rendered dataset, on the CPU, and export ONNX.
+
+Runs in an environment with the `export` extra (ultralytics, torch); the engine never needs it.
+
+    python -m models.sim_detector.train --data DIR/data.yaml --imgsz 480 --epochs 40 --out models/
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from pathlib import Path
+
+
+def _architecture(width: float, runs: Path) -> Path:
+    """YOLO11 with a narrower width multiple, written from the installed ultralytics config."""
+    import yaml
+    from ultralytics.nn.tasks import yaml_model_load
+
+    cfg = yaml_model_load("yolo11n.yaml")
+    cfg["scales"] = {"n": [0.50, width, 1024]}
+    cfg.pop("scale", None)
+    cfg.pop("yaml_file", None)
+    runs.mkdir(parents=True, exist_ok=True)
+    path = runs / "yolo11n-lookout.yaml"  # the 'yolo11n' stem selects scale 'n'
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def _offline_font(config_dir: Path) -> None:
+    """Ultralytics fetches Arial.ttf for its plots unless one is there: use matplotlib's font."""
+    import matplotlib
+
+    target = config_dir / "Ultralytics" / "Arial.ttf"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+        shutil.copy(font, target)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--imgsz", type=int, default=480)
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--time-h", type=float, default=None, help="stop training after this long")
+    p.add_argument("--runs", type=Path, default=Path("runs/sim_detector"))
+    p.add_argument("--out", type=Path, required=True, help="where the ONNX file goes")
+    p.add_argument("--name", default="lookout_sim_yolo11n")
+    p.add_argument(
+        "--width",
+        type=float,
+        default=0.125,
+        help="channel width multiple of YOLO11 (n is 0.25); 0.125 keeps it ~3 MB",
+    )
+    a = p.parse_args()
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    _offline_font(Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(a.runs / "yolo_config"))))
+    import torch
+    from ultralytics import YOLO
+
+    def threads(_trainer: object) -> None:
+        # ultralytics sets one torch thread on the CPU; two are ~1.7x faster on 2 cores
+        torch.set_num_threads(a.threads)
+
+    model = YOLO(str(_architecture(a.width, a.runs)))
+    model.add_callback("on_train_start", threads)
+    t0 = time.monotonic()
+    model.train(
+        data=str(a.data), imgsz=a.imgsz, epochs=a.epochs, batch=a.batch, device="cpu", workers=0,
+        project=str(a.runs.resolve()), name=a.name, exist_ok=True, plots=False, seed=0,
+        deterministic=True, amp=False, patience=100, time=a.time_h, close_mosaic=3,
+        pretrained=False, verbose=False,
+    )  # fmt: skip
+    train_s = time.monotonic() - t0
+    best = a.runs.resolve() / a.name / "weights" / "best.pt"
+    exported = YOLO(str(best)).export(format="onnx", imgsz=a.imgsz, dynamic=True, simplify=True,
+                                      opset=17)  # fmt: skip
+    a.out.mkdir(parents=True, exist_ok=True)
+    target = a.out / f"{a.name}.onnx"
+    shutil.copy(exported, target)
+    print(
+        f"trained in {train_s / 60:.1f} min; wrote {target} ({target.stat().st_size / 1e6:.1f} MB)"
+    )
+
+
+if __name__ == "__main__":
+    main()
