@@ -179,7 +179,8 @@ class Runner:
                         self._put(event, stop)
 
     def _put(self, event: Event, stop: threading.Event) -> None:
-        """Queue an event; wait (never drop) while the publisher catches up."""
+        """Queue an event, waiting while the publisher catches up. Only at shutdown, with the
+        queue still full, is an event dropped, and then it is logged as an error."""
         while True:
             try:
                 self._events.put(event, timeout=0.5)
