@@ -113,3 +113,10 @@ def test_empty_file_and_non_mapping() -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_demo_pipeline_is_valid_and_uses_the_bundled_model() -> None:
+    cfg = load_config(REPO / "pipelines" / "demo.yaml")
+    assert cfg.detector.model == REPO / "pipelines" / ".." / "models" / "lookout_sim_yolo11n.onnx"
+    assert {s.id for s in cfg.sources} == {"drone7", "gatecam2"}
+    assert {r.classes[0] for r in cfg.rules} == {"debris", "truck", "person"}
