@@ -41,6 +41,8 @@ model: setup
 	YOLO_OFFLINE=1 $(TRAIN_VENV)/bin/python -m models.sim_detector.train \
 	  --data runs/sim_dataset/data.yaml --imgsz 480 --epochs 200 --time-h 0.9 --out models
 	$(BIN)/lookout bench sim-model --json runs/sim_model_bench.json
+	$(BIN)/python -m models.sim_detector.card --model models/lookout_sim_yolo11n.onnx \
+	  --bench runs/sim_model_bench.json --train-summary runs/sim_detector/train_summary.json
 
 lint: setup
 	$(BIN)/ruff check engine bench tests

@@ -1,7 +1,7 @@
 """Write the model card of the bundled detector from the ONNX file and the held-out bench.
 
     python -m models.sim_detector.card --model models/lookout_sim_yolo11n.onnx \\
-        --bench runs/sim_model_bench.json --train-log runs/sim_detector/...
+        --bench runs/sim_model_bench.json --train-summary runs/sim_detector/train_summary.json
 """
 
 from __future__ import annotations
@@ -21,9 +21,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--bench", type=Path, required=True, help="lookout bench sim-model --json")
-    p.add_argument("--epochs", type=int, required=True, help="epochs the training completed")
-    p.add_argument("--train-minutes", type=float, required=True)
+    p.add_argument("--train-summary", type=Path, help="train_summary.json written by train.py")
+    p.add_argument("--epochs", type=int, help="epochs completed (if no summary)")
+    p.add_argument("--train-minutes", type=float, help="training time (if no summary)")
     a = p.parse_args()
+    if a.train_summary:
+        summary = json.loads(a.train_summary.read_text())
+        a.epochs, a.train_minutes = summary["epochs"], summary["train_minutes"]
+    if a.epochs is None or a.train_minutes is None:
+        p.error("give --train-summary, or --epochs and --train-minutes")
     info = OnnxDetector(DetectorConfig(model=a.model)).info
     bench = json.loads(a.bench.read_text())["summary"]
     card = {

@@ -8,6 +8,7 @@ Runs in an environment with the `export` extra (ultralytics, torch); the engine 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import time
@@ -77,15 +78,18 @@ def main() -> None:
         pretrained=False, verbose=False,
     )  # fmt: skip
     train_s = time.monotonic() - t0
+    epochs = int(getattr(model.trainer, "epoch", -1)) + 1
     best = a.runs.resolve() / a.name / "weights" / "best.pt"
     exported = YOLO(str(best)).export(format="onnx", imgsz=a.imgsz, dynamic=True, simplify=True,
                                       opset=17)  # fmt: skip
     a.out.mkdir(parents=True, exist_ok=True)
     target = a.out / f"{a.name}.onnx"
     shutil.copy(exported, target)
-    print(
-        f"trained in {train_s / 60:.1f} min; wrote {target} ({target.stat().st_size / 1e6:.1f} MB)"
-    )
+    summary = {"epochs": epochs, "train_minutes": round(train_s / 60, 1), "imgsz": a.imgsz,
+               "width": a.width, "threads": a.threads}  # fmt: skip
+    (a.runs / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    print(f"trained {epochs} epochs in {train_s / 60:.1f} min; wrote {target} "
+          f"({target.stat().st_size / 1e6:.1f} MB)")  # fmt: skip
 
 
 if __name__ == "__main__":
