@@ -130,7 +130,8 @@ class ZonePresenceRule:
         if phase == "end":
             self._event_id = None
             self._consecutive = 0
-        labels = tuple(tracks.labels()[i] for i in np.flatnonzero(mask)) if mask.any() else ()
+        all_labels = tracks.labels() if mask.any() else []
+        labels = tuple(all_labels[i] for i in np.flatnonzero(mask))
         return Event(
             event_id=event_id,
             kind=KIND,
