@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import signal
 import sys
 import threading
 import time
@@ -17,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.alerts.wire import alert_to_dict
+from engine.cli.shutdown import stop_on_signals
 from engine.cli.subscribe_cmd import format_alert_line
 from engine.config import ZmqOutputConfig, load_config
-from engine.errors import ConfigError
+from engine.errors import ConfigError, EngineError
 from engine.record import AnnotatedVideo
 from engine.runtime import Runner
 from engine.types import Alert, Event, Frame, Tracks
@@ -86,8 +86,7 @@ def run(args: argparse.Namespace) -> int:
     done: dict[str, int] = {}
     lock = threading.Lock()
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop_on_signals(stop)
 
     def on_frame(frame: Frame, tracks: Tracks, events: list[Event]) -> None:
         videos[frame.source_id].add(frame, tracks, events)
@@ -118,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     for v in videos.values():
         print(f"annotated video: {v.path.relative_to(REPO)}")
     if report.errors:
-        raise ConfigError("\n".join(report.errors.values()))
+        raise EngineError("\n".join(report.errors.values()))
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.alerts.wire import alert_to_dict
+from engine.cli.shutdown import stop_on_signals
 from engine.cli.subscribe_cmd import format_alert_line
 from engine.config import PATTERN_MEANING, Config, load_config
 from engine.errors import ConfigError, EngineError
@@ -172,13 +172,7 @@ def run(args: argparse.Namespace) -> int:
     runner = Runner(cfg)
     stop = threading.Event()
 
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        stop.set()
-        signal.signal(signum, signal.SIG_DFL)  # a second one kills at once
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop_on_signals(stop)
 
     def on_alert(alert: Alert) -> None:
         if not args.quiet:

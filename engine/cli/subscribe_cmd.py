@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 import time
@@ -13,6 +12,7 @@ from typing import Any
 import zmq
 
 from engine.alerts import AlertSubscriber
+from engine.cli.shutdown import stop_on_signals
 from engine.errors import EngineError
 
 __all__ = ["format_alert_line", "register"]
@@ -50,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise EngineError(f"--count: expected a positive number, got {args.count}")
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop_on_signals(stop)
     context = zmq.Context()
     try:
         sub = AlertSubscriber(args.endpoint, args.topic, context)

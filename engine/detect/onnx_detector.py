@@ -142,21 +142,13 @@ class OnnxDetector:
 
     def _postprocess(self, pred: npt.NDArray[np.floating[Any]], p: LetterboxParams) -> Detections:
         xyxy, score, class_id = self._decode(pred)
-        if self.info.family != "ultralytics_end2end":
-            keep = nms(
-                xyxy,
-                score,
-                None if self.cfg.agnostic_nms else class_id,
-                self.cfg.iou,
-                self.cfg.max_det,
-            )
-            xyxy, score, class_id = xyxy[keep], score[keep], class_id[keep]
+        keep: npt.NDArray[np.int64] | slice
+        if self.info.family == "ultralytics_end2end":
+            keep = slice(0, self.cfg.max_det)  # NMS already ran inside the model
         else:
-            xyxy, score, class_id = (
-                xyxy[: self.cfg.max_det],
-                score[: self.cfg.max_det],
-                class_id[: self.cfg.max_det],
-            )
+            classes = None if self.cfg.agnostic_nms else class_id
+            keep = nms(xyxy, score, classes, self.cfg.iou, self.cfg.max_det)
+        xyxy, score, class_id = xyxy[keep], score[keep], class_id[keep]
         unletterbox_boxes(xyxy, p)
         return Detections(
             np.ascontiguousarray(xyxy, np.float32),

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from engine.config import ZoneConfig, ZonePresenceRuleConfig
 from engine.errors import ConfigError
 from engine.rules.geometry import anchor_points, points_in_polygon
-from engine.types import Event, EventPhase, Frame, Tracks
+from engine.types import Detections, Event, EventPhase, Frame, Tracks
 
 __all__ = ["ZonePresenceRule"]
 
@@ -102,11 +102,8 @@ class ZonePresenceRule:
         """End an open incident because the stream ended; `frame` is the last one seen."""
         if self._event_id is None:
             return []
+        no_tracks = Tracks.untracked(Detections.empty())
         empty = np.zeros(0, bool)
-        no_tracks = Tracks(
-            np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32),
-            np.zeros(0, np.int64),
-        )  # fmt: skip
         return [self._event("end", no_tracks, empty, frame, reason="stream_ended")]
 
     def _event(

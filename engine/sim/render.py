@@ -118,6 +118,7 @@ class Renderer:
             if not parts:
                 continue
             projected = []
+            part_z = []  # camera-space depth of each part's vertices
             ok = True
             for part in parts:
                 uv, front = cam.project(part.vertices)
@@ -125,10 +126,13 @@ class Renderer:
                     ok = False
                     break
                 projected.append((part, uv))
+                part_z.append(cam.to_camera(part.vertices)[:, 2])
             if not ok:
                 continue
-            depth = float(np.mean(cam.to_camera(np.vstack([p.vertices for p in parts]))[:, 2]))
-            drawn.append((depth, actor, projected))
+            # parts far to near within the actor, actors far to near in the scene
+            order = sorted(range(len(parts)), key=lambda k: -float(np.mean(part_z[k])))
+            depth = float(np.mean(np.concatenate(part_z)))
+            drawn.append((depth, actor, [projected[k] for k in order]))
             if self.light.shadow > 0:
                 self._shadow(cam, parts, shadow_mask)
         if self.light.shadow > 0:
@@ -136,8 +140,7 @@ class Renderer:
             img[dark] = (img[dark] * (1.0 - self.light.shadow)).astype(np.uint8)
         drawn.sort(key=lambda d: -d[0])
         for _, actor, projected in drawn:
-            for part, uv in sorted(projected, key=lambda p: -float(
-                    np.mean(cam.to_camera(p[0].vertices)[:, 2]))):  # fmt: skip
+            for part, uv in projected:
                 self._draw_part(img, ids, cam, part, uv, actor.id + 1)
         self.last_ids = ids
         truths = self._truths(cam, t, drawn, ids)

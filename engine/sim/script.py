@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -213,8 +214,6 @@ def _clutter(sc: Scenario, rng: np.random.Generator, gm: GroundMap, script: Scri
 
 
 def _in_any_area(pos: tuple[float, float], sc: Scenario) -> bool:
-    import cv2
-
     return any(
         cv2.pointPolygonTest(np.asarray(a.polygon, np.float32), pos, True) > -2.0
         for a in sc.world.areas

@@ -82,6 +82,11 @@ class FileSource:
         """Stop: a `read` waiting for its frame's time returns None. Safe from any thread."""
         self._closed.set()
 
+    @property
+    def _nominal_step_s(self) -> float:
+        """Seconds between frames by the stream's rate (25 fps if it states none)."""
+        return 1.0 / self.fps if self.fps else 0.04
+
     def _open_container(self) -> av.container.InputContainer:
         path = self.cfg.path
         if not path.is_file():
@@ -125,7 +130,7 @@ class FileSource:
             if not self.cfg.loop or last_pts is None:
                 return
             self.stats.loops += 1
-            offset_s += last_pts + (step or (1.0 / self.fps if self.fps else 0.04))
+            offset_s += last_pts + (step or self._nominal_step_s)
 
     def _decode_once(self) -> Iterator[tuple[float, npt.NDArray[np.uint8]]]:
         """(pts seconds from the file's start, BGR image) for each frame of one pass."""
@@ -134,7 +139,7 @@ class FileSource:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             start = None
-            fallback_step = 1.0 / self.fps if self.fps else 0.04
+            fallback_step = self._nominal_step_s
             last = -fallback_step
             for packet in container.demux(stream):
                 try:
