@@ -32,17 +32,18 @@ endif
 test: setup
 	$(BIN)/pytest -q
 
-## model: reproduce models/lookout_sim_yolo11n.onnx from scratch (about 1 hour on 2 cores)
+## model: reproduce models/lookout_sim_yolo11n.onnx from scratch (about 2 hours on 2 cores)
 model: setup
 	$(PYTHON) -m venv $(TRAIN_VENV)
 	$(TRAIN_VENV)/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(TRAIN_VENV)/bin/pip install --quiet ultralytics onnx onnxslim onnxruntime -e .
-	$(BIN)/python -m models.sim_detector.dataset --out runs/sim_dataset --train 150 --val 20 --per-scene 8
+	$(BIN)/python -m models.sim_detector.dataset --out runs/sim_dataset --train 200 --val 20 --per-scene 6
 	YOLO_OFFLINE=1 $(TRAIN_VENV)/bin/python -m models.sim_detector.train \
-	  --data runs/sim_dataset/data.yaml --imgsz 480 --epochs 200 --time-h 0.9 --out models
+	  --data runs/sim_dataset/data.yaml --imgsz 480 --epochs 300 --time-h 1.65 --out models
 	$(BIN)/lookout bench sim-model --json runs/sim_model_bench.json
 	$(BIN)/python -m models.sim_detector.card --model models/lookout_sim_yolo11n.onnx \
-	  --bench runs/sim_model_bench.json --train-summary runs/sim_detector/train_summary.json
+	  --bench runs/sim_model_bench.json --train-summary runs/sim_detector/train_summary.json \
+	  --dataset-summary runs/sim_dataset/summary.json
 
 lint: setup
 	$(BIN)/ruff check engine bench tests

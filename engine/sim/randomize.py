@@ -2,7 +2,8 @@
 
 Used to render training data for detectors and, with seeds never used for training, held-out
 evaluation sets. Every scene puts its activity in front of its sensor: fixed cameras look at the
-scene's centre from 15-35 m; drones fly over it at 18-45 m, straight down or oblique.
+scene's centre from 15-35 m; drones fly over it at 18-45 m, straight down or oblique. Debris
+piles lie around (besides dumping incidents) and bushes and trees stand as look-alikes.
 """
 
 from __future__ import annotations
@@ -60,9 +61,16 @@ def random_scenario(seed: int, duration_s: float = 40.0) -> Scenario:
         "noise_sigma": float(rng.uniform(1, 6)), "blur_px": float(rng.uniform(0, 1.2)),
         "jpeg_quality": int(rng.integers(45, 90)) if rng.random() < 0.4 else None,
     }  # fmt: skip
-    props = [{"kind": str(rng.choice(["gate_barrier", "kiosk", "bench", "bin"])),
+    props = [{"kind": str(rng.choice(["gate_barrier", "kiosk", "bench", "bin", "bush", "bush",
+                                      "tree"])),
               "position": rng.uniform(-25, 25, 2).tolist(), "yaw_deg": float(rng.uniform(0, 360))}
-             for _ in range(int(rng.integers(0, 8)))]  # fmt: skip
+             for _ in range(int(rng.integers(0, 10)))]  # fmt: skip
+    # debris left earlier, anywhere near the action: piles are rare in dumping incidents alone
+    piles = []
+    for _ in range(int(rng.integers(0, 4))):
+        radius = float(rng.uniform(0.4, 2.3))
+        piles.append({"position": rng.uniform(-22, 22, 2).tolist(), "radius_m": radius,
+                      "height_m": radius * float(rng.uniform(0.3, 0.8))})  # fmt: skip
     stop = np.mean(lot, axis=0)
     incidents: list[dict[str, Any]] = []
     if rng.random() < 0.6:
@@ -93,7 +101,7 @@ def random_scenario(seed: int, duration_s: float = 40.0) -> Scenario:
                   "areas": [{"id": "lot", "kind": "no_dumping", "polygon": lot},
                             {"id": "plaza", "kind": str(rng.choice(["plaza", "grass", "gate"])),
                              "polygon": plaza}],
-                  "props": props},
+                  "props": props, "piles": piles},
         "sensor": sensor,
         "background": {"pedestrians_per_min": float(rng.uniform(10, 45)),
                        "cars_per_min": float(rng.uniform(3, 12)),

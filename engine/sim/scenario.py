@@ -61,9 +61,17 @@ class Area(_Model):
 class Prop(_Model):
     """A static object (it occludes, casts shadows, and is no detector class)."""
 
-    kind: Literal["gate_barrier", "kiosk", "bin", "tree", "post", "bench"]
+    kind: Literal["gate_barrier", "kiosk", "bin", "tree", "bush", "post", "bench"]
     position: Point
     yaw_deg: float = Field(0.0, ge=-360, le=360)
+
+
+class Pile(_Model):
+    """Debris already on the ground when the recording starts (a detector class, no incident)."""
+
+    position: Point
+    radius_m: float = Field(1.2, ge=0.3, le=5)
+    height_m: float = Field(0.7, ge=0.1, le=3)
 
 
 class World(_Model):
@@ -75,6 +83,7 @@ class World(_Model):
     roads: list[Road] = Field(default_factory=list)
     areas: list[Area] = Field(default_factory=list)
     props: list[Prop] = Field(default_factory=list)
+    piles: list[Pile] = Field(default_factory=list)
     clutter: int = Field(12, ge=0, le=200, description="Random bins, posts and trees.")
     ppm: float = Field(16.0, ge=2, le=64, description="Ground texture pixels per metre.")
 

@@ -113,9 +113,11 @@ def _colours(kind: str, rng: np.random.Generator) -> list[tuple[int, int, int]]:
                 _pick(rng, [(20, 20, 20), (30, 50, 80), (150, 170, 190)])]  # fmt: skip
     if kind in ("car", "truck"):  # body, cargo/roof, windows
         return [_pick(rng, PAINT), _pick(rng, PAINT), (60, 50, 40)]
-    if kind == "debris":  # soil, rubble
-        return [_pick(rng, [(70, 100, 130), (110, 120, 130), (60, 80, 100), (140, 150, 150)]),
-                _pick(rng, [(90, 90, 90), (50, 70, 90), (160, 160, 170)])]  # fmt: skip
+    if kind == "debris":  # soil (earth, sand, concrete, brick), rubble
+        return [_pick(rng, [(70, 100, 130), (110, 120, 130), (60, 80, 100), (140, 150, 150),
+                            (40, 55, 75), (120, 165, 195), (70, 80, 150), (175, 175, 170)]),
+                _pick(rng, [(90, 90, 90), (50, 70, 90), (160, 160, 170), (60, 60, 140),
+                            (200, 200, 200)])]  # fmt: skip
     if kind == "bag":
         return [_pick(rng, [(20, 20, 20), (30, 30, 120), (90, 60, 30), (50, 50, 50)])]
     return [_pick(rng, [(90, 90, 90), (40, 90, 40), (60, 80, 110), (150, 150, 150)])]
@@ -199,6 +201,9 @@ def _clutter(sc: Scenario, rng: np.random.Generator, gm: GroundMap, script: Scri
     for prop in sc.world.props:
         script.add(f"prop:{prop.kind}", Trajectory(np.array([0.0]), np.array([prop.position])),
                    -1e9, 1e9, rng, heading_deg=prop.yaw_deg)  # fmt: skip
+    for pile in sc.world.piles:
+        script.add("debris", Trajectory(np.array([0.0]), np.array([pile.position])), -1e9, 1e9,
+                   rng, size_m=(2 * pile.radius_m, 2 * pile.radius_m, pile.height_m))  # fmt: skip
     placed = 0
     h = sc.world.size_m / 2 - 2
     for _ in range(sc.world.clutter * 20):

@@ -112,23 +112,31 @@ def _vehicle(a: Actor, xy: F64, h: float) -> list[Part]:
     return parts
 
 
+WASTE: tuple[Colour, ...] = ((225, 225, 225), (150, 90, 40), (60, 100, 140), (40, 40, 40),
+                             (70, 80, 160), (30, 30, 110), (180, 200, 210))  # fmt: skip
+
+
 def _pile(a: Actor, t: float, xy: F64) -> list[Part]:
     s = a.scale(t)
     if s < 0.05:
         return []
     rng = np.random.default_rng(a.rng_seed)
-    n = 11
+    n = int(rng.integers(9, 15))
     radius = a.size_m[0] / 2 * math.sqrt(s)
-    ring = _ellipse(radius, radius * rng.uniform(0.7, 1.0), n) * rng.uniform(0.75, 1.1, (n, 1))
+    ring = _ellipse(radius, radius * rng.uniform(0.55, 1.0), n) * rng.uniform(0.7, 1.12, (n, 1))
     soil, rubble = a.colours[:2]
-    parts = [_prism(xy, 0.0, ring, 0.0, a.size_m[2] * s, soil, _shade(soil, 1.15),
-                    top_scale=0.3)]  # fmt: skip
-    for k in range(3):  # a few lumps on top
-        off = rng.uniform(-0.5, 0.5, 2) * radius
-        lump = _ellipse(radius * 0.25, radius * 0.2, 6)
-        parts.append(_prism(xy, k * 1.3, lump, 0.0, a.size_m[2] * s * rng.uniform(0.7, 1.05),
-                            rubble, _shade(rubble, 1.2), (off[0], off[1]),
-                            top_scale=0.4))  # fmt: skip
+    height = a.size_m[2] * s
+    spin = float(rng.uniform(0, 2 * math.pi))
+    parts = [_prism(xy, spin, ring, 0.0, height, soil, _shade(soil, 1.15),
+                    top_scale=float(rng.uniform(0.15, 0.5)))]  # fmt: skip
+    for k in range(int(rng.integers(2, 8))):  # lumps of rubble and waste on and around it
+        colour = rubble if rng.random() < 0.5 else WASTE[int(rng.integers(len(WASTE)))]
+        off = rng.uniform(-0.65, 0.65, 2) * radius
+        lump = _ellipse(radius * rng.uniform(0.12, 0.3), radius * rng.uniform(0.1, 0.25),
+                        int(rng.integers(4, 8)))  # fmt: skip
+        parts.append(_prism(xy, spin + k * 1.3, lump, 0.0, height * rng.uniform(0.5, 1.05),
+                            colour, _shade(colour, 1.2), (off[0], off[1]),
+                            top_scale=float(rng.uniform(0.3, 0.8))))  # fmt: skip
     return parts
 
 
@@ -150,7 +158,11 @@ def _prop(a: Actor, xy: F64, h: float) -> list[Part]:
         return [_prism(xy, h, _rect(1.7, 0.5), 0.3, 0.48, (60, 90, 130), (70, 110, 150)),
                 _prism(xy, h, _rect(1.7, 0.08), 0.48, 0.9, (60, 90, 130), (60, 90, 130),
                        (0.0, 0.22))]  # fmt: skip
-    leaf = (40 + a.rng_seed % 30, 110 + a.rng_seed % 40, 50)
+    leaf = (40 + a.rng_seed % 30, 110 + a.rng_seed % 40, 50 + a.rng_seed % 45)
+    if kind == "bush":  # a low mound of leaves: what a detector must not call debris
+        r = 0.5 + (a.rng_seed % 100) / 100
+        return [_prism(xy, h, _ellipse(r, r * 0.8, 9), 0.0, 0.5 + r * 0.6, leaf,
+                       _shade(leaf, 1.15), top_scale=0.4)]  # fmt: skip
     return [_prism(xy, h, _ellipse(0.15, 0.15), 0.0, 2.4, (40, 60, 80), (40, 60, 80)),
             _prism(xy, h, _ellipse(2.0, 2.0, 10), 2.2, 5.5, leaf, _shade(leaf, 1.15),
                    top_scale=0.45)]  # fmt: skip

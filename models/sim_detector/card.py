@@ -1,7 +1,8 @@
 """Write the model card of the bundled detector from the ONNX file and the held-out bench.
 
     python -m models.sim_detector.card --model models/lookout_sim_yolo11n.onnx \\
-        --bench runs/sim_model_bench.json --train-summary runs/sim_detector/train_summary.json
+        --bench runs/sim_model_bench.json --train-summary runs/sim_detector/train_summary.json \\
+        --dataset-summary runs/sim_dataset/summary.json
 """
 
 from __future__ import annotations
@@ -22,12 +23,21 @@ def main() -> None:
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--bench", type=Path, required=True, help="lookout bench sim-model --json")
     p.add_argument("--train-summary", type=Path, help="train_summary.json written by train.py")
+    p.add_argument(
+        "--dataset-summary",
+        type=Path,
+        required=True,
+        help="summary.json written by models.sim_detector.dataset",
+    )
     p.add_argument("--epochs", type=int, help="epochs completed (if no summary)")
     p.add_argument("--train-minutes", type=float, help="training time (if no summary)")
     a = p.parse_args()
+    imgsz = 480
     if a.train_summary:
         summary = json.loads(a.train_summary.read_text())
         a.epochs, a.train_minutes = summary["epochs"], summary["train_minutes"]
+        imgsz = summary["imgsz"]
+    data = json.loads(a.dataset_summary.read_text())
     if a.epochs is None or a.train_minutes is None:
         p.error("give --train-summary, or --epochs and --train-minutes")
     info = OnnxDetector(DetectorConfig(model=a.model)).info
@@ -46,13 +56,16 @@ def main() -> None:
         "classes": list(info.class_names),
         "reproduce": "make model",
         "data": {"source": "engine/sim/randomize.py scenes rendered by the simulator",
-                 "train": "150 random scenes (seeds 0-149) x 8 frames, 960x540",
-                 "val": "20 random scenes (seeds 1000000+) x 8 frames",
+                 **{split: f"{d['scenes']} x {d['frames_per_scene']} frames, 960x540: "
+                           f"{d['images']} images, boxes {d['boxes']}"
+                    for split, d in ((k, data[k]) for k in ("train", "val"))},
                  "randomised": ["layouts", "surfaces", "time of day", "fixed cameras 4-12 m",
                                 "drones 18-45 m nadir or oblique", "noise", "blur", "JPEG",
-                                "incidents: dumping, crowds, loitering"],
+                                "incidents: dumping, crowds, loitering",
+                                "debris piles of varied soil and waste",
+                                "bushes and trees (look-alikes of piles)"],
                  "labels": "objects >= 25% visible and >= 3 px"},
-        "training": {"epochs": a.epochs, "minutes": round(a.train_minutes, 1), "imgsz": 480,
+        "training": {"epochs": a.epochs, "minutes": round(a.train_minutes, 1), "imgsz": imgsz,
                      "hardware": "2-core CPU, torch 2 threads"},
         "heldout_metrics": {k: (round(v, 4) if isinstance(v, float) else v)
                             for k, v in bench.items()},

@@ -6,7 +6,9 @@ python -m models.sim_detector.dataset --out DIR --train 150 --val 25 --per-scene
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +21,12 @@ CLASSES: tuple[str, ...] = ("person", "car", "truck", "debris")
 VAL_SEED_BASE = 1_000_000  # validation scenes never share a seed (or layout) with training
 
 
-def render_split(root: Path, seeds: range, per_scene: int) -> tuple[int, int]:
-    """Render `per_scene` random frames of each seed's scenario; returns (images, labels)."""
+def render_split(root: Path, seeds: range, per_scene: int) -> tuple[int, Counter[str]]:
+    """Render `per_scene` random frames of each seed's scenario; (images, boxes per class)."""
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "labels").mkdir(parents=True, exist_ok=True)
-    images = labels = 0
+    images = 0
+    boxes: Counter[str] = Counter()
     for seed in seeds:
         sim = Simulation(random_scenario(seed))
         rng = np.random.default_rng(seed + 7)
@@ -31,9 +34,15 @@ def render_split(root: Path, seeds: range, per_scene: int) -> tuple[int, int]:
         for k, t in enumerate(times):
             index = int(t * sim.scenario.fps)
             image, truths, _ = sim.frame(index)
-            labels += write_yolo_sample(root, f"s{seed}_{k}", image, truths, CLASSES)
+            write_yolo_sample(root, f"s{seed}_{k}", image, truths, CLASSES)
+            boxes.update(_labelled(root / "labels" / f"s{seed}_{k}.txt"))
             images += 1
-    return images, labels
+    return images, boxes
+
+
+def _labelled(label_file: Path) -> Counter[str]:
+    lines = label_file.read_text().split("\n") if label_file.exists() else []
+    return Counter(CLASSES[int(line.split()[0])] for line in lines if line.strip())
 
 
 def write_data_yaml(root: Path) -> Path:
@@ -56,8 +65,13 @@ def main() -> None:
     tr = render_split(a.out / "train", range(a.train), a.per_scene)
     va = render_split(a.out / "val", range(VAL_SEED_BASE, VAL_SEED_BASE + a.val), a.per_scene)
     write_data_yaml(a.out)
-    print(f"train {tr[0]} images / {tr[1]} boxes, val {va[0]} / {va[1]}, "
-          f"{time.monotonic() - t0:.0f} s")  # fmt: skip
+    summary = {"train": {"scenes": f"{a.train} random scenes (seeds 0-{a.train - 1})",
+                         "frames_per_scene": a.per_scene, "images": tr[0], "boxes": dict(tr[1])},
+               "val": {"scenes": f"{a.val} random scenes (seeds {VAL_SEED_BASE}+)",
+                       "frames_per_scene": a.per_scene, "images": va[0], "boxes": dict(va[1])},
+               "render_minutes": round((time.monotonic() - t0) / 60, 1)}  # fmt: skip
+    (a.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def main() -> None:
     model.train(
         data=str(a.data), imgsz=a.imgsz, epochs=a.epochs, batch=a.batch, device="cpu", workers=0,
         project=str(a.runs.resolve()), name=a.name, exist_ok=True, plots=False, seed=0,
-        deterministic=True, amp=False, patience=100, time=a.time_h, close_mosaic=3,
+        deterministic=True, amp=False, patience=100, time=a.time_h, close_mosaic=10,
         pretrained=False, verbose=False,
     )  # fmt: skip
     train_s = time.monotonic() - t0

@@ -138,3 +138,19 @@ def test_invalid_scenario_explained() -> None:
     assert "incidents[0].stop_index: expected a point before the last of 5, got 4" in msg
     with pytest.raises(ConfigError, match=r"sensor.type: expected one of"):
         parse_scenario(text.replace("type: fixed_camera", "type: satellite"), "x.yaml")
+
+
+def test_static_piles_are_debris_from_the_first_frame_and_bushes_are_not() -> None:
+    text = (SCENARIOS / "quiet_street.yaml").read_text()
+    sc = parse_scenario(text, "quiet_street.yaml")
+    world = sc.world.model_dump()
+    centre = [float(v) for v in np.mean([p for r in sc.world.roads for p in r.path], axis=0)]
+    world["piles"] = [{"position": centre, "radius_m": 1.5, "height_m": 0.9}]
+    world["props"] = [{"kind": "bush", "position": [centre[0] + 6, centre[1]]}]
+    sim = Simulation(sc.model_copy(update={"world": type(sc.world).model_validate(world)}))
+    before = Simulation(sc)
+    for index in (0, 100):
+        debris = [t for t in sim.frame(index)[1] if t.cls == "debris"]
+        assert len(debris) == 1 and debris[0].visibility > 0.5
+        assert not [t for t in before.frame(index)[1] if t.cls == "debris"]
+    assert _check_pixels_in_boxes(sim, 0) >= 1
