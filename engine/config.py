@@ -15,19 +15,23 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from engine.redact import redact
 from engine.yamlconf import CrossFieldError, parse_yaml_model, read_text, union_tags
 
 __all__ = [
     "Config",
     "DetectorConfig",
+    "DroneSourceConfig",
     "FileSourceConfig",
     "JsonlOutputConfig",
     "PreprocessOverride",
+    "RtspSourceConfig",
     "ZmqOutputConfig",
     "ZoneConfig",
     "ZonePresenceRuleConfig",
@@ -37,10 +41,12 @@ __all__ = [
 
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 ENDPOINT_PATTERN = r"^(tcp://[^\s]+:\d+|ipc://[^\s]+|inproc://[^\s]+)$"
+RTSP_PATTERN = r"^rtsps?://[^\s]+$"
 # What each pattern means, for error messages people can act on.
 PATTERN_MEANING = {
     ID_PATTERN: "letters, digits, '-' and '_' only",
     ENDPOINT_PATTERN: "a ZeroMQ endpoint such as tcp://127.0.0.1:5556 or ipc:///run/x.sock",
+    RTSP_PATTERN: "an rtsp:// or rtsps:// URL",
 }
 
 Id = Annotated[
@@ -79,7 +85,65 @@ class FileSourceConfig(_Model):
     )
 
 
-SourceConfig = Annotated[FileSourceConfig, Field(discriminator="type")]
+class _LiveOptions(_Model):
+    """How a live feed is read: timeouts, reconnects, and the latest-frame buffer."""
+
+    transport: Literal["tcp", "udp"] = Field(
+        "tcp", description="RTSP transport: tcp (default; survives lossy links) or udp."
+    )
+    open_timeout_s: float = Field(5.0, gt=0, le=120, description="Give up one connect after this.")
+    read_timeout_s: float = Field(
+        3.0, gt=0, le=120, description="No packets for this long: the source is stalled."
+    )
+    buffer_frames: int = Field(
+        2, ge=1, le=64, description="Frames held for the engine; when full, the oldest is dropped."
+    )
+    backoff_initial_s: float = Field(0.5, gt=0, le=60, description="First reconnect delay.")
+    backoff_max_s: float = Field(30.0, gt=0, le=3600, description="Longest reconnect delay.")
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """repr() and str() show URLs without their credentials."""
+        for key, value in super().__repr_args__():
+            yield key, redact(value) if isinstance(value, str) else value
+
+
+class RtspSourceConfig(_LiveOptions):
+    """A live RTSP camera. Reconnects forever; credentials never appear in logs or messages."""
+
+    type: Literal["rtsp"]
+    id: Id
+    url: str = Field(
+        pattern=RTSP_PATTERN, description="rtsp:// or rtsps:// URL, user:password@ allowed."
+    )
+
+
+class DroneSourceConfig(_LiveOptions):
+    """A drone feed: MPEG-TS with MISB ST 0601 KLV telemetry, or video with a DJI SRT sidecar.
+
+    `url` is a recorded file (.ts, .mp4, ...), `udp://host:port` or `rtsp://...`; live feeds
+    reconnect forever, a file ends at its end.
+    """
+
+    type: Literal["drone"]
+    id: Id
+    url: str = Field(min_length=1, description="File path, udp://host:port or rtsp:// URL.")
+    srt: Path | None = Field(None, description="DJI-style SRT sidecar of a recorded file.")
+    rate: Literal["native", "max"] = Field(
+        "native", description="For a recorded file: replay at its own pace, or as fast as read."
+    )
+    telemetry_max_gap_s: float = Field(
+        1.0, gt=0, le=60, description="Frames further than this from any telemetry get none."
+    )
+
+    @property
+    def is_file(self) -> bool:
+        """True when `url` names a recorded file rather than a live feed."""
+        return "://" not in self.url
+
+
+SourceConfig = Annotated[
+    FileSourceConfig | RtspSourceConfig | DroneSourceConfig, Field(discriminator="type")
+]
 
 
 # --- detector ----------------------------------------------------------------------------------
@@ -245,7 +309,7 @@ class Config(_Model):
         def fix(p: Path) -> Path:
             return p if p.is_absolute() else base / p
 
-        sources = [s.model_copy(update={"path": fix(s.path)}) for s in self.sources]
+        sources = [_resolve_source(s, fix) for s in self.sources]
         outputs = [
             o.model_copy(update={"path": fix(o.path)}) if isinstance(o, JsonlOutputConfig) else o
             for o in self.outputs
@@ -254,6 +318,17 @@ class Config(_Model):
         return self.model_copy(
             update={"sources": sources, "outputs": outputs, "detector": detector}
         )
+
+
+def _resolve_source(s: SourceConfig, fix: Callable[[Path], Path]) -> SourceConfig:
+    if isinstance(s, FileSourceConfig):
+        return s.model_copy(update={"path": fix(s.path)})
+    if isinstance(s, DroneSourceConfig):
+        update: dict[str, object] = {"srt": fix(s.srt)} if s.srt else {}
+        if s.is_file:
+            update["url"] = str(fix(Path(s.url)))
+        return s.model_copy(update=update)
+    return s
 
 
 # Sections that hold discriminated unions, and the `type` tags each accepts.

@@ -2,7 +2,8 @@
 
 Every stage speaks in these types and nothing else: a source yields `Frame`s, a detector turns a
 batch of frames into `Detections`, a tracker turns detections into `Tracks`, a rule turns tracks
-into `Event`s, and the publisher wraps each event into an `Alert` on the wire.
+into `Event`s, and the publisher wraps each event into an `Alert` on the wire. Sources also report
+their own state (online, offline, stalled, ...) as `HealthEvent`s, published beside the alerts.
 
 They are frozen, slotted dataclasses holding one NumPy array per field (struct of arrays). Shapes
 and dtypes are checked once, at construction, and a mismatch raises `ValueError` saying what was
@@ -17,9 +18,16 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Alert", "Detections", "Event", "EventPhase", "Frame", "Tracks"]
+__all__ = [
+    "HEALTH_KINDS", "Alert", "Detections", "Event", "EventPhase", "Frame", "HealthEvent",
+    "HealthKind", "Tracks",
+]  # fmt: skip
 
 EventPhase = Literal["start", "update", "end"]
+HealthKind = Literal[
+    "source.online", "source.offline", "source.stalled", "source.recovered", "source.lagging"
+]  # fmt: skip
+HEALTH_KINDS: tuple[str, ...] = HealthKind.__args__  # type: ignore[attr-defined]
 
 
 def _check_array(
@@ -223,20 +231,54 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthEvent:
+    """A source's change of state.
+
+    Attributes:
+        kind: `source.online` (first frames), `source.offline` (connection lost or refused),
+            `source.stalled` (connected, but no packets for the read timeout: the camera is
+            silent), `source.recovered` (frames again after offline/stalled), `source.lagging`
+            (the engine is slower than the camera: frames were dropped to keep latency bounded).
+        source_id: the source concerned.
+        time_ns: `time.monotonic_ns()` when it was noticed.
+        reason: what happened, for people (credentials already redacted).
+        attributes: figures (timeouts, drop counts, retry delay), JSON-serialisable.
+    """
+
+    kind: HealthKind
+    source_id: str
+    time_ns: int
+    reason: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in HEALTH_KINDS:
+            raise ValueError(f"HealthEvent.kind: expected one of {HEALTH_KINDS}, got {self.kind!r}")
+
+    @property
+    def severity(self) -> Literal["info", "warning", "critical"]:
+        """critical when a source is lost, warning when degraded, info otherwise."""
+        if self.kind == "source.offline":
+            return "critical"
+        return "warning" if self.kind in ("source.stalled", "source.lagging") else "info"
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     """An event as published: sequenced, stamped with wall-clock time and addressed by topic.
 
     Attributes:
-        event: what happened.
-        topic: ZeroMQ topic, `<kind>.<site>.<source>.` (ends in the delimiter so that a
-            subscription to `cam1` never matches `cam10`).
+        event: what happened (a rule's event, or a source's health event).
+        topic: ZeroMQ topic, `<kind>.<site>.<source>.` for events and `health.<site>.<source>.`
+            for health events (it ends in the delimiter so that a subscription to `cam1` never
+            matches `cam10`).
         seq: publisher sequence number, +1 per alert, starting at 1 in each epoch.
         epoch: id of this publisher run; changes on every restart.
         time_utc: ISO-8601 UTC time at publication.
         site: the deployment's site name.
     """
 
-    event: Event
+    event: Event | HealthEvent
     topic: str
     seq: int
     epoch: str

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from engine.errors import ConfigError
+from engine.redact import redact
 
 __all__ = [
     "CrossFieldError",
@@ -197,5 +198,5 @@ def dotted(loc: Loc) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    text = redact(repr(value))
     return text if len(text) <= 80 else text[:77] + "..."

@@ -1,7 +1,9 @@
 """Alerts on the wire: CloudEvents 1.0 attributes around Lookout's event data, as JSON.
 
 The message is multipart [topic, JSON]. The topic is `<kind>.<site>.<source>.`: it ends in the
-delimiter, so a subscription to `zone_presence.site.cam1.` never matches `cam10`.
+delimiter, so a subscription to `zone_presence.site.cam1.` never matches `cam10`. Health events of
+sources share the stream under their own topic, `health.<site>.<source>.`, with CloudEvents type
+`lookout.source.<state>`.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.types import Alert, Event
+from engine.types import Alert, Event, HealthEvent
 
-__all__ = ["SCHEMA_VERSION", "AlertStamper", "alert_to_dict", "encode_alert", "topic_for"]
+__all__ = [
+    "HEALTH_TOPIC", "SCHEMA_VERSION", "AlertStamper", "alert_to_dict", "encode_alert", "topic_for"
+]  # fmt: skip
 
 SCHEMA_VERSION = 1
+HEALTH_TOPIC = "health"
 
 
 def topic_for(kind: str, site: str, source_id: str) -> str:
@@ -34,13 +39,14 @@ class AlertStamper:
         self.epoch = uuid.uuid4().hex[:16]
         self.seq = 0
 
-    def stamp(self, event: Event) -> Alert:
+    def stamp(self, event: Event | HealthEvent) -> Alert:
         """The next alert for `event`."""
         self.seq += 1
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        kind = HEALTH_TOPIC if isinstance(event, HealthEvent) else event.kind
         return Alert(
             event=event,
-            topic=topic_for(event.kind, self.site, event.source_id),
+            topic=topic_for(kind, self.site, event.source_id),
             seq=self.seq,
             epoch=self.epoch,
             time_utc=now,
@@ -48,9 +54,41 @@ class AlertStamper:
         )
 
 
+def _envelope(alert: Alert, type_: str, subject: str) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": f"{alert.epoch}-{alert.seq}",
+        "source": f"lookout://{alert.site}/{alert.event.source_id}",
+        "type": type_,
+        "time": alert.time_utc,
+        "datacontenttype": "application/json",
+        "dataschema": f"lookout.alert/v{SCHEMA_VERSION}",
+        "subject": subject,
+        "seq": alert.seq,
+        "epoch": alert.epoch,
+    }
+
+
+def _health_to_dict(alert: Alert, h: HealthEvent) -> dict[str, Any]:
+    return {
+        **_envelope(alert, f"lookout.{h.kind}", h.source_id),
+        "data": {
+            "schema_version": SCHEMA_VERSION,
+            "kind": h.kind,
+            "severity": h.severity,
+            "site": alert.site,
+            "sensors": [h.source_id],
+            "reason": h.reason,
+            "attributes": h.attributes,
+        },
+    }
+
+
 def alert_to_dict(alert: Alert) -> dict[str, Any]:
     """The alert as a JSON-ready dict (CloudEvents 1.0 structured mode)."""
     e = alert.event
+    if isinstance(e, HealthEvent):
+        return _health_to_dict(alert, e)
     objects = [
         {
             "label": label,
@@ -61,16 +99,7 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
         for label, s, box, t in zip(e.labels, e.score, e.xyxy, e.track_id, strict=True)
     ]
     return {
-        "specversion": "1.0",
-        "id": f"{alert.epoch}-{alert.seq}",
-        "source": f"lookout://{alert.site}/{e.source_id}",
-        "type": f"lookout.{e.kind}.{e.phase}",
-        "time": alert.time_utc,
-        "datacontenttype": "application/json",
-        "dataschema": f"lookout.alert/v{SCHEMA_VERSION}",
-        "subject": e.event_id,
-        "seq": alert.seq,
-        "epoch": alert.epoch,
+        **_envelope(alert, f"lookout.{e.kind}.{e.phase}", e.event_id),
         "data": {
             "schema_version": SCHEMA_VERSION,
             "event_id": e.event_id,

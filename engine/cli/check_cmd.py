@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from engine.config import Config, load_config
+from engine.config import Config, DroneSourceConfig, FileSourceConfig, load_config
 from engine.errors import ConfigError
 
 __all__ = ["missing_files", "register"]
@@ -25,8 +25,13 @@ def missing_files(cfg: Config) -> list[str]:
     if not cfg.detector.model.is_file():
         problems.append(f"detector.model: file not found: {cfg.detector.model}")
     for i, s in enumerate(cfg.sources):
-        if not s.path.is_file():
-            problems.append(f"sources[{i}].path: file not found: {s.path}")
+        files = {"path": s.path} if isinstance(s, FileSourceConfig) else {}
+        if isinstance(s, DroneSourceConfig):
+            files = {"url": Path(s.url)} if s.is_file else {}
+            files |= {"srt": s.srt} if s.srt else {}
+        for field, path in files.items():
+            if not path.is_file():
+                problems.append(f"sources[{i}].{field}: file not found: {path}")
     return problems
 
 

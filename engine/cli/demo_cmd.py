@@ -18,7 +18,7 @@ from typing import Any
 from engine.alerts.wire import alert_to_dict
 from engine.cli.shutdown import stop_on_signals
 from engine.cli.subscribe_cmd import format_alert_line
-from engine.config import ZmqOutputConfig, load_config
+from engine.config import FileSourceConfig, ZmqOutputConfig, load_config
 from engine.errors import ConfigError, EngineError
 from engine.record import AnnotatedVideo
 from engine.runtime import Runner
@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if not cfg.detector.model.is_file():
         raise ConfigError(f"bundled model missing: {cfg.detector.model} (see models/README.md)")
     for src in cfg.sources:
+        assert isinstance(src, FileSourceConfig), "the demo pipeline reads rendered files"
         _render_if_needed(src.path, SCENARIOS[src.id], args.rerender)
     if args.publish:
         outputs = [o.model_copy(update={"endpoint": args.publish})

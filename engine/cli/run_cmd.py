@@ -21,7 +21,13 @@ from pydantic import ValidationError
 from engine.alerts.wire import alert_to_dict
 from engine.cli.shutdown import stop_on_signals
 from engine.cli.subscribe_cmd import format_alert_line
-from engine.config import PATTERN_MEANING, Config, load_config
+from engine.config import (
+    PATTERN_MEANING,
+    Config,
+    DroneSourceConfig,
+    FileSourceConfig,
+    load_config,
+)
 from engine.errors import ConfigError, EngineError
 from engine.runtime import Runner
 from engine.types import Alert
@@ -152,6 +158,10 @@ def _apply_overrides(cfg: Config, args: argparse.Namespace) -> Config:
                 "max_frames": args.max_frames or s.max_frames,
             }
         )
+        if isinstance(s, FileSourceConfig)
+        else s.model_copy(update={"rate": "max" if args.fast else s.rate})
+        if isinstance(s, DroneSourceConfig)
+        else s
         for s in cfg.sources
     ]
     outputs = [

@@ -2,8 +2,10 @@
 
 One named thread per source reads frames, runs the (shared, thread-safe) detector and that
 source's rules, and puts events on a bounded queue; one publisher thread stamps them into alerts
-and hands them to every sink. A failure in one source is logged and recorded; the others go on.
-Every blocking call has a timeout, so `stop` ends the run within a bound.
+and hands them to every sink. Live sources' health events (online, offline, stalled, ...) take
+the same queue and go out on the alert stream under the `health.` topic. A failure in one source
+is logged and recorded; the others go on. Every blocking call has a timeout, so `stop` ends the
+run within a bound.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from engine.config import Config, JsonlOutputConfig, ZmqOutputConfig
 from engine.detect import OnnxDetector, build_detector
 from engine.errors import EngineError
 from engine.rules import ZonePresenceRule, build_rules
-from engine.sources import FileSource, build_source
-from engine.types import Alert, Event, Frame, Tracks
+from engine.sources import Source, build_source
+from engine.types import Alert, Event, Frame, HealthEvent, Tracks
 
 __all__ = ["FrameHook", "RunReport", "Runner"]
 
@@ -72,12 +74,14 @@ class Runner:
         self._own_context = context is None
         self._context = context or zmq.Context()
         self._sinks: list[Sink] = []
+        self._events: queue.Queue[Event | HealthEvent] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
+        self.health: list[HealthEvent] = []
         try:
             self.detector: OnnxDetector = build_detector(cfg.detector)
             self.rules: dict[str, list[ZonePresenceRule]] = build_rules(
                 cfg, self.detector.class_names
             )
-            self.sources: list[FileSource] = [build_source(s) for s in cfg.sources]
+            self.sources: list[Source] = [build_source(s, self._on_health) for s in cfg.sources]
             for src in self.sources:
                 src.open()
             for out in cfg.outputs:
@@ -88,7 +92,6 @@ class Runner:
         except BaseException:
             self.close()
             raise
-        self._events: queue.Queue[Event] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
         self._stamper = AlertStamper(cfg.site)
 
     def run(
@@ -145,7 +148,7 @@ class Runner:
 
     def _source_loop(
         self,
-        src: FileSource,
+        src: Source,
         stop: threading.Event,
         report: RunReport,
         on_frame: FrameHook | None,
@@ -177,6 +180,15 @@ class Runner:
                 for rule in rules:
                     for event in rule.close(last):
                         self._put(event, stop)
+
+    def _on_health(self, event: HealthEvent) -> None:
+        """From a source's threads: never blocks capture; a full queue is logged, not waited."""
+        self.health.append(event)
+        try:
+            self._events.put_nowait(event)
+        except queue.Full:
+            log.error("event queue full: health event %s of %s not published", event.kind,
+                      event.source_id)  # fmt: skip
 
     def _put(self, event: Event, stop: threading.Event) -> None:
         """Queue an event, waiting while the publisher catches up. Only at shutdown, with the

@@ -1,15 +1,39 @@
-"""Video sources: each yields `Frame`s with stream timestamps. One source kind per module."""
+"""Video sources: each yields `Frame`s with stream timestamps. One source kind per module.
+
+`file` replays recorded footage; `rtsp` reads a live camera and `drone` a drone feed with its
+telemetry (both reconnect forever and report their health).
+"""
 
 from __future__ import annotations
 
-from engine.config import FileSourceConfig
+from typing import Any, Protocol
+
+from engine.config import FileSourceConfig, SourceConfig
 from engine.sources.file import FileSource, SourceStats
+from engine.sources.live import HealthCallback, LiveSource, LiveStats
+from engine.types import Frame
 
-__all__ = ["SOURCES", "FileSource", "SourceStats", "build_source"]
+__all__ = [
+    "FileSource", "HealthCallback", "LiveSource", "LiveStats", "Source", "SourceStats",
+    "build_source",
+]  # fmt: skip
 
-SOURCES: dict[str, type[FileSource]] = {"file": FileSource}
+
+class Source(Protocol):
+    """What the runner needs of a source."""
+
+    id: str
+    cfg: Any
+    fps: float
+    size: tuple[int, int]
+
+    def open(self) -> None: ...
+    def read(self) -> Frame | None: ...
+    def close(self) -> None: ...
 
 
-def build_source(cfg: FileSourceConfig) -> FileSource:
-    """The source a config names (`type` -> class); not opened yet."""
-    return SOURCES[cfg.type](cfg)
+def build_source(cfg: SourceConfig, on_health: HealthCallback | None = None) -> Source:
+    """The source a config names (not opened yet); live ones report health to `on_health`."""
+    if isinstance(cfg, FileSourceConfig):
+        return FileSource(cfg)
+    return LiveSource(cfg, on_health)

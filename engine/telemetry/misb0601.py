@@ -4,17 +4,21 @@ A packet is the 16-byte Universal Key, a BER length, then tag-length-value items
 checksum (tag 1): a 16-bit running sum over every byte from the key to the checksum's own length.
 Values are fixed-point integers mapped linearly onto each tag's range, as the standard defines.
 Decoding checks the key, every length and the checksum, and raises `TelemetryError` saying what
-is wrong, so one malformed packet can be reported and skipped without losing the stream.
+is wrong, so one malformed packet can be reported and skipped without losing the stream. Inside
+a sound packet, unknown tags and damaged items (wrong size, the reserved 'out of range' value)
+are reported beside the values rather than failing it.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.errors import TelemetryError
 
-__all__ = ["UAS_LS_KEY", "Tag", "checksum", "decode", "encode"]
+__all__ = [
+    "TAGS", "UAS_LS_KEY", "KlvPacket", "Tag", "checksum", "decode", "decode_packet", "encode"
+]  # fmt: skip
 
 UAS_LS_KEY = bytes.fromhex("060E2B34020B01010E01030101000000")
 LS_VERSION = 17
@@ -51,6 +55,18 @@ class Tag:
         return self.lo + stored * (self.hi - self.lo) / (2**bits - 1)
 
 
+def _corner_tags() -> list[Tag]:
+    """Corners 1-4 as offsets from the frame centre (tags 26-33, small footprints) and as full
+    coordinates (tags 82-89, any footprint)."""
+    tags = []
+    for k in range(8):
+        corner, axis = k // 2 + 1, ("lat", "lon")[k % 2]
+        span = 90.0 if axis == "lat" else 180.0
+        tags.append(Tag(26 + k, f"offset_corner_{corner}_{axis}_deg", ">h", -0.075, 0.075))
+        tags.append(Tag(82 + k, f"corner_{corner}_{axis}_deg", ">i", -span, span))
+    return tags
+
+
 # The tags Lookout writes and reads (ST 0601.17 numbering and mappings).
 TAGS: dict[str, Tag] = {
     t.name: t
@@ -68,7 +84,9 @@ TAGS: dict[str, Tag] = {
         Tag(20, "sensor_rel_roll_deg", ">I", 0.0, 360.0),
         Tag(23, "frame_center_lat_deg", ">i", -90.0, 90.0),
         Tag(24, "frame_center_lon_deg", ">i", -180.0, 180.0),
+        Tag(21, "slant_range_m", ">I", 0.0, 5_000_000.0),
         Tag(25, "frame_center_elevation_m", ">H", -900.0, 19000.0),
+        *_corner_tags(),
     )
 }
 TAGS_BY_NUMBER = {t.number: t for t in TAGS.values()}
@@ -135,11 +153,21 @@ def _read_ber(data: bytes, pos: int) -> tuple[int, int]:
     return int.from_bytes(data[pos + 1 : pos + 1 + n], "big"), pos + 1 + n
 
 
-def decode(packet: bytes) -> dict[str, float | int | str]:
-    """Decode one UAS Local Set packet into {name: value}; `time_us` holds the timestamp.
+@dataclass(slots=True)
+class KlvPacket:
+    """A decoded packet: values by name (`time_us` is the timestamp) and what was wrong in it."""
+
+    values: dict[str, float | int | str]
+    unknown_tags: list[int] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)
+
+
+def decode_packet(packet: bytes) -> KlvPacket:
+    """Decode one UAS Local Set packet, reporting unknown tags and damaged items.
 
     Raises:
-        TelemetryError: wrong key, truncated packet, bad lengths or checksum mismatch.
+        TelemetryError: wrong key, truncated packet, bad lengths, checksum missing or mismatched,
+            or no timestamp: the packet as a whole cannot be trusted.
     """
     if not packet.startswith(UAS_LS_KEY):
         raise TelemetryError(f"KLV: not a UAS Local Set (key {packet[:16].hex()})")
@@ -147,7 +175,8 @@ def decode(packet: bytes) -> dict[str, float | int | str]:
     end = pos + length
     if end != len(packet):
         raise TelemetryError(f"KLV: packet holds {len(packet)} bytes, its length says {end}")
-    out: dict[str, float | int | str] = {}
+    out = KlvPacket({})
+    checked = False
     while pos < end:
         tag = packet[pos]
         size, vpos = _read_ber(packet, pos + 1)
@@ -157,22 +186,45 @@ def decode(packet: bytes) -> dict[str, float | int | str]:
         if tag == CHECKSUM_TAG:
             want = checksum(packet[:vpos])
             got = struct.unpack(">H", value)[0] if size == 2 else -1
-            if got != want:
+            if got != want or vpos + size != end:
                 raise TelemetryError(
                     f"KLV: checksum mismatch (packet {got:#06x}, computed {want:#06x})"
                 )
+            checked = True
         elif tag == TIMESTAMP_TAG and size == 8:
-            out["time_us"] = struct.unpack(">Q", value)[0]
+            out.values["time_us"] = struct.unpack(">Q", value)[0]
         elif tag == PLATFORM_DESIGNATION_TAG:
-            out["platform"] = value.decode(errors="replace")
+            out.values["platform"] = value.decode(errors="replace")
         elif tag == VERSION_TAG and size == 1:
-            out["ls_version"] = value[0]
+            out.values["ls_version"] = value[0]
         elif tag in TAGS_BY_NUMBER:
-            spec = TAGS_BY_NUMBER[tag]
-            if size != struct.calcsize(spec.fmt):
-                raise TelemetryError(f"KLV: tag {tag} ({spec.name}) has {size} bytes")
-            out[spec.name] = spec.to_real(struct.unpack(spec.fmt, value)[0])
+            _decode_item(TAGS_BY_NUMBER[tag], value, out)
+        else:
+            out.unknown_tags.append(tag)
         pos = vpos + size
-    if "time_us" not in out:
+    if not checked:
+        raise TelemetryError("KLV: packet has no checksum (tag 1)")
+    if "time_us" not in out.values:
         raise TelemetryError("KLV: packet has no Precision Time Stamp (tag 2)")
     return out
+
+
+def _decode_item(spec: Tag, value: bytes, out: KlvPacket) -> None:
+    if len(value) != struct.calcsize(spec.fmt):
+        out.damaged.append(f"tag {spec.number} ({spec.name}): {len(value)} bytes")
+        return
+    stored = struct.unpack(spec.fmt, value)[0]
+    if spec.signed and stored == -(2 ** (8 * len(value) - 1)):
+        out.damaged.append(f"tag {spec.number} ({spec.name}): reserved 'out of range' value")
+        return
+    out.values[spec.name] = spec.to_real(stored)
+
+
+def decode(packet: bytes) -> dict[str, float | int | str]:
+    """Decode one packet into {name: value}; `time_us` holds the timestamp. Unknown tags and
+    damaged items are left out (see `decode_packet` to have them reported).
+
+    Raises:
+        TelemetryError: as `decode_packet`.
+    """
+    return decode_packet(packet).values
