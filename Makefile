@@ -39,7 +39,7 @@ model: setup
 	$(TRAIN_VENV)/bin/pip install --quiet ultralytics onnx onnxslim onnxruntime -e .
 	$(BIN)/python -m models.sim_detector.dataset --out runs/sim_dataset --train 200 --val 20 --per-scene 6
 	YOLO_OFFLINE=1 $(TRAIN_VENV)/bin/python -m models.sim_detector.train \
-	  --data runs/sim_dataset/data.yaml --imgsz 480 --epochs 300 --time-h 1.65 --out models
+	  --data runs/sim_dataset/data.yaml --imgsz 480 --epochs 300 --time-h 1.6 --out models
 	$(BIN)/lookout bench sim-model --json runs/sim_model_bench.json
 	$(BIN)/python -m models.sim_detector.card --model models/lookout_sim_yolo11n.onnx \
 	  --bench runs/sim_model_bench.json --train-summary runs/sim_detector/train_summary.json \

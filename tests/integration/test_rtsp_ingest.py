@@ -168,7 +168,9 @@ def test_frozen_server_is_stalled_within_the_read_timeout_and_nothing_hangs(
     assert took < 1.0
 
 
-def test_credentials_never_appear_in_logs_or_health_events(caplog: pytest.LogCaptureFixture) -> None:
+def test_credentials_never_appear_in_logs_or_health_events(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     secret = "s3cr3t-pw"
     with RtspServer({"cam": SMALL}, user="viewer", password=secret) as server:
         caplog.set_level(logging.DEBUG)
