@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo example test setup lint clean model
+.PHONY: demo example test setup system-deps lint clean model
 
 # Training needs torch; it lives in its own environment so the engine never does.
 TRAIN_VENV ?= .venv-train
@@ -28,8 +28,22 @@ else
 	$(BIN)/lookout run configs/example.yaml --fast
 endif
 
-## test: the whole test suite
-test: setup
+# What the live-ingest tests need from the system: ffmpeg, and GStreamer's RTSP server with its
+# Python bindings for /usr/bin/python3 (Debian packages; installed once, with apt-get).
+SYSTEM_PACKAGES := ffmpeg gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools \
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gir1.2-gstreamer-1.0 python3-gi
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+system-deps:
+	@if command -v ffmpeg >/dev/null && /usr/bin/python3 -c "import gi; \
+	  gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer" \
+	  2>/dev/null; then echo "system packages: present"; else \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y \
+	  -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; fi
+
+## test: the whole test suite (installs ffmpeg and the GStreamer RTSP server if missing)
+test: setup system-deps
 	$(BIN)/pytest -q
 
 ## model: reproduce models/lookout_sim_yolo11n.onnx from scratch (about 2 hours on 2 cores)

@@ -9,4 +9,5 @@ from __future__ import annotations
 SUITES: dict[str, str] = {
     "coco": "bench.coco",
     "sim-model": "bench.sim_model",
+    "ingest": "bench.ingest",
 }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 from bench.assets import assets_dir, missing_reason
+from bench.rtsp_process import free_port
 from engine.types import Detections, Frame, Tracks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,11 +31,7 @@ def assets() -> Callable[..., Path]:
     return get
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["LOOKOUT", "REPO", "free_port"]
 
 
 def make_video(

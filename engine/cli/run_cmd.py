@@ -42,6 +42,7 @@ WHOLE_FRAME = [(0.0, 0.0), (1e6, 0.0), (1e6, 1e6), (0.0, 1e6)]
 # Quick-form flags and the config field each one fills, for error messages.
 FLAG_OF_FIELD = {
     "sources[0].path": "--source",
+    "sources[0].url": "--source",
     "sources[0].max_frames": "--max-frames",
     "detector.model": "--model",
     "detector.conf": "--conf",
@@ -63,7 +64,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("config", nargs="?", type=Path, help="YAML config file")
     q = p.add_argument_group("quick use without a config file")
-    q.add_argument("--source", type=Path, help="video file")
+    q.add_argument(
+        "--source",
+        help="video file, rtsp:// camera, or drone feed (udp:// or .ts file with KLV: --drone)",
+    )
+    q.add_argument("--drone", action="store_true", help="the source is a drone feed (telemetry)")
     q.add_argument("--model", type=Path, help="ONNX detector")
     q.add_argument("--classes", help="comma-separated class names that raise alerts")
     q.add_argument("--zone", help="polygon x1,y1,x2,y2,... in pixels (default: whole frame)")
@@ -103,6 +108,20 @@ def _parse_zone(text: str) -> list[tuple[float, float]]:
     return list(zip(values[0::2], values[1::2], strict=True))
 
 
+def _source_from_flags(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The source config --source names, and its id (from the file or stream name)."""
+    text = str(args.source)
+    live = "://" in text
+    stem = text.rstrip("/").rsplit("/", 1)[-1].split("?")[0] if live else Path(text).stem
+    # the id is part of topics: made topic-safe
+    src_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem)[:64] or "source"
+    if args.drone or text.startswith("udp://"):
+        return {"type": "drone", "id": src_id, "url": text}, src_id
+    if live:
+        return {"type": "rtsp", "id": src_id, "url": text}, src_id
+    return {"type": "file", "id": src_id, "path": Path(text), "loop": args.loop}, src_id
+
+
 def config_from_flags(args: argparse.Namespace) -> Config:
     """Build and validate a config from the quick-form flags.
 
@@ -127,12 +146,10 @@ def config_from_flags(args: argparse.Namespace) -> Config:
         detector["family"] = args.family
     if args.class_names:
         detector["class_names"] = [c.strip() for c in args.class_names.split(",")]
-    # The source id (part of topics) comes from the file name, made topic-safe.
-    src_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in args.source.stem)
-    src_id = src_id[:64] or "source"
+    source, src_id = _source_from_flags(args)
     data = {
         "site": args.site,
-        "sources": [{"type": "file", "id": src_id, "path": args.source, "loop": args.loop}],
+        "sources": [source],
         "detector": detector,
         "zones": [{"id": "zone", "source": src_id,
                    "polygon": _parse_zone(args.zone) if args.zone else WHOLE_FRAME}],

@@ -34,6 +34,11 @@ def register(sub: Any) -> None:
 def format_alert_line(msg: dict[str, Any]) -> str:
     """One human-readable line for an alert."""
     d = msg.get("data", {})
+    if str(d.get("kind", "")).startswith("source."):  # a source's health
+        return (
+            f"#{msg.get('seq')} {msg.get('time')} {d.get('site')}/{','.join(d.get('sensors', []))} "
+            f"{d.get('kind')} [{d.get('severity')}] {d.get('reason')}"
+        )
     labels: dict[str, int] = {}
     for obj in d.get("objects", []):
         labels[obj["label"]] = labels.get(obj["label"], 0) + 1

@@ -70,7 +70,8 @@ class LiveStats:
 
 @dataclass(slots=True)
 class _Captured:
-    pts_s: float  # stream time within the session
+    pts_s: float  # stream time within the session, from its first frame
+    stream_s: float  # the stream's own timestamp (what KLV packets are stamped with)
     capture_ns: int
     image: npt.NDArray[np.uint8]
     telemetry: dict[str, Any]
@@ -207,8 +208,9 @@ class LiveSource:
         socket_us = str(int(cfg.read_timeout_s * 0.45e6))
         if url.startswith(("rtsp://", "rtsps://")):
             options = {"rtsp_transport": cfg.transport, "timeout": socket_us}
-        elif url.startswith("udp://"):
-            options = {"timeout": socket_us, "overrun_nonfatal": "1", "fifo_size": "1000000"}
+        elif url.startswith("udp://"):  # MPEG-TS: probe briefly, and find the KLV stream
+            options = {"timeout": socket_us, "overrun_nonfatal": "1", "fifo_size": "1000000",
+                       "probesize": "1000000", "analyzeduration": "1500000"}  # fmt: skip
         if self._is_file:
             return av.open(url, mode="r")
         return av.open(url, mode="r", options=options,
@@ -238,8 +240,7 @@ class LiveSource:
             self._last_packet_ns = time.monotonic_ns()
             if packet.stream.type == "data":
                 if packet.size and packet.pts is not None and packet.time_base is not None:
-                    t = float(packet.pts * packet.time_base) - (start_pts or 0.0)
-                    self._add_klv(track, t, bytes(packet))
+                    self._add_klv(track, float(packet.pts * packet.time_base), bytes(packet))
                     self._flush(pending, track, sidecar, bool(klv), final=False)
                 continue
             try:
@@ -260,7 +261,7 @@ class LiveSource:
                     if delay > 0 and self._closed.wait(delay):
                         return
                 image = vf.to_ndarray(format="bgr24")
-                pending.append(_Captured(t, time.monotonic_ns(), image, {}))  # type: ignore[arg-type]
+                pending.append(_Captured(t, t_abs, time.monotonic_ns(), image, {}))  # type: ignore[arg-type]
                 self.stats.captured += 1
                 self._flush(pending, track, sidecar, bool(klv), final=False)
         self._flush(pending, track, sidecar, bool(klv), final=True)
@@ -304,17 +305,17 @@ class LiveSource:
         while pending:
             head = pending[0]
             if wait_klv and not final and track is not None:
-                newest = pending[-1].pts_s
+                newest = pending[-1].stream_s
                 latest = track.latest_s
                 if (
-                    latest is None or latest < head.pts_s
-                ) and newest - head.pts_s < TELEMETRY_WAIT_S:
+                    latest is None or latest < head.stream_s
+                ) and newest - head.stream_s < TELEMETRY_WAIT_S:
                     return
             pending.popleft()
             if sidecar is not None:
                 head.telemetry.update(sidecar.at(head.pts_s))
             if track is not None:
-                head.telemetry.update(track.at(head.pts_s))
+                head.telemetry.update(track.at(head.stream_s))
             self._deliver(head)
 
     def _deliver(self, item: _Captured) -> None:

@@ -239,3 +239,77 @@ def test_slow_engine_latency_stays_bounded_and_drops_are_counted(server: RtspSer
     assert stats.dropped > 0 and r.src.dropped == stats.dropped
     assert stats.captured - stats.frames - stats.dropped in range(0, 3)  # the rest: in the buffer
     assert "source.lagging" in r.kinds() and "source.stalled" not in r.kinds()
+
+
+def test_lookout_run_publishes_health_events_on_their_own_topic() -> None:
+    import json
+    import signal
+    import subprocess
+
+    import zmq
+
+    from engine.alerts import AlertSubscriber
+    from tests.conftest import LOOKOUT, REPO, free_port
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    with RtspServer({"gate": SMALL}) as server:
+        ctx = zmq.Context()
+        sub = AlertSubscriber(endpoint, ["health."], ctx)
+        run = subprocess.Popen(
+            [*LOOKOUT, "run", "--source", server.url("gate"), "--model",
+             str(REPO / "models" / "lookout_sim_yolo11n.onnx"), "--classes", "person",
+             "--publish", endpoint, "--site", "station", "--wait-subscribers", "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        got: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+
+        def wait_for(kind: str) -> None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not any(m["data"]["kind"] == kind
+                                                          for _, m in got):  # fmt: skip
+                msg = sub.recv(timeout_s=0.5)
+                if msg is not None:
+                    got.append(msg)
+            assert any(m["data"]["kind"] == kind for _, m in got), (kind, got)
+
+        try:
+            wait_for("source.online")
+            server.kill()
+            wait_for("source.offline")
+            server.start()
+            wait_for("source.recovered")
+        finally:
+            run.send_signal(signal.SIGTERM)
+            out, err = run.communicate(timeout=30)
+            sub.close()
+            ctx.term()
+    assert run.returncode == 0, err
+    assert {t for t, _ in got} == {"health.station.gate."}
+    kinds = [m["data"]["kind"] for _, m in got if m["data"]["kind"] != "source.lagging"]
+    assert kinds == ["source.online", "source.offline", "source.recovered"]
+    first = got[0][1]
+    assert first["type"] == "lookout.source.online" and first["source"] == "lookout://station/gate"
+    assert [m["seq"] for _, m in got] == sorted(m["seq"] for _, m in got)
+    assert "source.offline" in out  # printed for the operator too
+    json.dumps(first)
+
+
+def test_bench_ingest_reports_both_readers_for_both_streams(tmp_path: object) -> None:
+    import json
+    import subprocess
+    from pathlib import Path
+
+    from tests.conftest import LOOKOUT
+
+    out = Path(str(tmp_path)) / "ingest.json"
+    cmd = [*LOOKOUT, "bench", "ingest", "--seconds", "1.5", "--warmup", "1", "--json", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(out.read_text())
+    rows = {(r["stream"], r["reader"]) for r in result["table"]}
+    assert rows == {(s, r) for s in ("720p", "1080p") for r in ("lookout", "opencv")}
+    for stream in ("720p", "1080p"):
+        for key in ("cpu_pct", "latency_p50_ms", "latency_p99_ms"):
+            assert result["summary"][f"{stream}_lookout_{key}"] > 0
+            assert result["summary"][f"{stream}_ratio_{key}"] > 0
+    assert "latency_p99_ms" in run.stdout  # the printed table

@@ -120,3 +120,41 @@ def test_demo_pipeline_is_valid_and_uses_the_bundled_model() -> None:
     assert cfg.detector.model == REPO / "pipelines" / ".." / "models" / "lookout_sim_yolo11n.onnx"
     assert {s.id for s in cfg.sources} == {"drone7", "gatecam2"}
     assert {r.classes[0] for r in cfg.rules} == {"debris", "truck", "person"}
+
+
+LIVE = GOOD.replace(
+    """  - id: cam1
+    type: file
+    path: clip.mp4
+""",
+    """  - id: cam1
+    type: rtsp
+    url: rtsp://admin:pa55word@10.0.0.7:554/Streaming/Channels/101
+    read_timeout_s: 2
+  - id: uav1
+    type: drone
+    url: feeds/patrol.ts
+    srt: feeds/patrol.SRT
+""",
+)
+
+
+def test_live_sources_parse_and_drone_files_resolve(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(LIVE)
+    cfg = load_config(tmp_path / "c.yaml")
+    cam, uav = cfg.sources
+    assert cam.type == "rtsp" and cam.transport == "tcp" and cam.read_timeout_s == 2.0
+    assert uav.type == "drone" and uav.is_file
+    assert uav.url == str(tmp_path / "feeds" / "patrol.ts")
+    assert uav.srt == tmp_path / "feeds" / "patrol.SRT"
+    assert "pa55word" not in repr(cam) and "rtsp://***@10.0.0.7" in repr(cam)
+    assert cam.url.startswith("rtsp://admin:pa55word@")  # the engine still has it
+
+
+def test_live_source_errors_never_echo_credentials() -> None:
+    bad = LIVE.replace("rtsp://admin", "http://admin")
+    bad = bad.replace("read_timeout_s: 2", "read_timeout_s: 0")
+    lines = errors_of(bad)
+    assert any("sources[0].url: expected an rtsp:// or rtsp" in line for line in lines), lines
+    assert any("sources[0].read_timeout_s" in line for line in lines), lines
+    assert not [line for line in lines if "pa55word" in line]

@@ -1,6 +1,7 @@
 # ruff: noqa: E501  (SRT records are long lines by nature)
 """MISB ST 0601 KLV and DJI SRT: round trips within encoding precision, clear errors otherwise."""
 
+import contextlib
 import struct
 
 import pytest
@@ -93,3 +94,82 @@ def test_srt_write_then_parse() -> None:
     (back,), problems = dji_srt.parse_srt(dji_srt.format_record(rec))
     assert problems == [] and back.values["latitude"] == 31.1234567
     assert back.values["gb_pitch"] == -60.0 and back.start_s == 1.2
+
+
+def _with_items(extra: bytes) -> bytes:
+    """A valid packet (fresh checksum) with raw items inserted before the checksum."""
+    body = misb0601._item(2, struct.pack(">Q", 42)) + extra + bytes([1, 2])
+    head = misb0601.UAS_LS_KEY + misb0601._ber_length(len(body) + 2) + body
+    return head + struct.pack(">H", misb0601.checksum(head))
+
+
+def test_unknown_tags_and_damaged_items_are_reported_not_fatal() -> None:
+    alt = misb0601.TAGS["sensor_alt_m"]
+    extra = (
+        misb0601._item(120, b"\x01\x02")  # not a tag we know
+        + misb0601._item(5, b"\x01")  # heading with 1 byte instead of 2
+        + misb0601._item(6, struct.pack(">h", -(2**15)))  # pitch: the reserved 'out of range'
+        + misb0601._item(alt.number, struct.pack(">H", alt.to_int(250.0)))
+    )
+    out = misb0601.decode_packet(_with_items(extra))
+    assert out.unknown_tags == [120]
+    assert len(out.damaged) == 2 and "tag 5" in out.damaged[0] and "out of range" in out.damaged[1]
+    assert out.values["time_us"] == 42
+    assert out.values["sensor_alt_m"] == pytest.approx(250.0, abs=0.5)
+    assert "platform_heading_deg" not in out.values and "platform_pitch_deg" not in out.values
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_only_ever_raise_telemetry_error(data: bytes) -> None:
+    for candidate in (data, misb0601.UAS_LS_KEY + data):
+        with contextlib.suppress(TelemetryError):  # anything else fails the test
+            misb0601.decode_packet(candidate)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_truncated_or_corrupted_packets_only_raise_telemetry_error(data: st.DataObject) -> None:
+    values = {name: (t.lo + t.hi) / 3 for name, t in misb0601.TAGS.items()}
+    pkt = bytearray(misb0601.encode(1_700_000_000_000_000, values, "M30"))
+    cut = data.draw(st.integers(0, len(pkt)))
+    flips = data.draw(st.lists(st.tuples(st.integers(0, len(pkt) - 1), st.integers(1, 255)),
+                               max_size=4))  # fmt: skip
+    for pos, mask in flips:
+        pkt[pos] ^= mask
+    damaged = bytes(pkt[:cut]) if data.draw(st.booleans()) else bytes(pkt)
+    try:
+        out = misb0601.decode_packet(damaged)
+    except TelemetryError:
+        return
+    # what decodes passed the checksum: then it is the packet sent, or a collision of 1 in 65536
+    assert set(out.values) <= {*misb0601.TAGS, "time_us", "platform", "ls_version"}
+
+
+def test_telemetry_interpolates_between_samples_the_short_way_round() -> None:
+    from engine.telemetry.align import TelemetryTrack
+
+    track = TelemetryTrack(max_gap_s=1.0)
+    track.add(1.0, {"platform_heading_deg": 350.0, "sensor_lat_deg": 10.0, "platform": "M30"})
+    track.add(0.0, {"platform_heading_deg": 340.0, "sensor_lat_deg": 9.0, "platform": "M30"})
+    track.add(2.0, {"platform_heading_deg": 10.0, "sensor_lat_deg": 11.0, "platform": "M3E"})
+    mid = track.at(1.5)
+    assert mid["platform_heading_deg"] == pytest.approx(0.0, abs=1e-9) or mid[
+        "platform_heading_deg"] == pytest.approx(360.0)  # fmt: skip
+    assert mid["sensor_lat_deg"] == pytest.approx(10.5)
+    assert track.at(1.75)["platform"] == "M3E" and track.at(1.25)["platform"] == "M30"
+    assert track.at(0.5)["platform_heading_deg"] == pytest.approx(345.0)
+    assert track.at(2.0)["sensor_lat_deg"] == 11.0
+    assert track.at(2.9)["sensor_lat_deg"] == 11.0  # within the gap: the last sample
+    assert track.at(3.5) == {}  # beyond it: no stale pose
+
+
+def test_telemetry_is_not_bridged_across_a_long_gap() -> None:
+    from engine.telemetry.align import TelemetryTrack
+
+    track = TelemetryTrack(max_gap_s=0.5)
+    track.add(0.0, {"sensor_alt_m": 100.0})
+    track.add(10.0, {"sensor_alt_m": 200.0})
+    assert track.at(0.3) == {"sensor_alt_m": 100.0}
+    assert track.at(5.0) == {}
+    assert track.at(9.8) == {"sensor_alt_m": 200.0}
