@@ -26,11 +26,13 @@ from engine.yamlconf import CrossFieldError, parse_yaml_model, read_text, union_
 
 __all__ = [
     "Config",
+    "CurveConfig",
     "DetectorConfig",
     "DroneSourceConfig",
     "FileSourceConfig",
     "JsonlOutputConfig",
     "PreprocessOverride",
+    "RouteConfig",
     "RtspSourceConfig",
     "ZmqOutputConfig",
     "ZoneConfig",
@@ -253,14 +255,49 @@ RuleConfig = Annotated[ZonePresenceRuleConfig, Field(discriminator="type")]
 # --- outputs -----------------------------------------------------------------------------------
 
 
+class CurveConfig(_Model):
+    """CURVE encryption and authentication of the alert stream (keys from `lookout keys new`)."""
+
+    server_secret_key: Path = Field(
+        description="This engine's key pair (the NAME.key_secret file `lookout keys new` wrote)."
+    )
+    allowed_clients: Path = Field(
+        description="Folder of the consoles' public keys (NAME.key files); no other may connect."
+    )
+
+
 class ZmqOutputConfig(_Model):
-    """A ZeroMQ publisher: multipart messages [topic, JSON]."""
+    """A ZeroMQ publisher: multipart [topic, JSON, optional JPEG snapshot], journaled first."""
 
     type: Literal["zmq"] = "zmq"
     endpoint: str = Field(
         pattern=ENDPOINT_PATTERN,
         description="Where to bind, e.g. tcp://127.0.0.1:5556.",
     )
+    replay_endpoint: str | None = Field(
+        None,
+        pattern=ENDPOINT_PATTERN,
+        description="ROUTER endpoint answering 'alerts after sequence S' from the journal.",
+    )
+    journal: Path | None = Field(
+        None,
+        description="SQLite journal every alert is written to before it is published "
+        "(default: $LOOKOUT_STATE_DIR or ~/.local/state/lookout, one file per endpoint).",
+    )
+    retention_days: float = Field(7.0, gt=0, le=3650, description="Journal keeps alerts this long.")
+    retention_max_alerts: int = Field(
+        1_000_000, ge=1000, description="... and at most this many (the newest)."
+    )
+    heartbeat_s: float = Field(
+        1.0, ge=0, le=3600, description="Heartbeat with stats on health.<site>.@engine. (0: off)."
+    )
+    curve: CurveConfig | None = Field(
+        None, description="Encrypt and authenticate; required off loopback unless allow_plaintext."
+    )
+    allow_plaintext: bool = Field(
+        False, description="Publish unencrypted on a non-loopback endpoint (explicit opt-in)."
+    )
+    snapshots: bool = Field(True, description="Attach a JPEG of the frame to each rule alert.")
     sndhwm: int = Field(
         100_000, ge=1, description="Messages queued per subscriber before any is dropped."
     )
@@ -270,6 +307,36 @@ class ZmqOutputConfig(_Model):
     wait_timeout_s: float = Field(
         10.0, ge=0.0, le=3600.0, description="Give up waiting for subscribers after this long."
     )
+
+    @model_validator(mode="after")
+    def _encrypted_off_loopback(self) -> ZmqOutputConfig:
+        if self.curve is None and not self.allow_plaintext:
+            for name in ("endpoint", "replay_endpoint"):
+                value = getattr(self, name)
+                if value is not None and not is_loopback(value):
+                    raise ValueError(
+                        f"{name} {value} is not loopback: expected curve keys (lookout keys "
+                        "new), or allow_plaintext: true to publish unencrypted"
+                    )
+        return self
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True for endpoints only this machine can reach (127.x, ::1, localhost, ipc, inproc)."""
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    host = endpoint.removeprefix("tcp://").rsplit(":", 1)[0].strip("[]")
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
+class RouteConfig(_Model):
+    """An agency and the alerts it is responsible for: any listed kind, zone or source matches
+    (nothing listed: every alert). Its copies go out under `@<agency>.<kind>.<site>.<source>.`."""
+
+    agency: Id
+    kinds: list[str] = Field(default_factory=list, description="Event kinds, e.g. dumping.")
+    zones: list[Id] = Field(default_factory=list)
+    sources: list[Id] = Field(default_factory=list)
 
 
 class JsonlOutputConfig(_Model):
@@ -295,6 +362,9 @@ class Config(_Model):
     zones: list[ZoneConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     outputs: list[OutputConfig] = Field(default_factory=list)
+    routing: list[RouteConfig] = Field(
+        default_factory=list, description="Agencies and the alerts each is responsible for."
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -310,10 +380,7 @@ class Config(_Model):
             return p if p.is_absolute() else base / p
 
         sources = [_resolve_source(s, fix) for s in self.sources]
-        outputs = [
-            o.model_copy(update={"path": fix(o.path)}) if isinstance(o, JsonlOutputConfig) else o
-            for o in self.outputs
-        ]
+        outputs = [_resolve_output(o, fix) for o in self.outputs]
         detector = self.detector.model_copy(update={"model": fix(self.detector.model)})
         return self.model_copy(
             update={"sources": sources, "outputs": outputs, "detector": detector}
@@ -329,6 +396,17 @@ def _resolve_source(s: SourceConfig, fix: Callable[[Path], Path]) -> SourceConfi
             update["url"] = str(fix(Path(s.url)))
         return s.model_copy(update=update)
     return s
+
+
+def _resolve_output(o: OutputConfig, fix: Callable[[Path], Path]) -> OutputConfig:
+    if isinstance(o, JsonlOutputConfig):
+        return o.model_copy(update={"path": fix(o.path)})
+    update: dict[str, object] = {"journal": fix(o.journal)} if o.journal else {}
+    if o.curve is not None:
+        update["curve"] = o.curve.model_copy(update={
+            "server_secret_key": fix(o.curve.server_secret_key),
+            "allowed_clients": fix(o.curve.allowed_clients)})  # fmt: skip
+    return o.model_copy(update=update)
 
 
 # Sections that hold discriminated unions, and the `type` tags each accepts.

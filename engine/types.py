@@ -198,6 +198,7 @@ class Event:
         severity: "info", "warning" or "critical".
         attributes: rule-specific facts (counts, dwell seconds, ...), JSON-serialisable.
         frame_size: (width, height) of the source frame, for the consumer's drawing.
+        snapshot: JPEG of the frame that caused this phase (sent as the message's third part).
     """
 
     event_id: str
@@ -215,6 +216,7 @@ class Event:
     severity: Literal["info", "warning", "critical"] = "warning"
     attributes: dict[str, Any] = field(default_factory=dict)
     frame_size: tuple[int, int] = (0, 0)
+    snapshot: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_array("Event.xyxy", self.xyxy, np.float32, 2, 4)
@@ -276,6 +278,8 @@ class Alert:
         epoch: id of this publisher run; changes on every restart.
         time_utc: ISO-8601 UTC time at publication.
         site: the deployment's site name.
+        routes: further topics it goes out under, `@<agency>.<kind>.<site>.<source>.`, one per
+            agency responsible for it (config `routing`).
     """
 
     event: Event | HealthEvent
@@ -284,3 +288,4 @@ class Alert:
     epoch: str
     time_utc: str
     site: str
+    routes: tuple[str, ...] = ()

@@ -125,3 +125,11 @@ def make_yolox_model(path: Path, size: int = 64, classes: int = 2, seed: int = 0
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _state_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Alert journals (and other state) of the engines the tests start go to a temp folder."""
+    import os
+
+    os.environ["LOOKOUT_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))

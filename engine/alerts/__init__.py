@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.alerts.jsonl_sink import JsonlSink
+from engine.alerts.snapshot import with_snapshot
 from engine.alerts.subscriber import AlertSubscriber
 from engine.alerts.wire import AlertStamper, alert_to_dict, encode_alert, topic_for
 from engine.alerts.zmq_publisher import ZmqPublisher
@@ -15,4 +16,5 @@ __all__ = [
     "alert_to_dict",
     "encode_alert",
     "topic_for",
+    "with_snapshot",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from engine.alerts.wire import alert_to_dict
 from engine.config import JsonlOutputConfig
@@ -33,6 +34,14 @@ class JsonlSink:
         self._fh.write(json.dumps(alert_to_dict(alert), separators=(",", ":")) + "\n")
         self._fh.flush()
         self.sent += 1
+
+    def send_many(self, alerts: list[Alert]) -> None:
+        """Append alerts in order."""
+        for alert in alerts:
+            self.send(alert)
+
+    def tick(self, stats: dict[str, Any]) -> None:
+        """Nothing to do periodically."""
 
     def close(self) -> None:
         """Close the file."""

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.config import RouteConfig
 from engine.types import Alert, Event, HealthEvent
 
 __all__ = [
-    "HEALTH_TOPIC", "SCHEMA_VERSION", "AlertStamper", "alert_to_dict", "encode_alert", "topic_for"
+    "HEALTH_TOPIC", "SCHEMA_VERSION", "AlertStamper", "alert_body", "alert_to_dict",
+    "encode_alert", "routes_for", "topic_for",
 ]  # fmt: skip
 
 SCHEMA_VERSION = 1
@@ -28,14 +31,38 @@ def topic_for(kind: str, site: str, source_id: str) -> str:
     return f"{kind}.{site}.{source_id}."
 
 
+def routes_for(
+    event: Event | HealthEvent, site: str, routes: Sequence[RouteConfig]
+) -> tuple[str, ...]:
+    """`@<agency>.<kind>.<site>.<source>.` for each agency whose route claims the event: any of
+    its kinds, zones or sources matches (a route listing none claims everything)."""
+    zone = event.zone_id if isinstance(event, Event) else None
+    kind = HEALTH_TOPIC if isinstance(event, HealthEvent) else event.kind
+    base = topic_for(kind, site, event.source_id)
+    out = []
+    for r in routes:
+        claimed = not (r.kinds or r.zones or r.sources) or (
+            event.kind in r.kinds or (zone is not None and zone in r.zones)
+            or event.source_id in r.sources
+        )  # fmt: skip
+        if claimed:
+            out.append(f"@{r.agency}.{base}")
+    return tuple(out)
+
+
 class AlertStamper:
     """Turns events into alerts: one epoch per publisher run, sequence numbers from 1.
 
     Not thread-safe: one publisher owns it.
+
+    Args:
+        site: the deployment's site name (in topics).
+        routes: agencies and what they are responsible for (config `routing`).
     """
 
-    def __init__(self, site: str) -> None:
+    def __init__(self, site: str, routes: Sequence[RouteConfig] = ()) -> None:
         self.site = site
+        self.routes = tuple(routes)
         self.epoch = uuid.uuid4().hex[:16]
         self.seq = 0
 
@@ -51,6 +78,7 @@ class AlertStamper:
             epoch=self.epoch,
             time_utc=now,
             site=self.site,
+            routes=routes_for(event, self.site, self.routes),
         )
 
 
@@ -79,6 +107,7 @@ def _health_to_dict(alert: Alert, h: HealthEvent) -> dict[str, Any]:
             "site": alert.site,
             "sensors": [h.source_id],
             "reason": h.reason,
+            "routes": [r.split(".", 1)[0][1:] for r in alert.routes],
             "attributes": h.attributes,
         },
     }
@@ -113,12 +142,22 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
             "stream_pts_s": round(e.pts_s, 6),
             "frame": {"width": e.frame_size[0], "height": e.frame_size[1]},
             "objects": objects,
+            "position": e.attributes.get("position"),
+            "snapshot": {"part": 2, "content_type": "image/jpeg", "bytes": len(e.snapshot)}
+            if e.snapshot
+            else None,
+            "routes": [r.split(".", 1)[0][1:] for r in alert.routes],
             "attributes": e.attributes,
         },
     }
 
 
+def alert_body(alert: Alert) -> bytes:
+    """The alert's JSON, as sent and journaled."""
+    return json.dumps(alert_to_dict(alert), separators=(",", ":"), sort_keys=False).encode()
+
+
 def encode_alert(alert: Alert) -> list[bytes]:
-    """Multipart frames [topic, JSON] ready for a ZeroMQ socket."""
-    body = json.dumps(alert_to_dict(alert), separators=(",", ":"), sort_keys=False)
-    return [alert.topic.encode(), body.encode()]
+    """Multipart frames [topic, JSON] (plus the JPEG snapshot, if any) under its own topic."""
+    snapshot = alert.event.snapshot if isinstance(alert.event, Event) else None
+    return [alert.topic.encode(), alert_body(alert), *([snapshot] if snapshot else [])]

@@ -16,11 +16,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import zmq
 
-from engine.alerts import AlertStamper, JsonlSink, ZmqPublisher
+from engine.alerts import AlertStamper, JsonlSink, ZmqPublisher, with_snapshot
 from engine.config import Config, JsonlOutputConfig, ZmqOutputConfig
 from engine.detect import OnnxDetector, build_detector
 from engine.errors import EngineError
@@ -33,6 +33,7 @@ __all__ = ["FrameHook", "RunReport", "Runner"]
 log = logging.getLogger(__name__)
 
 EVENT_QUEUE_SIZE = 10_000
+PUBLISH_BATCH = 500
 JOIN_TIMEOUT_S = 10.0
 
 
@@ -44,7 +45,8 @@ class Sink(Protocol):
 
     sent: int
 
-    def send(self, alert: Alert) -> None: ...
+    def send_many(self, alerts: list[Alert]) -> None: ...
+    def tick(self, stats: dict[str, Any]) -> None: ...
     def close(self) -> None: ...
 
 
@@ -74,6 +76,8 @@ class Runner:
         self._own_context = context is None
         self._context = context or zmq.Context()
         self._sinks: list[Sink] = []
+        self._stamper = AlertStamper(cfg.site, cfg.routing)
+        self._snapshots = any(isinstance(o, ZmqOutputConfig) and o.snapshots for o in cfg.outputs)
         self._events: queue.Queue[Event | HealthEvent] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
         self.health: list[HealthEvent] = []
         try:
@@ -86,13 +90,14 @@ class Runner:
                 src.open()
             for out in cfg.outputs:
                 if isinstance(out, ZmqOutputConfig):
-                    self._sinks.append(ZmqPublisher(out, self._context))
+                    self._sinks.append(
+                        ZmqPublisher(out, self._context, self._stamper.epoch, cfg.site)
+                    )
                 elif isinstance(out, JsonlOutputConfig):
                     self._sinks.append(JsonlSink(out))
         except BaseException:
             self.close()
             raise
-        self._stamper = AlertStamper(cfg.site)
 
     def run(
         self,
@@ -163,6 +168,8 @@ class Runner:
                 dets = self.detector.detect([frame])[0]
                 tracks = Tracks.untracked(dets)
                 events = [e for rule in rules for e in rule.step(tracks, frame)]
+                if events and self._snapshots:
+                    events = with_snapshot(events, frame)
                 for event in events:
                     self._put(event, stop)
                 last = frame
@@ -209,22 +216,36 @@ class Runner:
         report: RunReport,
         on_alert: Callable[[Alert], None] | None,
     ) -> None:
+        """Stamp events in batches (up to PUBLISH_BATCH waiting ones), hand each batch to every
+        sink (the ZeroMQ sink journals it before sending), and let sinks beat their heart."""
         while True:
+            for sink in self._sinks:
+                try:
+                    sink.tick({"frames": dict(report.frames), "alerts": report.alerts})
+                except Exception:
+                    log.exception("sink %s failed its heartbeat", type(sink).__name__)
             try:
-                event = self._events.get(timeout=0.1)
+                batch = [self._events.get(timeout=0.1)]
             except queue.Empty:
                 if sources_done.is_set():
                     return
                 continue
-            alert = self._stamper.stamp(event)
+            while len(batch) < PUBLISH_BATCH:
+                try:
+                    batch.append(self._events.get_nowait())
+                except queue.Empty:
+                    break
+            alerts = [self._stamper.stamp(event) for event in batch]
             for sink in self._sinks:
                 try:
-                    sink.send(alert)
+                    sink.send_many(alerts)
                 except Exception:
-                    log.exception("sink %s failed on alert %d", type(sink).__name__, alert.seq)
-            report.alerts += 1
+                    log.exception("sink %s failed on alerts %d-%d", type(sink).__name__,
+                                  alerts[0].seq, alerts[-1].seq)  # fmt: skip
+            report.alerts += len(alerts)
             if on_alert is not None:
-                on_alert(alert)
+                for alert in alerts:
+                    on_alert(alert)
 
     def close(self) -> None:
         """Close sources and sinks (idempotent); `run` does it when it returns."""

@@ -1,0 +1,90 @@
+"""CURVE encryption and authentication for the alert stream and the replay endpoint.
+
+The engine holds a key pair; each console has its own, and only consoles whose public key lies
+in the allow-list folder may connect (ZeroMQ's ZAP handler checks them; others get nothing).
+`lookout keys new NAME` writes NAME.key (public: give it out) and NAME.key_secret (keep it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+from engine.config import CurveConfig
+from engine.errors import PublishError
+
+__all__ = ["CurveServer", "SocketSetup", "new_keypair", "secure_client"]
+
+log = logging.getLogger(__name__)
+
+SocketSetup = Callable[[zmq.Socket], None]
+
+
+def new_keypair(folder: Path, name: str) -> tuple[Path, Path]:
+    """Write NAME.key and NAME.key_secret into `folder`; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    public, secret = zmq.auth.create_certificates(str(folder), name)
+    Path(secret).chmod(0o600)
+    return Path(public), Path(secret)
+
+
+def _load(path: Path, want_secret: bool) -> tuple[bytes, bytes | None]:
+    if not path.is_file():
+        raise PublishError(f"key file not found: {path}")
+    try:
+        public, secret = zmq.auth.load_certificate(str(path))
+    except (ValueError, OSError) as exc:
+        raise PublishError(f"not a ZeroMQ key file: {path}: {exc}") from None
+    if want_secret and not secret:
+        raise PublishError(f"{path} holds no secret key (use the .key_secret file)")
+    return public, secret
+
+
+class CurveServer:
+    """The engine's side: an authenticator thread and the server key pair for its sockets.
+
+    Raises:
+        PublishError: a key file or the allow-list folder is missing or invalid.
+    """
+
+    def __init__(self, cfg: CurveConfig, context: zmq.Context) -> None:
+        self.public, secret = _load(cfg.server_secret_key, want_secret=True)
+        assert secret is not None
+        self._secret = secret
+        if not cfg.allowed_clients.is_dir():
+            raise PublishError(f"allowed_clients: folder not found: {cfg.allowed_clients}")
+        allowed = sorted(cfg.allowed_clients.glob("*.key"))
+        if not allowed:
+            log.warning("no console keys in %s: no console can connect", cfg.allowed_clients)
+        self._auth = ThreadAuthenticator(context)
+        self._auth.start()
+        self._auth.configure_curve(domain="*", location=str(cfg.allowed_clients))
+        log.info("alert stream encrypted; %d console keys allowed", len(allowed))
+
+    def __call__(self, sock: zmq.Socket) -> None:
+        """Make `sock` a CURVE server (call before bind)."""
+        sock.curve_secretkey = self._secret
+        sock.curve_publickey = self.public
+        sock.curve_server = True
+
+    def close(self) -> None:
+        """Stop the authenticator thread."""
+        self._auth.stop()
+
+
+def secure_client(server_key: Path, client_secret_key: Path) -> SocketSetup:
+    """The console's side: a setup that makes a socket a CURVE client of that server."""
+    server_public, _ = _load(server_key, want_secret=False)
+    public, secret = _load(client_secret_key, want_secret=True)
+
+    def setup(sock: zmq.Socket) -> None:
+        sock.curve_serverkey = server_public
+        sock.curve_publickey = public
+        sock.curve_secretkey = secret
+
+    return setup
