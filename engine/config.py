@@ -446,6 +446,12 @@ def _references(cfg: Config) -> list[tuple[tuple[int | str, ...], str]]:
                     f"expected one of the source ids {sources}, got {z.source!r}",
                 )
             )
+    for i, route in enumerate(cfg.routing):
+        for field, known in (("zones", zones), ("sources", sources)):
+            for name in getattr(route, field):
+                if name not in known:
+                    why = f"expected one of the {field[:-1]} ids {known}, got {name!r}"
+                    problems.append((("routing", i, field), why))
     for i, r in enumerate(cfg.rules):
         if r.zone not in zones:
             problems.append(

@@ -13,12 +13,20 @@ import sys
 from collections.abc import Sequence
 
 from engine import __version__
-from engine.cli import bench_cmd, check_cmd, demo_cmd, run_cmd, sim_cmd, subscribe_cmd
+from engine.cli import (
+    bench_cmd,
+    check_cmd,
+    demo_cmd,
+    keys_cmd,
+    run_cmd,
+    sim_cmd,
+    subscribe_cmd,
+)
 from engine.errors import EngineError
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (demo_cmd, run_cmd, check_cmd, subscribe_cmd, sim_cmd, bench_cmd)
+COMMANDS = (demo_cmd, run_cmd, check_cmd, subscribe_cmd, keys_cmd, sim_cmd, bench_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

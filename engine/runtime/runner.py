@@ -184,9 +184,11 @@ class Runner:
             log.exception("source %s failed", src.id)
         finally:
             if last is not None:
-                for rule in rules:
-                    for event in rule.close(last):
-                        self._put(event, stop)
+                closing = [e for rule in rules for e in rule.close(last)]
+                if closing and self._snapshots:
+                    closing = with_snapshot(closing, last)
+                for event in closing:
+                    self._put(event, stop)
 
     def _on_health(self, event: HealthEvent) -> None:
         """From a source's threads: never blocks capture; a full queue is logged, not waited."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.alerts.schema import validate_message
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.assets
@@ -49,6 +50,7 @@ def test_run_publishes_and_subscribe_prints_json(assets: Callable[..., Path]) ->
     assert [a["seq"] for a in alerts] == [1, 2, 3, 4]
     assert [a["data"]["phase"] for a in alerts] == ["start", "end", "start", "end"]
     for a in alerts:
+        validate_message(a)  # the published JSON Schema
         assert a["specversion"] == "1.0" and a["type"].startswith("lookout.zone_presence.")
         assert a["data"]["sensors"] == ["intel_one-by-one-person-detection"]
         for obj in a["data"]["objects"]:

@@ -249,6 +249,7 @@ def test_lookout_run_publishes_health_events_on_their_own_topic() -> None:
     import zmq
 
     from engine.alerts import AlertSubscriber
+    from engine.alerts.schema import validate_message
     from tests.conftest import LOOKOUT, REPO, free_port
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
@@ -287,6 +288,8 @@ def test_lookout_run_publishes_health_events_on_their_own_topic() -> None:
     assert {t for t, _ in got} == {"health.station.gate."}
     kinds = [m["data"]["kind"] for _, m in got if m["data"]["kind"] != "source.lagging"]
     assert kinds == ["source.online", "source.offline", "source.recovered"]
+    for _, m in got:
+        validate_message(m)
     first = got[0][1]
     assert first["type"] == "lookout.source.online" and first["source"] == "lookout://station/gate"
     assert [m["seq"] for _, m in got] == sorted(m["seq"] for _, m in got)
