@@ -28,15 +28,18 @@ else
 	$(BIN)/lookout run configs/example.yaml --fast
 endif
 
-# What the live-ingest tests need from the system: ffmpeg, and GStreamer's RTSP server with its
-# Python bindings for /usr/bin/python3 (Debian packages; installed once, with apt-get).
+# What the tests need from the system: ffmpeg, GStreamer's RTSP server with its Python bindings
+# for /usr/bin/python3 (live ingest), and Chromium with its driver (the web console test).
+# Debian packages, installed once with apt-get.
 SYSTEM_PACKAGES := ffmpeg gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
-  gstreamer1.0-plugins-ugly gstreamer1.0-libav gir1.2-gstreamer-1.0 python3-gi
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gir1.2-gstreamer-1.0 python3-gi \
+  chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 system-deps:
-	@if command -v ffmpeg >/dev/null && /usr/bin/python3 -c "import gi; \
+	@if command -v ffmpeg >/dev/null && command -v chromedriver >/dev/null && \
+	  /usr/bin/python3 -c "import gi; \
 	  gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer" \
 	  2>/dev/null; then echo "system packages: present"; else \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y \

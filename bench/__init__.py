@@ -10,4 +10,5 @@ SUITES: dict[str, str] = {
     "coco": "bench.coco",
     "sim-model": "bench.sim_model",
     "ingest": "bench.ingest",
+    "alerts": "bench.alerts",
 }

@@ -74,7 +74,12 @@ def _publish(a: argparse.Namespace) -> None:
     t0 = time.monotonic()
     k = 0
     while k < a.count:
-        batch = [stamper.stamp(load_event(k + i + 1)) for i in range(min(a.batch, a.count - k))]
+        if a.rate:  # paced: one alert at a time, on schedule
+            delay = t0 + k / a.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        size = 1 if a.rate else min(a.batch, a.count - k)
+        batch = [stamper.stamp(load_event(k + i + 1)) for i in range(size)]
         pub.send_many(batch)
         k += len(batch)
         pub.tick()
@@ -152,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     pp.add_argument("--journal", type=Path)
     pp.add_argument("--count", type=int, default=100_000)
     pp.add_argument("--batch", type=int, default=200)
+    pp.add_argument("--rate", type=float, default=0.0, help="alerts per second (0: flat out)")
     pp.add_argument("--wait-subscribers", type=int, default=1)
     pp.add_argument("--settle", type=float, default=0.2, help="pause after subscribers joined")
     pp.add_argument("--hold", type=float, default=0.0, help="keep serving this long after")

@@ -16,6 +16,7 @@ from engine import __version__
 from engine.cli import (
     bench_cmd,
     check_cmd,
+    console_cmd,
     demo_cmd,
     keys_cmd,
     run_cmd,
@@ -26,7 +27,9 @@ from engine.errors import EngineError
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (demo_cmd, run_cmd, check_cmd, subscribe_cmd, keys_cmd, sim_cmd, bench_cmd)
+COMMANDS = (
+    demo_cmd, run_cmd, check_cmd, subscribe_cmd, console_cmd, keys_cmd, sim_cmd, bench_cmd,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
