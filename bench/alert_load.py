@@ -41,22 +41,33 @@ def load_event(k: int) -> Any:
     )  # fmt: skip
 
 
+def _pace(t0: float, k: int, rate: float) -> None:
+    """With a rate, wait until alert k is due (0: flat out)."""
+    if rate:
+        delay = t0 + k / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
 def _publish(a: argparse.Namespace) -> None:
     from engine.alerts import AlertStamper, ZmqPublisher
     from engine.config import ZmqOutputConfig
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    if a.raw:
+    if a.raw:  # the same alerts, encoded the same way, on a bare PUB: no journal, no replay
+        from engine.alerts.wire import alert_body
+
         ctx = zmq.Context()
-        sock = ctx.socket(zmq.PUB)  # ZeroMQ defaults: SNDHWM 1000, no journal
+        sock = ctx.socket(zmq.PUB)  # ZeroMQ defaults: SNDHWM 1000
         sock.bind(a.endpoint)
         time.sleep(a.settle)
+        stamper = AlertStamper("site")
         t0 = time.monotonic()
         for k in range(1, a.count + 1):
-            body = json.dumps({"seq": k, "epoch": "raw", "data": {"attributes": {
-                "sent_ns": time.monotonic_ns()}}}).encode()  # fmt: skip
-            sock.send_multipart([b"load.site.cam1.", body])
+            _pace(t0, k - 1, a.rate)
+            alert = stamper.stamp(load_event(k))
+            sock.send_multipart([alert.topic.encode(), alert_body(alert)])
         print(f"DONE {a.count} {time.monotonic() - t0:.3f}", flush=True)
         stop.wait(a.hold)
         sock.close(0)
@@ -74,10 +85,7 @@ def _publish(a: argparse.Namespace) -> None:
     t0 = time.monotonic()
     k = 0
     while k < a.count:
-        if a.rate:  # paced: one alert at a time, on schedule
-            delay = t0 + k / a.rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+        _pace(t0, k, a.rate)
         size = 1 if a.rate else min(a.batch, a.count - k)
         batch = [stamper.stamp(load_event(k + i + 1)) for i in range(size)]
         pub.send_many(batch)

@@ -133,6 +133,14 @@ def killed_console(tmp: Path, count: int) -> dict[str, Any]:
             "in_order": seqs == sorted(seqs), "seconds": round(elapsed, 2)}  # fmt: skip
 
 
+COLUMNS = ("consoles", "alerts", "lost", "duplicates", "in_order", "rate_per_s",
+           "latency_p50_ms", "latency_p99_ms")  # fmt: skip
+
+
+def _round(v: Any) -> Any:
+    return round(v, 2) if isinstance(v, float) else v
+
+
 def _lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
@@ -147,10 +155,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         paced = fan_out(tmp, 1, paced_n, rate=1000.0)
         ref = fan_out(tmp, 1, args.count, raw=True)
         ref_paced = fan_out(tmp, 1, paced_n, raw=True, rate=1000.0)
-    table = [{"run": "killed console", **killed}]
-    table += [{"run": f"{n} consoles", **f} for n, f in fans.items()]
-    table += [{"run": "paced 1000/s", **paced}, {"run": "reference PUB/SUB", **ref},
-              {"run": "reference paced", **ref_paced}]  # fmt: skip
+    rows = [("killed console", {**killed, "consoles": 1})]
+    rows += [(f"{n} consoles", f) for n, f in fans.items()]
+    rows += [("paced 1000/s", paced), ("reference PUB/SUB", ref), ("reference paced", ref_paced)]
+    table = [{"run": name, **{c: _round(row.get(c)) for c in COLUMNS}} for name, row in rows]
     one = fans.get(1) or next(iter(fans.values()))
     summary = {
         "lost": killed["lost"] + sum(f["lost"] for f in fans.values()) + paced["lost"],
