@@ -49,6 +49,8 @@ class ModelInfo:
         class_names: index = class id.
         layout: channel order, scaling and padding of the input.
         stride: the model's largest stride (for rectangular inputs).
+        spatial_dynamic: height and width are dynamic axes: frames are letterboxed to the
+            smallest stride-aligned rectangle (16:9 at 640 runs at 384x640, ~40% cheaper).
     """
 
     family: Family
@@ -59,6 +61,7 @@ class ModelInfo:
     class_names: tuple[str, ...]
     layout: InputLayout
     stride: int
+    spatial_dynamic: bool = False
 
 
 def _dims(shape: list[Any]) -> str:
@@ -124,6 +127,9 @@ def inspect_model(session: Any, cfg: DetectorConfig) -> ModelInfo:
         class_names=names,
         layout=layout,
         stride=int(stride) if isinstance(stride, int) else 32,
+        # YOLOX decodes a grid fixed by the input size: it keeps its square input
+        spatial_dynamic=family != "yolox"
+        and not (isinstance(inp.shape[2], int) and isinstance(inp.shape[3], int)),
     )
 
 

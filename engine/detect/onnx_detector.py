@@ -32,7 +32,7 @@ from engine.detect.decoders import (
 from engine.detect.model_info import ModelInfo, inspect_model
 from engine.detect.nms import nms
 from engine.errors import ModelError
-from engine.preprocess import LetterboxParams, letterbox_into, unletterbox_boxes
+from engine.preprocess import LetterboxParams, letterbox_fused, rect_input_shape, unletterbox_boxes
 from engine.types import Detections, Frame
 
 __all__ = ["OnnxDetector", "open_session"]
@@ -80,7 +80,7 @@ class OnnxDetector:
         self.cfg = cfg
         self._session = open_session(cfg.model, cfg.providers, cfg.threads)
         self.info: ModelInfo = inspect_model(self._session, cfg)
-        self._buffers: dict[int, npt.NDArray[np.floating[Any]]] = {}
+        self._buffers: dict[tuple[int, int, int], npt.NDArray[np.floating[Any]]] = {}
         self._lock = threading.Lock()  # the batch buffers are reused: one run at a time
         self._grid = yolox_grid(*self.info.input_hw) if self.info.family == "yolox" else None
         log.info(
@@ -113,18 +113,29 @@ class OnnxDetector:
             out.extend(self._run(images[start : start + step]))
         return out
 
-    def _buffer(self, batch: int) -> npt.NDArray[np.floating[Any]]:
-        buf = self._buffers.get(batch)
+    def input_shape(self, images: Sequence[npt.NDArray[np.uint8]]) -> tuple[int, int]:
+        """(h, w) of the input for these frames: the model's, or for models with dynamic spatial
+        axes the smallest stride-aligned rectangle that holds each of them at the model's size."""
+        if not self.info.spatial_dynamic:
+            return self.info.input_hw
+        size = max(self.info.input_hw)
+        shapes = [rect_input_shape(im.shape[0], im.shape[1], size, self.info.stride)
+                  for im in images]  # fmt: skip
+        return max(s[0] for s in shapes), max(s[1] for s in shapes)
+
+    def _buffer(self, batch: int, h: int, w: int) -> npt.NDArray[np.floating[Any]]:
+        buf = self._buffers.get((batch, h, w))
         if buf is None:
-            h, w = self.info.input_hw
+            if len(self._buffers) > 16:  # frame sizes changed a lot: keep memory bounded
+                self._buffers.clear()
             buf = np.empty((batch, 3, h, w), self.info.input_dtype)
-            self._buffers[batch] = buf
+            self._buffers[(batch, h, w)] = buf
         return buf
 
     def _run(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
         with self._lock:
-            buf = self._buffer(len(images))
-            params = [letterbox_into(im, buf[i], self.info.layout) for i, im in enumerate(images)]
+            buf = self._buffer(len(images), *self.input_shape(images))
+            params = [letterbox_fused(im, buf[i], self.info.layout) for i, im in enumerate(images)]
             try:
                 raw = self._session.run(None, {self.info.input_name: buf})[0]
             except Exception as exc:  # onnxruntime's errors are untyped

@@ -1,8 +1,11 @@
-"""Frame pre-processing for detectors: letterbox, layout, and the inverse box mapping."""
+"""Frame pre-processing for detectors: letterbox (fused numba kernel, and the OpenCV reference),
+layout, the inverse box mapping, motion gating and tiling."""
 
+from engine.preprocess.fused import letterbox_fused
 from engine.preprocess.letterbox import (
     InputLayout,
     LetterboxParams,
+    letterbox_boxes,
     letterbox_into,
     letterbox_params,
     rect_input_shape,
@@ -12,6 +15,8 @@ from engine.preprocess.letterbox import (
 __all__ = [
     "InputLayout",
     "LetterboxParams",
+    "letterbox_boxes",
+    "letterbox_fused",
     "letterbox_into",
     "letterbox_params",
     "rect_input_shape",

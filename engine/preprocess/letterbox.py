@@ -19,6 +19,7 @@ import numpy.typing as npt
 __all__ = [
     "InputLayout",
     "LetterboxParams",
+    "letterbox_boxes",
     "letterbox_into",
     "letterbox_params",
     "rect_input_shape",
@@ -84,12 +85,13 @@ def letterbox_params(
     if src_h <= 0 or src_w <= 0:
         raise ValueError(f"frame size must be positive, got {src_w}x{src_h}")
     r = min(dst_h / src_h, dst_w / src_w)
+    # at least one pixel: a 1920x1 strip in a 320 input is 320x1, not 320x0
     if pad == "center":
-        new_w, new_h = round(src_w * r), round(src_h * r)
+        new_w, new_h = max(1, round(src_w * r)), max(1, round(src_h * r))
         pad_x = round((dst_w - new_w) / 2 - 0.1)
         pad_y = round((dst_h - new_h) / 2 - 0.1)
     else:
-        new_w, new_h = int(src_w * r), int(src_h * r)
+        new_w, new_h = max(1, int(src_w * r)), max(1, int(src_h * r))
         pad_x = pad_y = 0
     return LetterboxParams(r, pad_x, pad_y, new_w, new_h, src_w, src_h)
 
@@ -123,6 +125,14 @@ def letterbox_into(
     for c_out, c_in in enumerate(order):
         np.multiply(resized[:, :, c_in], scale, out=region[c_out], casting="unsafe")
     return p
+
+
+def letterbox_boxes(xyxy: npt.NDArray[np.float32], p: LetterboxParams) -> npt.NDArray[np.float32]:
+    """Map boxes from source-frame pixels into model-input pixels (a new array)."""
+    out = xyxy * np.float32(p.scale)
+    out[:, [0, 2]] += p.pad_x
+    out[:, [1, 3]] += p.pad_y
+    return out.astype(np.float32)
 
 
 def unletterbox_boxes(
