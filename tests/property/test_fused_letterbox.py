@@ -20,11 +20,14 @@ LAYOUTS = [InputLayout("rgb", True, "center"), InputLayout("bgr", False, "top_le
 sides = st.one_of(st.integers(1, 8), st.integers(9, 400), st.sampled_from([1, 2, 3, 1079, 1920]))
 
 
+DST = st.integers(8, 320)
+
+
 @settings(max_examples=250, deadline=None)
-@given(src_h=sides, src_w=sides, dst_h=st.integers(8, 320), dst_w=st.integers(8, 320),
-       layout=st.sampled_from(LAYOUTS), half=st.booleans(), seed=st.integers(0, 2**31 - 1))  # fmt: skip
-def test_fused_equals_reference(src_h: int, src_w: int, dst_h: int, dst_w: int,
-                                layout: InputLayout, half: bool, seed: int) -> None:  # fmt: skip
+@given(sides, sides, DST, DST, st.sampled_from(LAYOUTS), st.booleans(), st.integers(0, 2**31 - 1))
+def test_fused_equals_reference(
+    src_h: int, src_w: int, dst_h: int, dst_w: int, layout: InputLayout, half: bool, seed: int
+) -> None:
     image = np.random.default_rng(seed).integers(0, 256, (src_h, src_w, 3), np.uint8)
     ref = np.full((3, dst_h, dst_w), -1.0, np.float32)
     fused = np.full((3, dst_h, dst_w), -1.0, np.float16 if half else np.float32)
@@ -38,18 +41,20 @@ def test_fused_equals_reference(src_h: int, src_w: int, dst_h: int, dst_w: int,
 
 
 @settings(max_examples=200, deadline=None)
-@given(src_h=sides, src_w=sides, dst=st.integers(16, 1280), layout=st.sampled_from(LAYOUTS),
-       data=st.data())  # fmt: skip
-def test_boxes_round_trip_within_half_a_pixel(src_h: int, src_w: int, dst: int,
-                                              layout: InputLayout, data: st.DataObject) -> None:  # fmt: skip
+@given(sides, sides, st.integers(16, 1280), st.sampled_from(LAYOUTS), st.data())
+def test_boxes_round_trip_within_half_a_pixel(
+    src_h: int, src_w: int, dst: int, layout: InputLayout, data: st.DataObject
+) -> None:
     from engine.preprocess import letterbox_params
 
     p = letterbox_params(src_h, src_w, dst, dst, layout.pad)
     n = data.draw(st.integers(1, 20))
-    xs = np.sort(np.array(data.draw(st.lists(st.floats(0, src_w), min_size=2 * n,
-                                                max_size=2 * n))).reshape(n, 2), axis=1)  # fmt: skip
-    ys = np.sort(np.array(data.draw(st.lists(st.floats(0, src_h), min_size=2 * n,
-                                                max_size=2 * n))).reshape(n, 2), axis=1)  # fmt: skip
+
+    def pairs(top: int) -> np.ndarray:
+        values = data.draw(st.lists(st.floats(0, top), min_size=2 * n, max_size=2 * n))
+        return np.sort(np.array(values).reshape(n, 2), axis=1)
+
+    xs, ys = pairs(src_w), pairs(src_h)
     boxes = np.stack([xs[:, 0], ys[:, 0], xs[:, 1], ys[:, 1]], axis=1).astype(np.float32)
     back = unletterbox_boxes(letterbox_boxes(boxes, p), p)
     assert np.abs(back - boxes).max() <= 0.5
