@@ -31,9 +31,11 @@ __all__ = [
     "DroneSourceConfig",
     "FileSourceConfig",
     "JsonlOutputConfig",
+    "MotionConfig",
     "PreprocessOverride",
     "RouteConfig",
     "RtspSourceConfig",
+    "TilingConfig",
     "ZmqOutputConfig",
     "ZoneConfig",
     "ZonePresenceRuleConfig",
@@ -70,7 +72,42 @@ class _Model(BaseModel):
 # --- sources -----------------------------------------------------------------------------------
 
 
-class FileSourceConfig(_Model):
+class MotionConfig(_Model):
+    """Motion gating: skip the detector while nothing moves (the last detections stand)."""
+
+    pixel_delta: float = Field(
+        15.0, gt=0, le=255, description="Grey-level change from the background that is motion."
+    )
+    min_fraction: float = Field(
+        0.001, ge=0, le=1, description="Fraction of sampled pixels that must move."
+    )
+    step_px: int = Field(8, ge=1, le=64, description="Sample one pixel in this many, each way.")
+    adapt: float = Field(0.05, gt=0, le=1, description="Background update rate per frame.")
+    hold_s: float = Field(1.0, ge=0, le=60, description="Keep detecting this long after motion.")
+    force_every_s: float = Field(
+        5.0, gt=0, le=3600,
+        description="Detect at least this often (parked vehicles, debris piles stay observed).",
+    )  # fmt: skip
+    zones_only: bool = Field(False, description="Only motion inside this source's zones counts.")
+
+
+class TilingConfig(_Model):
+    """Tiled inference for small objects in large frames: overlapping tiles, merged results."""
+
+    cols: int = Field(2, ge=1, le=8)
+    rows: int = Field(2, ge=1, le=8)
+    overlap: float = Field(0.2, ge=0, lt=0.9, description="Overlap between neighbouring tiles.")
+    full_frame: bool = Field(True, description="Also detect on the whole frame (large objects).")
+
+
+class _SourceOptions(_Model):
+    """What every source can have: motion gating and tiling."""
+
+    motion: MotionConfig | None = Field(None, description="Skip inference on still scenes.")
+    tiling: TilingConfig | None = Field(None, description="Detect on tiles (small objects).")
+
+
+class FileSourceConfig(_SourceOptions):
     """Recorded footage: MP4, MPEG-TS, MKV, GIF, ... anything FFmpeg demuxes."""
 
     type: Literal["file"] = "file"
@@ -87,7 +124,7 @@ class FileSourceConfig(_Model):
     )
 
 
-class _LiveOptions(_Model):
+class _LiveOptions(_SourceOptions):
     """How a live feed is read: timeouts, reconnects, and the latest-frame buffer."""
 
     transport: Literal["tcp", "udp"] = Field(
@@ -195,6 +232,13 @@ class DetectorConfig(_Model):
         default_factory=lambda: ["CPUExecutionProvider"],
         min_length=1,
         description="onnxruntime execution providers in order of preference.",
+    )
+    batch_max: int = Field(
+        1, ge=1, le=64,
+        description="Frames of different sources per inference call (dynamic-batch models).",
+    )  # fmt: skip
+    batch_wait_ms: float = Field(
+        5.0, ge=0, le=1000, description="How long a frame waits for others to batch with."
     )
     input: PreprocessOverride = Field(
         default_factory=PreprocessOverride, description="Input layout overrides."

@@ -92,11 +92,14 @@ def make_tracks(*args: object, **kwargs: object) -> Tracks:
     return Tracks.untracked(make_detections(*args, **kwargs))  # type: ignore[arg-type]
 
 
-def make_yolox_model(path: Path, size: int = 64, classes: int = 2, seed: int = 0) -> Path:
+def make_yolox_model(path: Path, size: int = 64, classes: int = 2, seed: int = 0,
+                     dynamic_batch: bool = False) -> Path:  # fmt: skip
     """A small, valid ONNX detector with a YOLOX raw-grid output and random weights.
 
-    Output [1, N, 5 + classes] with N the cells at strides 8/16/32; no metadata (like YOLOX).
+    Output [B, N, 5 + classes] with N the cells at strides 8/16/32; no metadata (like YOLOX).
+    B is 1, or a dynamic axis.
     """
+    batch: int | str = "batch" if dynamic_batch else 1
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -105,7 +108,7 @@ def make_yolox_model(path: Path, size: int = 64, classes: int = 2, seed: int = 0
     nodes, inits, parts = [], [], []
     for s in (8, 16, 32):
         w = numpy_helper.from_array(rng.normal(0, 0.02, (c, 3, s, s)).astype(np.float32), f"w{s}")
-        shape = numpy_helper.from_array(np.array([1, c, -1], np.int64), f"shape{s}")
+        shape = numpy_helper.from_array(np.array([0, c, -1], np.int64), f"shape{s}")
         inits += [w, shape]
         nodes.append(helper.make_node("Conv", ["images", f"w{s}"], [f"conv{s}"], strides=[s, s]))
         nodes.append(helper.make_node("Reshape", [f"conv{s}", f"shape{s}"], [f"flat{s}"]))
@@ -116,8 +119,8 @@ def make_yolox_model(path: Path, size: int = 64, classes: int = 2, seed: int = 0
     n = sum((size // s) ** 2 for s in (8, 16, 32))
     graph = helper.make_graph(
         nodes, "tiny_yolox",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, n, c])],
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, size, size])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, n, c])],
         initializer=inits,
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])

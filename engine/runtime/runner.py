@@ -25,6 +25,8 @@ from engine.config import Config, JsonlOutputConfig, ZmqOutputConfig
 from engine.detect import OnnxDetector, build_detector
 from engine.errors import EngineError
 from engine.rules import ZonePresenceRule, build_rules
+from engine.runtime.batcher import InferenceBatcher
+from engine.runtime.inference import SourceInference
 from engine.sources import Source, build_source
 from engine.types import Alert, Event, Frame, HealthEvent, Tracks
 
@@ -55,6 +57,7 @@ class RunReport:
     """What a run did."""
 
     frames: dict[str, int] = field(default_factory=dict)
+    inferences: dict[str, int] = field(default_factory=dict)  # below frames: motion gating
     alerts: int = 0
     errors: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = 0.0
@@ -76,12 +79,19 @@ class Runner:
         self._own_context = context is None
         self._context = context or zmq.Context()
         self._sinks: list[Sink] = []
+        self._batcher: InferenceBatcher | None = None
         self._stamper = AlertStamper(cfg.site, cfg.routing)
         self._snapshots = any(isinstance(o, ZmqOutputConfig) and o.snapshots for o in cfg.outputs)
         self._events: queue.Queue[Event | HealthEvent] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
         self.health: list[HealthEvent] = []
         try:
             self.detector: OnnxDetector = build_detector(cfg.detector)
+            det = cfg.detector
+            self._batcher = (
+                InferenceBatcher(self.detector, det.batch_max, det.batch_wait_ms)
+                if det.batch_max > 1
+                else None
+            )
             self.rules: dict[str, list[ZonePresenceRule]] = build_rules(
                 cfg, self.detector.class_names
             )
@@ -159,14 +169,22 @@ class Runner:
         on_frame: FrameHook | None,
     ) -> None:
         rules = self.rules.get(src.id, [])
+        cfg = src.cfg
+        infer = SourceInference(
+            self._batcher.detect if self._batcher else self.detector.detect_images,
+            getattr(cfg, "motion", None),
+            getattr(cfg, "tiling", None),
+            [z.polygon for z in self.cfg.zones if z.source == src.id],
+            self.cfg.detector.max_det,
+        )
         last: Frame | None = None
         try:
             while not stop.is_set():
                 frame = src.read()
                 if frame is None:
                     break
-                dets = self.detector.detect([frame])[0]
-                tracks = Tracks.untracked(dets)
+                tracks = Tracks.untracked(infer.detections(frame))
+                report.inferences[src.id] = infer.inferences
                 events = [e for rule in rules for e in rule.step(tracks, frame)]
                 if events and self._snapshots:
                     events = with_snapshot(events, frame)
@@ -250,9 +268,12 @@ class Runner:
                     on_alert(alert)
 
     def close(self) -> None:
-        """Close sources and sinks (idempotent); `run` does it when it returns."""
+        """Close sources, the batcher and sinks (idempotent); `run` does it when it returns."""
         for src in getattr(self, "sources", []):
             src.close()
+        if self._batcher is not None:
+            self._batcher.close()
+            self._batcher = None
         self._close_sinks()
         if self._own_context and not self._context.closed:
             self._context.term()
