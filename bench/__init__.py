@@ -10,5 +10,6 @@ SUITES: dict[str, str] = {
     "coco": "bench.coco",
     "sim-model": "bench.sim_model",
     "ingest": "bench.ingest",
+    "preprocess": "bench.preprocess",
     "alerts": "bench.alerts",
 }

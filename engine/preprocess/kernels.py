@@ -2,7 +2,8 @@
 # (numba kernels: their types come from the arrays they are called with)
 """Fused numba kernels: letterbox (bilinear) + channel order + scaling + HWC->CHW in one pass.
 
-One pass over the output: each output pixel reads its four source neighbours (OpenCV's
+One pass over the output rows: the two source rows an output row needs are blended vertically
+(a contiguous, vectorised loop), then each output pixel takes two samples of the blend (OpenCV's
 INTER_LINEAR geometry: half-pixel centres, edges clamped), swaps channels if asked, scales, and
 is written straight into its plane of a preallocated batch slot (float32 or float16). Only the
 padding borders are filled, not the whole slot. Compiled once and cached on disk (`cache=True`),
@@ -43,25 +44,22 @@ def bilinear_tables(src: int, dst: int) -> tuple[npt.NDArray[np.int32], npt.NDAr
 
 
 @nb.njit(nogil=True, cache=True, fastmath=True, inline="always")
-def _row(ra, rb, x0, x1, wx, fy, gy, p0, p1, p2, at):
-    """One output row: bilinear between source rows ra/rb, channels into p0/p1/p2 from `at`."""
+def _row(ra, rb, fy, gy, tmp, x0, x1, wx, p0, p1, p2, at):
+    """One output row, separably: first the two source rows blended vertically over their whole
+    width (contiguous: vectorised), then each output pixel from two samples of that blend;
+    channels into p0/p1/p2 from position `at`."""
+    for j in range(tmp.shape[0]):
+        tmp[j] = np.float32(ra[j]) * gy + np.float32(rb[j]) * fy
     one = np.float32(1.0)
     for q in range(x0.shape[0]):
         a = x0[q] * 3
         b = x1[q] * 3
         fx = wx[q]
         gx = one - fx
-        waa = gx * gy
-        wab = fx * gy
-        wba = gx * fy
-        wbb = fx * fy
         k = at + q
-        p0[k] = (np.float32(ra[a]) * waa + np.float32(ra[b]) * wab
-                 + np.float32(rb[a]) * wba + np.float32(rb[b]) * wbb)  # fmt: skip
-        p1[k] = (np.float32(ra[a + 1]) * waa + np.float32(ra[b + 1]) * wab
-                 + np.float32(rb[a + 1]) * wba + np.float32(rb[b + 1]) * wbb)  # fmt: skip
-        p2[k] = (np.float32(ra[a + 2]) * waa + np.float32(ra[b + 2]) * wab
-                 + np.float32(rb[a + 2]) * wba + np.float32(rb[b + 2]) * wbb)  # fmt: skip
+        p0[k] = tmp[a] * gx + tmp[b] * fx
+        p1[k] = tmp[a + 1] * gx + tmp[b + 1] * fx
+        p2[k] = tmp[a + 2] * gx + tmp[b + 2] * fx
 
 
 @nb.njit(nogil=True, cache=True, fastmath=True)
@@ -78,6 +76,7 @@ def letterbox_kernel(image, out, pad_y, pad_x, y0, y1, wy, x0, x1, wx, swap_rb, 
     new_w = x0.shape[0]
     h, w, _ = image.shape
     rows = image.reshape(h, w * 3)
+    tmp = np.empty(w * 3, np.float32)
     pv = np.float32(pad_value)
     sc = np.float32(scale)
     c_first = 2 if swap_rb else 0
@@ -91,7 +90,7 @@ def letterbox_kernel(image, out, pad_y, pad_x, y0, y1, wy, x0, x1, wx, swap_rb, 
         out[:, r, pad_x + new_w :] = pv
         fy = wy[oy] * sc  # the scaling folds into the vertical weights
         gy = (np.float32(1.0) - wy[oy]) * sc
-        _row(rows[y0[oy]], rows[y1[oy]], x0, x1, wx, fy, gy, out[c_first, r], out[1, r],
+        _row(rows[y0[oy]], rows[y1[oy]], fy, gy, tmp, x0, x1, wx, out[c_first, r], out[1, r],
              out[c_last, r], pad_x)  # fmt: skip
 
 
@@ -124,6 +123,7 @@ def letterbox_kernel_f16(
     pv = _f16_bits(np.float32(pad_value))
     sc = np.float32(scale)
     scratch = np.empty((3, new_w), np.float32)
+    tmp = np.empty(w * 3, np.float32)
     c_first = 2 if swap_rb else 0
     c_last = 0 if swap_rb else 2
     for r in range(out_h):
@@ -135,7 +135,8 @@ def letterbox_kernel_f16(
         out_bits[:, r, pad_x + new_w :] = pv
         fy = wy[oy] * sc
         gy = (np.float32(1.0) - wy[oy]) * sc
-        _row(rows[y0[oy]], rows[y1[oy]], x0, x1, wx, fy, gy, scratch[0], scratch[1], scratch[2], 0)
+        _row(rows[y0[oy]], rows[y1[oy]], fy, gy, tmp, x0, x1, wx, scratch[0], scratch[1],
+             scratch[2], 0)  # fmt: skip
         for c in range(3):
             dst = out_bits[(c_first, 1, c_last)[c], r]
             for q in range(new_w):
