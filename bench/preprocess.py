@@ -199,8 +199,13 @@ def motion_rows(tmp: Path) -> list[dict[str, Any]]:
         cases.append(("recorded clip", [("clip", clip)], coco, "person"))
     repo = Path(__file__).resolve().parents[1]
     rendered = []
-    for name in ("quiet_street", "loitering_ticket_gate", "dumping_fixed"):
-        sc = load_scenario(repo / "configs" / "scenarios" / f"{name}.yaml")
+    sparse = {"pedestrians_per_min": 1.0, "cars_per_min": 0.5, "trucks_per_min": 0.0}
+    for name in ("quiet_street", "loitering_ticket_gate", "dumping_fixed", "night"):
+        file = "quiet_street" if name == "night" else name
+        sc = load_scenario(repo / "configs" / "scenarios" / f"{file}.yaml")
+        if name == "night":  # the same street with sparse traffic: long idle spells
+            background = sc.background.model_copy(update=sparse)
+            sc = sc.model_copy(update={"background": background})
         out = tmp / name
         render_scenario(sc, out)
         rendered.append((name.replace("_", "-"), next(out.glob("*.mp4"))))
@@ -243,8 +248,13 @@ def tiling_rows(tmp: Path) -> list[dict[str, Any]]:
         sim = Simulation(sc)
         for t in (8.0, 20.0):
             image, truths, _ = sim.frame(int(t * sc.fps))
-            small = [t.box_xyxy for t in truths if t.cls == "person" and t.visibility >= 0.5
-                     and max(t.box_xyxy[2] - t.box_xyxy[0], t.box_xyxy[3] - t.box_xyxy[1]) < 32]  # fmt: skip
+            small = [
+                o.box_xyxy
+                for o in truths
+                if o.cls == "person"
+                and o.visibility >= 0.5
+                and max(o.box_xyxy[2] - o.box_xyxy[0], o.box_xyxy[3] - o.box_xyxy[1]) < 32
+            ]
             if small:
                 samples.append((image, np.array(small, np.float32)))
     rows = []

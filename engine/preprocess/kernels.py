@@ -22,7 +22,9 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["bilinear_tables", "letterbox_kernel", "letterbox_kernel_f16", "motion_kernel"]
+__all__ = [
+    "bilinear_tables", "block_grey", "letterbox_kernel", "letterbox_kernel_f16", "motion_kernel",
+]  # fmt: skip
 
 
 @lru_cache(maxsize=64)
@@ -145,20 +147,35 @@ def letterbox_kernel_f16(
 
 
 @nb.njit(nogil=True, cache=True, fastmath=True)
-def motion_kernel(image, background, step, alpha, threshold, mask):
-    """Motion on a grey image sampled every `step` pixels: the fraction of (masked) samples
-    whose grey level differs from the running `background` by more than `threshold`; then the
-    background moves towards the frame by `alpha`. `background` [h//step, w//step] float32 is
-    updated in place; `mask` (same shape, uint8) selects the samples that count."""
+def block_grey(image, step, out):
+    """Mean grey level of each `step` x `step` block (every other pixel of it, each way): a
+    downscaled grey image in which sensor noise and compression speckle average out."""
+    bh, bw = out.shape
+    half = max(1, step // 2)
+    for i in range(bh):
+        for j in range(bw):
+            acc = np.float32(0.0)
+            n = 0
+            for y in range(i * step, i * step + step, 2 if step > 1 else 1):
+                for x in range(j * step, j * step + step, 2 if step > 1 else 1):
+                    acc += (np.float32(0.114) * image[y, x, 0] + np.float32(0.587) * image[y, x, 1]
+                            + np.float32(0.299) * image[y, x, 2])  # fmt: skip
+                    n += 1
+            out[i, j] = acc / n
+    return half
+
+
+@nb.njit(nogil=True, cache=True, fastmath=True)
+def motion_kernel(grey, background, alpha, threshold, mask):
+    """The fraction of (masked) blocks whose grey level differs from the running `background`
+    by more than `threshold`; then the background moves towards the frame by `alpha`.
+    `grey` and `background` [bh, bw] float32 (background updated in place), `mask` uint8."""
     bh, bw = background.shape
     moving = 0
     counted = 0
     for i in range(bh):
         for j in range(bw):
-            y = i * step + step // 2
-            x = j * step + step // 2
-            grey = 0.114 * image[y, x, 0] + 0.587 * image[y, x, 1] + 0.299 * image[y, x, 2]
-            d = grey - background[i, j]
+            d = grey[i, j] - background[i, j]
             if mask[i, j]:
                 counted += 1
                 if d > threshold or d < -threshold:

@@ -1,10 +1,11 @@
 """Motion gating: a cheap score per frame decides whether the detector runs.
 
-A numba kernel samples the frame's grey level every `step_px` pixels, compares it with a running
-background, and returns the fraction of samples (optionally only inside the source's zones) that
-changed by more than `pixel_delta`. The detector runs when that fraction reaches `min_fraction`,
-for `hold_s` after, on the first frame, and at least every `force_every_s` of stream time, so that
-parked vehicles and debris piles stay observed. On skipped frames the last detections stand.
+Numba kernels shrink the frame to a grey image of `step_px` x `step_px` block means (noise and
+compression speckle average out), compare it with a running background, and return the fraction
+of blocks (optionally only inside the source's zones) that changed by more than `pixel_delta`.
+The detector runs when that fraction reaches `min_fraction`, for `hold_s` after, on the first
+frame, and at least every `force_every_s` of stream time, so that parked vehicles and debris
+piles stay observed. On skipped frames the last detections stand.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.config import MotionConfig
-from engine.preprocess.kernels import motion_kernel
+from engine.preprocess.kernels import block_grey, motion_kernel
 
 __all__ = ["MotionGate"]
 
@@ -50,15 +51,17 @@ class MotionGate:
     def should_detect(self, image: npt.NDArray[np.uint8], pts_s: float) -> bool:
         """Update the background with this frame; True if the detector should run on it."""
         self.frames += 1
-        step = self.cfg.step_px
+        step = max(1, min(self.cfg.step_px, image.shape[0], image.shape[1]))
         h, w = image.shape[:2]
-        bh, bw = max(1, h // step), max(1, w // step)
+        bh, bw = h // step, w // step
+        grey = np.empty((bh, bw), np.float32)
+        block_grey(image, step, grey)
         if self._background is None or self._background.shape != (bh, bw):
-            self._background = _grey_samples(image, step, bh, bw)
+            self._background = grey
             self._mask = self._zone_mask(h, w, bh, bw)
             return self._run(pts_s)
         assert self._mask is not None
-        score = motion_kernel(image, self._background, min(step, h, w), np.float32(self.cfg.adapt),
+        score = motion_kernel(grey, self._background, np.float32(self.cfg.adapt),
                               np.float32(self.cfg.pixel_delta), self._mask)  # fmt: skip
         self.last_score = float(score)
         if score >= self.cfg.min_fraction and score > 0:
@@ -82,14 +85,3 @@ class MotionGate:
             pts = np.round(z * np.array([sx, sy], np.float32)).astype(np.int32)
             cv2.fillPoly(mask, [pts], 1)
         return mask
-
-
-def _grey_samples(
-    image: npt.NDArray[np.uint8], step: int, bh: int, bw: int
-) -> npt.NDArray[np.float32]:
-    s = min(step, image.shape[0], image.shape[1])
-    ys = np.arange(bh) * s + s // 2
-    xs = np.arange(bw) * s + s // 2
-    sample = image[np.ix_(np.minimum(ys, image.shape[0] - 1), np.minimum(xs, image.shape[1] - 1))]
-    grey = 0.114 * sample[..., 0] + 0.587 * sample[..., 1] + 0.299 * sample[..., 2]
-    return grey.astype(np.float32)
