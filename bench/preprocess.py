@@ -198,7 +198,6 @@ def motion_rows(tmp: Path) -> list[dict[str, Any]]:
     if clip.is_file() and coco.is_file():
         cases.append(("recorded clip", [("clip", clip)], coco, "person"))
     repo = Path(__file__).resolve().parents[1]
-    rendered = []
     sparse = {"pedestrians_per_min": 1.0, "cars_per_min": 0.5, "trucks_per_min": 0.0}
     for name in ("quiet_street", "loitering_ticket_gate", "dumping_fixed", "night"):
         file = "quiet_street" if name == "night" else name
@@ -208,9 +207,10 @@ def motion_rows(tmp: Path) -> list[dict[str, Any]]:
             sc = sc.model_copy(update={"background": background})
         out = tmp / name
         render_scenario(sc, out)
-        rendered.append((name.replace("_", "-"), next(out.glob("*.mp4"))))
-    cases.append(("scenarios", rendered, repo / "models" / "lookout_sim_yolo11n.onnx",
-                  "person, car, truck, debris"))  # fmt: skip
+        video = next(out.glob("*.mp4"))
+        bundled = repo / "models" / "lookout_sim_yolo11n.onnx"
+        cases.append((f"scenario {name}", [(name.replace("_", "-"), video)], bundled,
+                      "person, car, truck, debris"))  # fmt: skip
     rows = []
     for label, sources, model, classes in cases:
         plain, frames, _ = _incidents(_motion_config(sources, model, classes, gated=False))
