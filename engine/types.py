@@ -141,6 +141,8 @@ class Tracks:
     Attributes:
         xyxy, score, class_id, class_names: as in `Detections`.
         track_id: i64 [n], unique within one source for the life of the tracker.
+        velocity: f32 [n, 2] box-centre velocity in pixels per second (0 where untracked).
+        stationary: bool [n], the object has not moved for a while (parked, dumped).
     """
 
     xyxy: npt.NDArray[np.float32]
@@ -148,17 +150,32 @@ class Tracks:
     class_id: npt.NDArray[np.int32]
     track_id: npt.NDArray[np.int64]
     class_names: tuple[str, ...] = ()
+    velocity: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    stationary: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
 
     def __post_init__(self) -> None:
         Detections(self.xyxy, self.score, self.class_id)  # same checks for the shared fields
         _check_array("Tracks.track_id", self.track_id, np.int64, 1)
-        if len(self.track_id) != len(self.xyxy):
-            raise ValueError(
-                f"Tracks: track_id has {len(self.track_id)} rows, xyxy {len(self.xyxy)}"
-            )
+        n = len(self.xyxy)
+        if len(self.track_id) != n:
+            raise ValueError(f"Tracks: track_id has {len(self.track_id)} rows, xyxy {n}")
+        # not given: zeros (frozen, so set through object.__setattr__)
+        if n and isinstance(self.velocity, np.ndarray) and len(self.velocity) == 0:
+            object.__setattr__(self, "velocity", np.zeros((n, 2), np.float32))
+        if n and isinstance(self.stationary, np.ndarray) and len(self.stationary) == 0:
+            object.__setattr__(self, "stationary", np.zeros(n, np.bool_))
+        _check_array("Tracks.velocity", self.velocity, np.float32, 2, 2)
+        _check_array("Tracks.stationary", self.stationary, np.bool_, 1)
+        if len(self.velocity) != n or len(self.stationary) != n:
+            raise ValueError(f"Tracks: velocity/stationary rows differ from xyxy's {n}")
 
     def __len__(self) -> int:
         return len(self.xyxy)
+
+    @classmethod
+    def empty(cls, class_names: tuple[str, ...] = ()) -> Tracks:
+        """No tracks."""
+        return cls.from_detections(Detections.empty(class_names), np.zeros(0, np.int64))
 
     @classmethod
     def from_detections(cls, dets: Detections, track_id: npt.NDArray[np.int64]) -> Tracks:
