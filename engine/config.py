@@ -36,6 +36,7 @@ __all__ = [
     "RouteConfig",
     "RtspSourceConfig",
     "TilingConfig",
+    "TrackingConfig",
     "ZmqOutputConfig",
     "ZoneConfig",
     "ZonePresenceRuleConfig",
@@ -248,6 +249,21 @@ class DetectorConfig(_Model):
 # --- zones and rules -----------------------------------------------------------------------------
 
 
+class TrackingConfig(_Model):
+    """Multi-object tracking (ByteTrack) per source; its thresholds and timings."""
+
+    enabled: bool = Field(True, description="Track objects (rules then see identities).")
+    high_score: float = Field(0.5, gt=0, le=1, description="First-stage detections.")
+    new_track_score: float = Field(
+        0.6, gt=0, le=1, description="A detection this sure may start a track."
+    )
+    lost_s: float = Field(1.0, gt=0, le=60, description="A moving track unseen this long ends.")
+    stationary_s: float = Field(2.0, gt=0, le=600, description="Still this long: stationary.")
+    stationary_lost_s: float = Field(
+        30.0, gt=0, le=3600, description="A stationary track survives gaps this long."
+    )
+
+
 class ZoneConfig(_Model):
     """A polygon in one source's image, in pixels."""
 
@@ -406,6 +422,7 @@ class Config(_Model):
     zones: list[ZoneConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     outputs: list[OutputConfig] = Field(default_factory=list)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     routing: list[RouteConfig] = Field(
         default_factory=list, description="Agencies and the alerts each is responsible for."
     )

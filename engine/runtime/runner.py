@@ -28,6 +28,7 @@ from engine.rules import ZonePresenceRule, build_rules
 from engine.runtime.batcher import InferenceBatcher
 from engine.runtime.inference import SourceInference
 from engine.sources import Source, build_source
+from engine.track import ByteTracker, TrackerSettings
 from engine.types import Alert, Event, Frame, HealthEvent, Tracks
 
 __all__ = ["FrameHook", "RunReport", "Runner"]
@@ -177,13 +178,19 @@ class Runner:
             [z.polygon for z in self.cfg.zones if z.source == src.id],
             self.cfg.detector.max_det,
         )
+        tc = self.cfg.tracking
+        tracker = ByteTracker(TrackerSettings(
+            high_score=tc.high_score, new_track_score=tc.new_track_score, lost_s=tc.lost_s,
+            stationary_s=tc.stationary_s, stationary_lost_s=tc.stationary_lost_s,
+        ), self.detector.class_names) if tc.enabled else None  # fmt: skip
         last: Frame | None = None
         try:
             while not stop.is_set():
                 frame = src.read()
                 if frame is None:
                     break
-                tracks = Tracks.untracked(infer.detections(frame))
+                dets = infer.detections(frame)
+                tracks = tracker.update(dets, frame.pts_s) if tracker else Tracks.untracked(dets)
                 report.inferences[src.id] = infer.inferences
                 events = [e for rule in rules for e in rule.step(tracks, frame)]
                 if events and self._snapshots:
