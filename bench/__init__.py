@@ -11,5 +11,6 @@ SUITES: dict[str, str] = {
     "sim-model": "bench.sim_model",
     "ingest": "bench.ingest",
     "preprocess": "bench.preprocess",
+    "track": "bench.track",
     "alerts": "bench.alerts",
 }

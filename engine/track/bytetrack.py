@@ -54,11 +54,13 @@ def iou_matrix(a: F32, b: F32) -> F32:
 
 @dataclass(frozen=True, slots=True)
 class TrackerSettings:
-    """ByteTrack's thresholds (the reference's defaults) and Lookout's additions."""
+    """ByteTrack's thresholds and Lookout's additions. The score thresholds are those Ultralytics
+    ships (detectors here keep boxes from 0.25 on, so the paper's 0.6 would starve the first
+    stage); the IoU gates are the paper's."""
 
-    high_score: float = 0.5  # first-stage detections
+    high_score: float = 0.25  # first-stage detections
     low_score: float = 0.1  # second stage: between low and high
-    new_track_score: float = 0.6  # a detection this sure may start a track
+    new_track_score: float = 0.25  # a detection this sure may start a track
     match_iou: float = 0.2  # first stage: IoU at least this (cost 1 - IoU <= 0.8)
     low_match_iou: float = 0.5  # second stage
     unconfirmed_iou: float = 0.3
@@ -107,6 +109,7 @@ class ByteTracker:
         self._next_id = 1
         self._last_s: float | None = None
         self._period_s = 1.0 / self.s.fps_hint
+        self._steps = 0  # frame periods measured
 
     def __len__(self) -> int:
         return len(self._tracks)
@@ -117,7 +120,9 @@ class ByteTracker:
         self.ended = []
         if self._last_s is not None and pts_s > self._last_s:
             step = pts_s - self._last_s
-            self._period_s = 0.9 * self._period_s + 0.1 * step if self._tracks else step
+            known = self._steps > 0
+            self._period_s = min(0.9 * self._period_s + 0.1 * step, step) if known else step
+            self._steps += 1
         dt_frames = (pts_s - self._last_s) / self._period_s if self._last_s is not None else 1.0
         self._last_s = pts_s
         self._predict(max(dt_frames, 0.0))
@@ -134,26 +139,27 @@ class ByteTracker:
         matched_trk = np.zeros(len(self._tracks), bool)
         pairs: list[tuple[int, int]] = []
 
-        def assign(trk: npt.NDArray[np.intp], det: npt.NDArray[np.intp], min_iou: float) -> None:
+        def assign(trk: npt.NDArray[np.intp], det: npt.NDArray[np.intp], min_iou: float,
+                   fuse: bool) -> None:  # fmt: skip
             if len(trk) == 0 or len(det) == 0:
                 return
             iou = iou_matrix(boxes[trk], xyxy[det])
             trk_cls = np.array([self._tracks[i].class_id for i in trk])
             iou[trk_cls[:, None] != cls[det][None, :]] = 0.0
-            # ByteTrack fuses the detection score into the first-stage cost
-            cost = 1.0 - iou * (score[det][None, :] if min_iou == s.match_iou else 1.0)
+            # ByteTrack fuses the detection score into the cost of the high-score stages
+            cost = 1.0 - iou * (score[det][None, :] if fuse else 1.0)
             _, x, _ = lap.lapjv(cost.astype(np.float64), extend_cost=True,
                                 cost_limit=1.0 - min_iou)  # fmt: skip
             for r, c in enumerate(x):
-                if c >= 0 and iou[r, c] >= min_iou:
+                if c >= 0:
                     pairs.append((int(trk[r]), int(det[c])))
                     matched_trk[trk[r]] = True
                     matched_det[det[c]] = True
 
-        assign(all_idx[confirmed], high, s.match_iou)
+        assign(all_idx[confirmed], high, s.match_iou, fuse=True)
         rest = all_idx[confirmed & ~matched_trk & self._seen_last_frame()]
-        assign(rest, low, s.low_match_iou)
-        assign(all_idx[~confirmed], high[~matched_det[high]], s.unconfirmed_iou)
+        assign(rest, low, s.low_match_iou, fuse=False)
+        assign(all_idx[~confirmed], high[~matched_det[high]], s.unconfirmed_iou, fuse=True)
         self._correct(pairs, xyxy, score, cls, pts_s)
         # unconfirmed tracks that missed their second hit die at once
         dead = {i for i in all_idx[~confirmed & ~matched_trk]}
@@ -161,6 +167,7 @@ class ByteTracker:
             limit = s.stationary_lost_s if t.stationary else s.lost_s
             if i not in dead and pts_s - t.last_s > limit:
                 dead.add(i)
+        dead |= self._duplicates(pts_s)
         self._drop(dead)
         self._birth(xyxy, score, cls, high[~matched_det[high]], pts_s)
         return self._output(pts_s)
@@ -208,6 +215,22 @@ class ByteTracker:
             elif now - t.anchor_s >= s.stationary_s:
                 t.stationary = True
             t.class_id = int(cls[d])
+
+    def _duplicates(self, now: float) -> set[int]:
+        """A track lost now that overlaps a track seen now almost entirely (IoU > 0.85) is the
+        same object twice: the younger of the two goes (as ByteTrack's remove_duplicate)."""
+        seen = [i for i, t in enumerate(self._tracks) if t.last_s == now and t.confirmed]
+        lost = [i for i, t in enumerate(self._tracks) if t.last_s < now and t.confirmed]
+        if not seen or not lost:
+            return set()
+        boxes = self._boxes()
+        iou = iou_matrix(boxes[seen], boxes[lost])
+        out = set()
+        for a, b in zip(*np.nonzero(iou > 0.85), strict=True):
+            i, j = seen[a], lost[b]
+            ti, tj = self._tracks[i], self._tracks[j]
+            out.add(i if now - ti.first_s < now - tj.first_s else j)
+        return out
 
     def _drop(self, dead: set[int]) -> None:
         if not dead:
