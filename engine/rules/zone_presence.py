@@ -98,6 +98,10 @@ class ZonePresenceRule:
             return [self._event("end", tracks, mask, frame)]
         return []
 
+    def forget(self, track_ids: list[int]) -> None:
+        """Tracks that ended (the tracker says so each frame): free any state kept for them.
+        This rule counts objects per frame and keeps none."""
+
     def close(self, frame: Frame) -> list[Event]:
         """End an open incident because the stream ended; `frame` is the last one seen."""
         if self._event_id is None:

@@ -191,6 +191,9 @@ class Runner:
                     break
                 dets = infer.detections(frame)
                 tracks = tracker.update(dets, frame.pts_s) if tracker else Tracks.untracked(dets)
+                if tracker is not None and tracker.ended:
+                    for rule in rules:
+                        rule.forget(tracker.ended)
                 report.inferences[src.id] = infer.inferences
                 events = [e for rule in rules for e in rule.step(tracks, frame)]
                 if events and self._snapshots:
