@@ -39,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenes", type=int, default=24, help="random held-out scenes")
     p.add_argument("--per-scene", type=int, default=5, help="frames per scene")
     p.add_argument("--reference", type=Path, help="COCO model to compare (default: shared yolo11n)")
+    p.add_argument("--imgsz", type=int, help="input size (default: the model's own)")
 
 
 def heldout_images(scenes: int, per_scene: int) -> list[tuple[np.ndarray, list[Any]]]:
@@ -56,12 +57,13 @@ def heldout_images(scenes: int, per_scene: int) -> list[tuple[np.ndarray, list[A
 
 
 def score(model: Path, data: list[tuple[np.ndarray, list[Any]]],
-          classes: tuple[str, ...]) -> dict[str, Any]:  # fmt: skip
+          classes: tuple[str, ...], imgsz: int | None = None) -> dict[str, Any]:  # fmt: skip
     """mAP50 (overall and per class), mAP50-95 and speed of `model` on `classes`."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    det = OnnxDetector(DetectorConfig(model=model, conf=0.001, iou=0.6, max_det=300))
+    det = OnnxDetector(DetectorConfig(model=model, conf=0.001, iou=0.6, max_det=300,
+                                      imgsz=imgsz))  # fmt: skip
     names = [n for n in classes if n in det.class_names]
     cat = {n: i + 1 for i, n in enumerate(names)}
     images, anns, results = [], [], []
@@ -110,7 +112,7 @@ def score(model: Path, data: list[tuple[np.ndarray, list[Any]]],
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Score the model (and the reference on the shared classes)."""
     data = heldout_images(args.scenes, args.per_scene)
-    ours = score(args.model, data, CLASSES)
+    ours = score(args.model, data, CLASSES, args.imgsz)
     reference = args.reference or (assets_dir() / "models" / "yolo11n_coco_640_dynbatch.onnx")
     ref = score(reference, data, CLASSES) if reference.is_file() else None
     shared = [c for c in (ref or {}).get("classes", []) if c in ours["per_class_map50"]]
@@ -120,7 +122,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
               "reference_map50": (ref or {}).get("per_class_map50", {}).get(c)}
              for c in ours["classes"]]  # fmt: skip
     table.append({"class": "all", "map50": ours["map50"], "reference_map50": ref_shared})
-    summary = {"model": ours["model"], "images": ours["images"], "map50": ours["map50"],
+    summary = {"model": ours["model"], "imgsz": args.imgsz, "images": ours["images"],
+               "map50": ours["map50"],
                "map50_95": ours["map50_95"],
                **{f"map50_{c}": v for c, v in ours["per_class_map50"].items()},
                "reference_model": ref["model"] if ref else None,
