@@ -255,7 +255,7 @@ class TrackingConfig(_Model):
     enabled: bool = Field(True, description="Track objects (rules then see identities).")
     high_score: float = Field(0.25, gt=0, le=1, description="First-stage detections.")
     new_track_score: float = Field(
-        0.25, gt=0, le=1, description="A detection this sure may start a track."
+        0.6, gt=0, le=1, description="A detection this sure may start a track."
     )
     lost_s: float = Field(1.0, gt=0, le=60, description="A moving track unseen this long ends.")
     stationary_s: float = Field(2.0, gt=0, le=600, description="Still this long: stationary.")

@@ -54,13 +54,14 @@ def iou_matrix(a: F32, b: F32) -> F32:
 
 @dataclass(frozen=True, slots=True)
 class TrackerSettings:
-    """ByteTrack's thresholds and Lookout's additions. The score thresholds are those Ultralytics
-    ships (detectors here keep boxes from 0.25 on, so the paper's 0.6 would starve the first
-    stage); the IoU gates are the paper's."""
+    """ByteTrack's thresholds and Lookout's additions. Matching takes every box from 0.25 (the
+    detectors' default threshold; the paper's 0.5 would starve the first stage), but a track is
+    born only from a confident box, 0.6 as in the paper: a noisy detector then makes far fewer
+    false tracks. The IoU gates are the paper's."""
 
     high_score: float = 0.25  # first-stage detections
     low_score: float = 0.1  # second stage: between low and high
-    new_track_score: float = 0.25  # a detection this sure may start a track
+    new_track_score: float = 0.6  # a detection this sure may start a track
     match_iou: float = 0.2  # first stage: IoU at least this (cost 1 - IoU <= 0.8)
     low_match_iou: float = 0.5  # second stage
     unconfirmed_iou: float = 0.3
