@@ -263,13 +263,17 @@ def test_lookout_run_publishes_health_events_on_their_own_topic() -> None:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         got: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+        beats: list[tuple[str, dict]] = []  # type: ignore[type-arg]
 
         def wait_for(kind: str) -> None:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not any(m["data"]["kind"] == kind
                                                           for _, m in got):  # fmt: skip
                 msg = sub.recv(timeout_s=0.5)
-                if msg is not None:
+                if msg is not None and msg[1].get("type") == "lookout.engine.heartbeat":
+                    validate_message(msg[1])  # the engine's heartbeat shares health.
+                    beats.append(msg)
+                elif msg is not None:
                     got.append(msg)
             assert any(m["data"]["kind"] == kind for _, m in got), (kind, got)
 
@@ -286,6 +290,7 @@ def test_lookout_run_publishes_health_events_on_their_own_topic() -> None:
             ctx.term()
     assert run.returncode == 0, err
     assert {t for t, _ in got} == {"health.station.gate."}
+    assert beats and {t for t, _ in beats} == {"health.station.@engine."}
     kinds = [m["data"]["kind"] for _, m in got if m["data"]["kind"] != "source.lagging"]
     assert kinds == ["source.online", "source.offline", "source.recovered"]
     for _, m in got:
