@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import av
 import av.error
@@ -23,9 +24,20 @@ from engine.config import FileSourceConfig
 from engine.errors import SourceError
 from engine.types import Frame
 
-__all__ = ["FileSource", "SourceStats"]
+__all__ = ["FileSource", "SourceStats", "decode_or_skip"]
 
 log = logging.getLogger(__name__)
+
+
+def decode_or_skip(packet: av.Packet, source_id: str, stats: Any) -> list[Any]:
+    """The frames of one packet; a corrupt packet is counted (`stats.corrupt_packets`), logged
+    and skipped: the stream goes on."""
+    try:
+        return list(packet.decode())
+    except av.error.InvalidDataError as exc:
+        stats.corrupt_packets += 1
+        log.warning("source %s: corrupt packet skipped: %s", source_id, exc)
+        return []
 
 
 @dataclass(slots=True)
@@ -142,20 +154,14 @@ class FileSource:
             fallback_step = self._nominal_step_s
             last = -fallback_step
             for packet in container.demux(stream):
-                try:
-                    decoded = packet.decode()
-                except av.error.InvalidDataError as exc:
-                    self.stats.corrupt_packets += 1
-                    log.warning("source %s: corrupt packet skipped: %s", self.id, exc)
-                    continue
-                for frame in decoded:
+                for frame in decode_or_skip(packet, self.id, self.stats):
                     t = frame.time
                     if t is None:  # some containers leave gaps; keep time moving
                         t = last + fallback_step
                     if start is None:
                         start = t
                     last = t
-                    image: npt.NDArray[np.uint8] = frame.to_ndarray(format="bgr24")  # type: ignore[assignment]
+                    image: npt.NDArray[np.uint8] = frame.to_ndarray(format="bgr24")
                     yield t - start, image
         except av.error.FFmpegError as exc:
             raise SourceError(f"source {self.id}: error reading {self.cfg.path}: {exc}") from None

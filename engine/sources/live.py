@@ -35,6 +35,7 @@ from engine.errors import SourceError, TelemetryError
 from engine.redact import redact
 from engine.sources.backoff import Backoff
 from engine.sources.buffer import FrameBuffer
+from engine.sources.file import decode_or_skip
 from engine.telemetry import dji_srt, misb0601
 from engine.telemetry.align import TelemetryTrack
 from engine.types import Frame, HealthEvent, HealthKind
@@ -243,13 +244,7 @@ class LiveSource:
                     self._add_klv(track, float(packet.pts * packet.time_base), bytes(packet))
                     self._flush(pending, track, sidecar, bool(klv), final=False)
                 continue
-            try:
-                decoded = packet.decode()
-            except av.error.InvalidDataError as exc:
-                self.stats.corrupt_packets += 1
-                log.warning("source %s: corrupt packet skipped: %s", self.id, exc)
-                continue
-            for vf in decoded:
+            for vf in decode_or_skip(packet, self.id, self.stats):
                 assert isinstance(vf, av.VideoFrame)
                 t_abs = vf.time if vf.time is not None else 0.0
                 if start_pts is None:
