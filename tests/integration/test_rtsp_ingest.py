@@ -88,6 +88,10 @@ class Reader:
     def kinds(self) -> list[str]:
         return [e.kind for _, e in self.health]
 
+    def states(self) -> list[str]:
+        """Health kinds about the connection (a busy test machine may add source.lagging)."""
+        return [k for k in self.kinds() if k != "source.lagging"]
+
 
 def _reader(url: str, delay_s: float = 0.0, **opts: float) -> Reader:
     cfg = RtspSourceConfig.model_validate({"type": "rtsp", "id": "cam", "url": url,
@@ -121,7 +125,7 @@ def test_killed_server_goes_offline_then_frames_return(server: RtspServer) -> No
         assert r.first("source.recovered", after=back) - back < 5.0
     finally:
         r.stop()
-    assert r.kinds()[:3] == ["source.online", "source.offline", "source.recovered"]
+    assert r.states()[:3] == ["source.online", "source.offline", "source.recovered"]
     assert r.unstamped == 0
 
 
@@ -138,7 +142,7 @@ def test_first_connect_failing_still_connects_when_the_camera_appears() -> None:
     finally:
         r.stop()
         server.kill()
-    assert r.kinds() == ["source.offline", "source.online"]  # first frames ever: online
+    assert r.states() == ["source.offline", "source.online"]  # first frames ever: online
 
 
 def test_frozen_server_is_stalled_within_the_read_timeout_and_nothing_hangs(
@@ -216,7 +220,7 @@ def test_one_flapping_stream_leaves_three_others_whole() -> None:
         expected = numbers[-1] - numbers[0] + 1
         assert len(numbers) / expected >= 0.95, (len(numbers), expected)
         # no outage on the good ones (a busy machine may drop a frame: lagging is allowed)
-        assert r.kinds()[0] == "source.online"
+        assert r.states()[0] == "source.online"
         assert not {"source.offline", "source.stalled"} & set(r.kinds())
     assert readers[3].kinds().count("source.offline") >= 3
 
