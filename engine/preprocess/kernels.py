@@ -151,7 +151,6 @@ def block_grey(image, step, out):
     """Mean grey level of each `step` x `step` block (every other pixel of it, each way): a
     downscaled grey image in which sensor noise and compression speckle average out."""
     bh, bw = out.shape
-    half = max(1, step // 2)
     for i in range(bh):
         for j in range(bw):
             acc = np.float32(0.0)
@@ -162,7 +161,6 @@ def block_grey(image, step, out):
                             + np.float32(0.299) * image[y, x, 2])  # fmt: skip
                     n += 1
             out[i, j] = acc / n
-    return half
 
 
 @nb.njit(nogil=True, cache=True, fastmath=True)

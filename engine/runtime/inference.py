@@ -49,11 +49,11 @@ class SourceInference:
     def detections(self, frame: Frame) -> Detections:
         """Detections for this frame (the last ones again if the gate says nothing moved)."""
         self.frames += 1
-        if self._last is not None and self.gate is not None:
-            if not self.gate.should_detect(frame.image, frame.pts_s):
-                return self._last
-        elif self.gate is not None:
-            self.gate.should_detect(frame.image, frame.pts_s)  # seeds the background
+        # the gate sees every frame (its background follows the scene); until there are
+        # detections to reuse, the detector runs whatever it says
+        still = self.gate is not None and not self.gate.should_detect(frame.image, frame.pts_s)
+        if still and self._last is not None:
+            return self._last
         self.inferences += 1
         self._last = self._run(frame.image)
         return self._last
