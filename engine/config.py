@@ -201,6 +201,15 @@ class PreprocessOverride(_Model):
     )
 
 
+# Short names of onnxruntime's execution providers, as users write them in configs.
+PROVIDER_ALIASES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+
+
 class DetectorConfig(_Model):
     """An ONNX object detector run with onnxruntime."""
 
@@ -232,8 +241,44 @@ class DetectorConfig(_Model):
     providers: list[str] = Field(
         default_factory=lambda: ["CPUExecutionProvider"],
         min_length=1,
-        description="onnxruntime execution providers in order of preference.",
+        description="onnxruntime execution providers in order of preference: tensorrt, cuda, "
+        "openvino, cpu (or onnxruntime's own names). Those not available on this machine are "
+        "skipped, and the CPU is the last resort; the log says which one runs.",
     )
+    fp16: bool = Field(True, description="TensorRT builds fp16 engines (CUDA/CPU run the model's "
+                       "own precision).")  # fmt: skip
+    engine_cache_dir: Path | None = Field(
+        None,
+        description="TensorRT engine and timing cache (default: $LOOKOUT_STATE_DIR/trt-cache); "
+        "engines are built once per model, precision and shape profile, then reused.",
+    )
+    device_id: int = Field(0, ge=0, le=64, description="GPU index for CUDA and TensorRT.")
+    openvino_device: str = Field(
+        "CPU", pattern=r"^[A-Z]+(\.[0-9]+)?$", description="OpenVINO device: CPU, GPU, NPU, GPU.1."
+    )
+    io_binding: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Keep input and output tensors on the device with onnxruntime IO binding "
+        "(auto: on for CUDA and TensorRT).",
+    )
+    warmup_runs: int = Field(
+        1, ge=0, le=100, description="Dummy inferences at start, so the first frame is not slow."
+    )
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_names(cls, v: list[str]) -> list[str]:
+        out = []
+        for name in v:
+            full = PROVIDER_ALIASES.get(name.lower(), name)
+            if not full.endswith("ExecutionProvider"):
+                known = ", ".join(PROVIDER_ALIASES)
+                raise ValueError(f"unknown execution provider {name!r}: use one of {known}, or "
+                                 "onnxruntime's own name (…ExecutionProvider)")  # fmt: skip
+            if full not in out:
+                out.append(full)
+        return out
+
     batch_max: int = Field(
         1, ge=1, le=64,
         description="Frames of different sources per inference call (dynamic-batch models).",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from engine.alerts.security import CurveServer
 from engine.alerts.wire import SCHEMA_VERSION, alert_body
 from engine.config import ZmqOutputConfig
 from engine.errors import PublishError
+from engine.state import state_dir
 from engine.types import Alert, Event
 
 __all__ = ["HEARTBEAT_SOURCE", "ZmqPublisher", "default_journal"]
@@ -42,9 +42,8 @@ PRUNE_EVERY = 5000  # alerts between retention passes
 
 def default_journal(endpoint: str) -> Path:
     """Where an endpoint's journal lives when the config names none."""
-    base = os.environ.get("LOOKOUT_STATE_DIR") or str(Path.home() / ".local/state/lookout")
     tag = hashlib.sha1(endpoint.encode()).hexdigest()[:10]
-    return Path(base) / f"journal-{tag}.db"
+    return state_dir() / f"journal-{tag}.db"
 
 
 class ZmqPublisher:

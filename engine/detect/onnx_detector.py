@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 
 from engine.config import DetectorConfig
 from engine.detect.decoders import (
@@ -31,36 +30,14 @@ from engine.detect.decoders import (
 )
 from engine.detect.model_info import ModelInfo, inspect_model
 from engine.detect.nms import nms
+from engine.detect.session import make_runner, open_session
 from engine.errors import ModelError
 from engine.preprocess import LetterboxParams, letterbox_fused, rect_input_shape, unletterbox_boxes
 from engine.types import Detections, Frame
 
-__all__ = ["OnnxDetector", "open_session"]
+__all__ = ["OnnxDetector"]
 
 log = logging.getLogger(__name__)
-
-
-def open_session(model: Path, providers: Sequence[str], threads: int) -> ort.InferenceSession:
-    """Load an ONNX model; raise ModelError naming the file if it is missing or unloadable."""
-    if not model.is_file():
-        raise ModelError(f"{model}: model file not found")
-    available = ort.get_available_providers()
-    chosen = [p for p in providers if p in available]
-    if not chosen:
-        raise ModelError(
-            f"{model}: none of the execution providers {list(providers)} is available here "
-            f"(available: {available})"
-        )
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3  # onnxruntime's own warnings would repeat what we report
-    try:
-        session = ort.InferenceSession(str(model), sess_options=opts, providers=chosen)
-    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{model}: not a loadable ONNX model: {reason}") from None
-    log.info("detector %s on %s", model.name, session.get_providers()[0])
-    return session
 
 
 class OnnxDetector:
@@ -78,8 +55,9 @@ class OnnxDetector:
 
     def __init__(self, cfg: DetectorConfig) -> None:
         self.cfg = cfg
-        self._session = open_session(cfg.model, cfg.providers, cfg.threads)
+        self._session, self.provider = open_session(cfg)
         self.info: ModelInfo = inspect_model(self._session, cfg)
+        self._runner = make_runner(self._session, self.provider, cfg)
         self._buffers: dict[tuple[int, int, int], npt.NDArray[np.floating[Any]]] = {}
         self._lock = threading.Lock()  # the batch buffers are reused: one run at a time
         self._grid = yolox_grid(*self.info.input_hw) if self.info.family == "yolox" else None
@@ -93,6 +71,26 @@ class OnnxDetector:
             "255" if self.info.layout.scale_to_unit else "raw",
             len(self.info.class_names),
         )
+        self._warm_up(cfg.warmup_runs)
+
+    def _warm_up(self, runs: int) -> None:
+        """Run the model on blank batches (the largest batch it will see) before real frames:
+        TensorRT builds or loads its engine and CUDA allocates here, not on the first frame."""
+        if runs <= 0:
+            return
+        batch = self.cfg.batch_max if self.info.batch_dynamic else 1
+        blank = np.zeros((batch, 3, *self.info.input_hw), self.info.input_dtype)
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            self._infer(blank)
+        log.info("detector %s warmed up: %d run(s) of batch %d in %.0f ms", self.cfg.model.name,
+                 runs, batch, 1000 * (time.perf_counter() - t0))  # fmt: skip
+
+    def _infer(self, batch: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
+        try:
+            return self._runner.run(batch)
+        except Exception as exc:  # onnxruntime's errors are untyped
+            raise ModelError(f"{self.cfg.model.name}: inference failed: {exc}") from exc
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -136,10 +134,7 @@ class OnnxDetector:
         with self._lock:
             buf = self._buffer(len(images), *self.input_shape(images))
             params = [letterbox_fused(im, buf[i], self.info.layout) for i, im in enumerate(images)]
-            try:
-                raw = self._session.run(None, {self.info.input_name: buf})[0]
-            except Exception as exc:  # onnxruntime's errors are untyped
-                raise ModelError(f"{self.cfg.model.name}: inference failed: {exc}") from exc
+            raw = self._infer(buf)
         return [self._postprocess(raw[i], p) for i, p in enumerate(params)]
 
     def _decode(self, pred: npt.NDArray[np.floating[Any]]) -> Candidates:

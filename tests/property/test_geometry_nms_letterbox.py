@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.detect.nms import nms
+from engine.detect.nms import nms, nms_numpy
 from engine.preprocess import InputLayout, letterbox_into, letterbox_params, unletterbox_boxes
 from engine.rules.geometry import points_in_polygon
 
@@ -52,6 +52,32 @@ def test_nms_matches_reference(data: tuple[np.ndarray, np.ndarray, np.ndarray], 
     got = nms(xyxy, score, cls, thr, max_det=1000).tolist()
     want = reference_nms(xyxy, score, cls, thr)
     assert got == want
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    boxes(max_n=80),
+    st.sampled_from([0.3, 0.5, 0.7]),
+    st.booleans(),
+    st.integers(1, 100),
+    st.floats(0.0, 1.0, width=32),
+)
+def test_nms_kernel_equals_numpy_twin(
+    data: tuple[np.ndarray, np.ndarray, np.ndarray],
+    thr: float,
+    agnostic: bool,
+    max_det: int,
+    jitter: float,
+) -> None:
+    """Fractional coordinates, equal scores (ties), agnostic or class-aware, any max_det."""
+    xyxy, score, cls = data
+    xyxy = xyxy + np.float32(jitter)
+    score = np.round(score, 1)  # many ties: both must break them by input order
+    classes = None if agnostic else cls
+    got = nms(xyxy, score, classes, thr, max_det)
+    want = nms_numpy(xyxy, score, classes, thr, max_det)
+    assert got.dtype == np.int64
+    assert got.tolist() == want.tolist()
 
 
 @settings(max_examples=100, deadline=None)
