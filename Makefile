@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo example test setup system-deps lint clean model
+.PHONY: demo example test setup system-deps lint clean model ultralytics-env
 
-# Training needs torch; it lives in its own environment so the engine never does.
+# Ultralytics (training, export, the peer in benchmarks) needs torch; it lives in its own
+# environment so the engine never does. torch 2.14.1 / torchvision 0.29.1 run on the CPU.
 TRAIN_VENV ?= .venv-train
 
 $(BIN)/lookout: pyproject.toml
@@ -46,14 +47,21 @@ system-deps:
 	  -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; fi
 
 ## test: the whole test suite (installs ffmpeg and the GStreamer RTSP server if missing)
-test: setup system-deps
+test: setup system-deps ultralytics-env
 	$(BIN)/pytest -q
 
-## model: reproduce models/lookout_sim_yolo11n.onnx from scratch (about 2 hours on 2 cores)
-model: setup
+$(TRAIN_VENV)/bin/lookout: pyproject.toml
 	$(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/pip install --quiet --upgrade pip
 	$(TRAIN_VENV)/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(TRAIN_VENV)/bin/pip install --quiet ultralytics onnx onnxslim onnxruntime -e .
+	$(TRAIN_VENV)/bin/pip install --quiet -e '.[export]'
+	touch $@
+
+## ultralytics-env: the environment with Ultralytics and torch (export, training, peers)
+ultralytics-env: $(TRAIN_VENV)/bin/lookout
+
+## model: reproduce models/lookout_sim_yolo11n.onnx from scratch (about 2 hours on 2 cores)
+model: setup ultralytics-env
 	$(BIN)/python -m models.sim_detector.dataset --out runs/sim_dataset --train 200 --val 20 --per-scene 6
 	YOLO_OFFLINE=1 $(TRAIN_VENV)/bin/python -m models.sim_detector.train \
 	  --data runs/sim_dataset/data.yaml --imgsz 480 --epochs 300 --time-h 1.6 --out models

@@ -13,4 +13,5 @@ SUITES: dict[str, str] = {
     "preprocess": "bench.preprocess",
     "track": "bench.track",
     "alerts": "bench.alerts",
+    "gpu-check": "bench.gpu_check",
 }

@@ -129,7 +129,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "reference_map50_95": first["reference_map50_95"],
         "ratio_map50_95": first["ratio_map50_95"],
         "ms_per_image": first["ms_per_image"],
-    }
+        "models": len(rows),
+        "max_abs_delta_map50_95": max((abs(r["delta_map50_95"]) for r in rows
+                                       if r["delta_map50_95"] is not None), default=None),
+    }  # fmt: skip
     table = [
         {k: r.get(k) for k in ("model", "input", "map50_95", "reference_map50_95",
                                 "delta_map50_95", "map50", "person_map50_95", "ms_per_image")}

@@ -19,6 +19,7 @@ from engine.cli import (
     console_cmd,
     demo_cmd,
     keys_cmd,
+    models_cmd,
     run_cmd,
     sim_cmd,
     subscribe_cmd,
@@ -28,7 +29,8 @@ from engine.errors import EngineError
 __all__ = ["build_parser", "main"]
 
 COMMANDS = (
-    demo_cmd, run_cmd, check_cmd, subscribe_cmd, console_cmd, keys_cmd, sim_cmd, bench_cmd,
+    demo_cmd, run_cmd, check_cmd, subscribe_cmd, console_cmd, keys_cmd, models_cmd, sim_cmd,
+    bench_cmd,
 )  # fmt: skip
 
 

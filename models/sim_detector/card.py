@@ -49,10 +49,12 @@ def main() -> None:
         "size_bytes": a.model.stat().st_size,
         "family": info.family,
         "architecture": "YOLO11 detect, width multiple 0.125 (narrower than YOLO11n), from scratch",
-        "input": {"size": list(info.input_hw), "axes": "dynamic batch and spatial",
+        "input": {"size": list(info.input_hw),
+                  "batch": "dynamic" if info.batch_dynamic else 1,
+                  "spatial": "dynamic" if info.spatial_dynamic else "fixed",
                   "channel_order": info.layout.channel_order,
-                  "scaling": "0..1 (divide by 255)" if info.layout.scale_to_unit else "0..255",
-                  "padding": f"{info.layout.pad}, value 114"},
+                  "scale": 255 if info.layout.scale_to_unit else 1,
+                  "pad": info.layout.pad, "pad_value": 114},
         "classes": list(info.class_names),
         "reproduce": "make model",
         "data": {"source": "engine/sim/randomize.py scenes rendered by the simulator",
@@ -69,6 +71,7 @@ def main() -> None:
                      "hardware": "2-core CPU, torch 2 threads"},
         "heldout_metrics": {k: (round(v, 4) if isinstance(v, float) else v)
                             for k, v in bench.items()},
+        "source": "trained by Lookout's own recipe (models/sim_detector) on simulator renders only",
         "heldout_set": "lookout bench sim-model: 24 random scenes (seeds 2000000+) and the five "
                        "scenario files under new seeds, 5 frames each",
         "license": "AGPL-3.0 (trained with Ultralytics YOLO11; the weights are Lookout's own)",

@@ -41,6 +41,28 @@ def _offline_font(config_dir: Path) -> None:
         shutil.copy(font, target)
 
 
+def portable_checkpoint(src: Path, dst: Path) -> None:
+    """Copy the trained weights without this machine's paths or the training history.
+
+    The .pt file ships beside the ONNX file: users fine-tune it or export other layouts
+    (`lookout models export`, end-to-end with NMS inside, fp16).
+    """
+    import torch
+
+    def relative(args: dict[str, object]) -> dict[str, object]:
+        return {k: Path(v).name if isinstance(v, str) and Path(v).is_absolute() else v
+                for k, v in args.items()}  # fmt: skip
+
+    ckpt = torch.load(src, map_location="cpu", weights_only=False)
+    ckpt["train_args"] = relative(dict(ckpt.get("train_args") or {}))
+    model = ckpt["model"]
+    if isinstance(getattr(model, "args", None), dict):
+        model.args = relative(model.args)
+    for key in ("git", "train_results", "optimizer", "scaler", "updates", "stopper"):
+        ckpt.pop(key, None)
+    torch.save(ckpt, dst)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data", type=Path, required=True)
@@ -85,6 +107,7 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     target = a.out / f"{a.name}.onnx"
     shutil.copy(exported, target)
+    portable_checkpoint(best, a.out / f"{a.name}.pt")
     summary = {"epochs": epochs, "train_minutes": round(train_s / 60, 1), "imgsz": a.imgsz,
                "width": a.width, "threads": a.threads}  # fmt: skip
     (a.runs / "train_summary.json").write_text(json.dumps(summary, indent=1))

@@ -56,6 +56,7 @@ def test_batch_equals_one_by_one(assets: Callable[..., Path]) -> None:
     ("name", "imgsz"),
     [
         ("yolo11n_coco_320.onnx", None),
+        ("yolo11n_coco_320_dynbatch.onnx", None),
         ("yolo11n_coco_640_dynbatch.onnx", 640),
         ("yolov8n_coco_640.onnx", None),
         ("yolox_nano_416.onnx", None),
