@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.redact import redact
+from engine.rule_config import ID_PATTERN, Id, Point, RuleConfig, ZonePresenceRuleConfig
 from engine.yamlconf import CrossFieldError, parse_yaml_model, read_text, union_tags
 
 __all__ = [
@@ -44,7 +45,6 @@ __all__ = [
     "parse_config",
 ]
 
-ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 ENDPOINT_PATTERN = r"^(tcp://[^\s]+:\d+|ipc://[^\s]+|inproc://[^\s]+)$"
 RTSP_PATTERN = r"^rtsps?://[^\s]+$"
 # What each pattern means, for error messages people can act on.
@@ -53,17 +53,6 @@ PATTERN_MEANING = {
     ENDPOINT_PATTERN: "a ZeroMQ endpoint such as tcp://127.0.0.1:5556 or ipc:///run/x.sock",
     RTSP_PATTERN: "an rtsp:// or rtsps:// URL",
 }
-
-Id = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=64,
-        pattern=ID_PATTERN,
-        description="Identifier: letters, digits, '-' and '_' (it becomes part of topics).",
-    ),
-]
-Point = tuple[float, float]
 
 
 class _Model(BaseModel):
@@ -106,6 +95,11 @@ class _SourceOptions(_Model):
 
     motion: MotionConfig | None = Field(None, description="Skip inference on still scenes.")
     tiling: TilingConfig | None = Field(None, description="Detect on tiles (small objects).")
+    moving: bool | None = Field(
+        None,
+        description="The camera moves (a drone): rules follow the scene by estimating the image "
+        "shift between frames (default: true for drone sources).",
+    )
 
 
 class FileSourceConfig(_SourceOptions):
@@ -328,35 +322,6 @@ class ZoneConfig(_Model):
         return polygon
 
 
-class ZonePresenceRuleConfig(_Model):
-    """Objects of given classes inside a zone: one event from their arrival to their departure."""
-
-    type: Literal["zone_presence"] = "zone_presence"
-    id: Id
-    zone: Id = Field(description="The zone watched.")
-    classes: list[str] = Field(
-        default_factory=list, description="Class names that count (empty: every class)."
-    )
-    min_score: float = Field(0.0, ge=0.0, le=1.0, description="Ignore objects scored below this.")
-    anchor: Literal["bottom_center", "center"] = Field(
-        "bottom_center",
-        description="Point of each box tested against the zone: the feet, or the box centre.",
-    )
-    min_frames: int = Field(
-        1, ge=1, le=1000, description="Consecutive frames with objects before the event starts."
-    )
-    clear_after_s: float = Field(
-        2.0, ge=0.0, le=3600.0, description="Seconds with no object before the event ends."
-    )
-    update_every_s: float = Field(
-        0.0, ge=0.0, le=86400.0, description="Seconds between 'update' alerts (0: no updates)."
-    )
-    severity: Literal["info", "warning", "critical"] = "warning"
-
-
-RuleConfig = Annotated[ZonePresenceRuleConfig, Field(discriminator="type")]
-
-
 # --- outputs -----------------------------------------------------------------------------------
 
 
@@ -559,9 +524,18 @@ def _references(cfg: Config) -> list[tuple[tuple[int | str, ...], str]]:
                     why = f"expected one of the {field[:-1]} ids {known}, got {name!r}"
                     problems.append((("routing", i, field), why))
     for i, r in enumerate(cfg.rules):
-        if r.zone not in zones:
+        zone = getattr(r, "zone", None)
+        if zone is not None and zone not in zones:
             problems.append(
-                (("rules", i, "zone"), f"expected one of the zone ids {zones}, got {r.zone!r}")
+                (("rules", i, "zone"), f"expected one of the zone ids {zones}, got {zone!r}")
+            )
+        source = getattr(r, "source", None)
+        if source is not None and source not in sources:
+            problems.append(
+                (
+                    ("rules", i, "source"),
+                    f"expected one of the source ids {sources}, got {source!r}",
+                )
             )
     return problems
 

@@ -30,6 +30,9 @@ def jpeg_snapshot(image: npt.NDArray[np.uint8], max_width: int = MAX_WIDTH) -> b
 
 
 def with_snapshot(events: list[Event], frame: Frame) -> list[Event]:
-    """The events, each carrying one shared JPEG of `frame` (encoded once)."""
+    """The events, each carrying one shared JPEG of `frame` (encoded once); an event that
+    brings its own snapshot (a before/after pair) keeps it."""
+    if all(e.snapshot for e in events):
+        return events
     jpeg = jpeg_snapshot(frame.image) or None
-    return [dataclasses.replace(e, snapshot=jpeg) for e in events]
+    return [e if e.snapshot else dataclasses.replace(e, snapshot=jpeg) for e in events]

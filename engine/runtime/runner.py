@@ -21,12 +21,13 @@ from typing import Any, Protocol
 import zmq
 
 from engine.alerts import AlertStamper, JsonlSink, ZmqPublisher, with_snapshot
-from engine.config import Config, JsonlOutputConfig, ZmqOutputConfig
+from engine.config import Config, DroneSourceConfig, JsonlOutputConfig, ZmqOutputConfig
 from engine.detect import OnnxDetector, build_detector
 from engine.errors import EngineError
-from engine.rules import ZonePresenceRule, build_rules
+from engine.rules import Rule, build_rules
 from engine.runtime.batcher import InferenceBatcher
 from engine.runtime.inference import SourceInference
+from engine.runtime.scene_view import SceneView
 from engine.sources import Source, build_source
 from engine.track import ByteTracker, TrackerSettings
 from engine.types import Alert, Event, Frame, HealthEvent, Tracks
@@ -93,9 +94,7 @@ class Runner:
                 if det.batch_max > 1
                 else None
             )
-            self.rules: dict[str, list[ZonePresenceRule]] = build_rules(
-                cfg, self.detector.class_names
-            )
+            self.rules: dict[str, list[Rule]] = build_rules(cfg, self.detector.class_names)
             self.sources: list[Source] = [build_source(s, self._on_health) for s in cfg.sources]
             for src in self.sources:
                 src.open()
@@ -183,6 +182,8 @@ class Runner:
             high_score=tc.high_score, new_track_score=tc.new_track_score, lost_s=tc.lost_s,
             stationary_s=tc.stationary_s, stationary_lost_s=tc.stationary_lost_s,
         ), self.detector.class_names) if tc.enabled else None  # fmt: skip
+        moving = cfg.moving if cfg.moving is not None else isinstance(cfg, DroneSourceConfig)
+        scene = SceneView(moving, rules)
         last: Frame | None = None
         try:
             while not stop.is_set():
@@ -195,7 +196,8 @@ class Runner:
                     for rule in rules:
                         rule.forget(tracker.ended)
                 report.inferences[src.id] = infer.inferences
-                events = [e for rule in rules for e in rule.step(tracks, frame)]
+                view = scene.view(frame) if rules else None
+                events = [e for rule in rules for e in rule.step(tracks, frame, view)]
                 if events and self._snapshots:
                     events = with_snapshot(events, frame)
                 for event in events:

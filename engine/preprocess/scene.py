@@ -1,0 +1,137 @@
+"""Scene models per source that rules need beyond detections: the camera's own motion (drones),
+and the background's new static regions (objects left behind, on fixed cameras).
+
+Both work on a small grey copy of the frame (a quarter of each side), so they cost about a
+millisecond per frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["EgoMotion", "StaticForeground", "small_grey"]
+
+F32 = npt.NDArray[np.float32]
+
+
+def small_grey(image: npt.NDArray[np.uint8], scale: int) -> F32:
+    """Grey float32 copy of a BGR image, each side divided by `scale` (area average)."""
+    h, w = image.shape[:2]
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    small = cv2.resize(grey, (max(1, w // scale), max(1, h // scale)), interpolation=cv2.INTER_AREA)
+    return small.astype(np.float32)
+
+
+class EgoMotion:
+    """The image shift caused by the camera moving, accumulated since the first frame.
+
+    Phase correlation between consecutive frames (translation only: a drone flying a straight
+    line with a steady gimbal). `offset_px` is what to add to image coordinates to get scene
+    coordinates that stay put while the camera moves.
+
+    Args:
+        scale: work on frames this many times smaller per side.
+        min_response: a correlation peak weaker than this (a featureless or changed view) is
+            ignored: the frame counts as not moved.
+    """
+
+    def __init__(self, scale: int = 4, min_response: float = 0.05) -> None:
+        self.scale = scale
+        self.min_response = min_response
+        self._prev: F32 | None = None
+        self._window: F32 | None = None
+        self.offset_px = (0.0, 0.0)
+
+    def update(self, image: npt.NDArray[np.uint8]) -> tuple[float, float]:
+        """Take the next frame; returns the accumulated offset (x, y) in image pixels."""
+        cur = small_grey(image, self.scale)
+        prev = self._prev
+        self._prev = cur
+        if prev is None or prev.shape != cur.shape:
+            return self.offset_px
+        if self._window is None or self._window.shape != cur.shape:
+            window = cv2.createHanningWindow((cur.shape[1], cur.shape[0]), cv2.CV_32F)
+            self._window = np.asarray(window, np.float32)
+        (dx, dy), response = cv2.phaseCorrelate(prev, cur, self._window)
+        if response >= self.min_response and math.isfinite(dx) and math.isfinite(dy):
+            ox, oy = self.offset_px
+            self.offset_px = (ox - dx * self.scale, oy - dy * self.scale)
+        return self.offset_px
+
+
+class StaticForeground:
+    """New, still regions against a slow background: things left behind (a pile, a bag).
+
+    Two running averages of the grey frame: a fast one (seconds) and a slow one (a minute).
+    Where they differ and the frame matches the fast one, something new has been standing
+    still; the slow background absorbs it after about `slow_s`. Regions are followed from frame
+    to frame so each has an age.
+
+    Args:
+        scale: work on frames this many times smaller per side.
+        fast_s, slow_s: time constants of the two backgrounds.
+        threshold: grey-level difference that counts.
+        min_cells: smallest region, in cells of the small frame.
+    """
+
+    def __init__(self, scale: int = 4, fast_s: float = 1.0, slow_s: float = 90.0,
+                 threshold: float = 22.0, min_cells: int = 4) -> None:  # fmt: skip
+        self.scale = scale
+        self.fast_s = fast_s
+        self.slow_s = slow_s
+        self.threshold = threshold
+        self.min_cells = min_cells
+        self._fast: F32 | None = None
+        self._slow: F32 | None = None
+        self._pts = 0.0
+        self._regions: list[tuple[npt.NDArray[np.float32], float]] = []  # (xyxy, first seen)
+        self._kernel = np.ones((3, 3), np.uint8)
+
+    def update(self, image: npt.NDArray[np.uint8], pts: float) -> tuple[F32, F32]:
+        """Take the next frame; returns (xyxy f32 [n, 4] in image pixels, age_s f32 [n])."""
+        g = small_grey(image, self.scale)
+        if self._fast is None or self._slow is None or self._fast.shape != g.shape:
+            self._fast, self._slow, self._pts = g.copy(), g.copy(), pts
+            self._regions = []
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        dt = max(0.0, pts - self._pts)
+        self._pts = pts
+        a_fast = 1.0 - math.exp(-dt / self.fast_s)
+        a_slow = 1.0 - math.exp(-dt / self.slow_s)
+        cv2.accumulateWeighted(g, self._fast, a_fast)
+        still_new = (np.abs(self._fast - self._slow) > self.threshold) & (
+            np.abs(g - self._fast) < self.threshold
+        )
+        # the slow background learns everywhere, ten times slower where something new stands
+        rate = np.where(still_new, a_slow / 10, a_slow).astype(np.float32)
+        self._slow += rate * (g - self._slow)
+        mask = cv2.morphologyEx(still_new.astype(np.uint8), cv2.MORPH_OPEN, self._kernel)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        boxes = [stats[i, :4] for i in range(1, n) if stats[i, 4] >= self.min_cells]
+        xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in boxes], np.float32).reshape(-1, 4)
+        xyxy *= self.scale
+        return xyxy, self._ages(xyxy, pts)
+
+    def _ages(self, xyxy: F32, pts: float) -> F32:
+        """Carry each region's first-seen time over from the region it overlaps most."""
+        regions: list[tuple[npt.NDArray[np.float32], float]] = []
+        for box in xyxy:
+            first = pts
+            best = 0.3
+            for old, seen in self._regions:
+                iw = min(box[2], old[2]) - max(box[0], old[0])
+                ih = min(box[3], old[3]) - max(box[1], old[1])
+                if iw <= 0 or ih <= 0:
+                    continue
+                inter = iw * ih
+                union = (box[2] - box[0]) * (box[3] - box[1]) + (old[2] - old[0]) * (
+                    old[3] - old[1]) - inter  # fmt: skip
+                if inter / union > best:
+                    best, first = inter / union, min(first, seen)
+            regions.append((box, first))
+        self._regions = regions
+        return np.array([pts - first for _, first in regions], np.float32)

@@ -1,0 +1,243 @@
+"""Configuration of the event rules: one validated model per rule type (discriminated on `type`).
+
+Distances in image space are given relative to object size (box heights) wherever they can be,
+so one setting works near and far from the camera; times are stream seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "AbandonedObjectRuleConfig",
+    "CrowdRuleConfig",
+    "DumpingRuleConfig",
+    "IntrusionRuleConfig",
+    "LineCrossingRuleConfig",
+    "LoiteringRuleConfig",
+    "RuleConfig",
+    "ZonePresenceRuleConfig",
+]
+
+ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+Id = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=ID_PATTERN,
+        description="Identifier: letters, digits, '-' and '_' (it becomes part of topics).",
+    ),
+]
+Point = tuple[float, float]
+Severity = Literal["info", "warning", "critical"]
+Anchor = Literal["bottom_center", "center"]
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Id
+    min_score: float = Field(0.0, ge=0.0, le=1.0, description="Ignore objects scored below this.")
+    cooldown_s: float = Field(
+        0.0, ge=0, le=86400,
+        description="After an incident ends, the rule stays quiet this long (de-duplication).",
+    )  # fmt: skip
+
+
+class ZonePresenceRuleConfig(_Rule):
+    """Objects of given classes inside a zone: one event from their arrival to their departure."""
+
+    type: Literal["zone_presence"] = "zone_presence"
+    zone: Id = Field(description="The zone watched.")
+    classes: list[str] = Field(
+        default_factory=list, description="Class names that count (empty: every class)."
+    )
+    anchor: Anchor = Field(
+        "bottom_center",
+        description="Point of each box tested against the zone: the feet, or the box centre.",
+    )
+    min_frames: int = Field(
+        1, ge=1, le=1000, description="Consecutive frames with objects before the event starts."
+    )
+    clear_after_s: float = Field(
+        2.0, ge=0.0, le=3600.0, description="Seconds with no object before the event ends."
+    )
+    update_every_s: float = Field(
+        0.0, ge=0.0, le=86400.0, description="Seconds between 'update' alerts (0: no updates)."
+    )
+    severity: Severity = "warning"
+
+
+class IntrusionRuleConfig(ZonePresenceRuleConfig):
+    """Anyone (or any vehicle) inside a closed area: zone presence reported as `intrusion`,
+    with the occupancy count, confirmed over a few frames."""
+
+    type: Literal["intrusion"] = "intrusion"  # type: ignore[assignment]
+    classes: list[str] = Field(default_factory=lambda: ["person"])
+    min_frames: int = Field(3, ge=1, le=1000)
+    severity: Severity = "critical"
+
+
+class LineCrossingRuleConfig(_Rule):
+    """Objects crossing a line. Crossings in a burst are one incident (start, an update per
+    crossing, end after a quiet spell); each carries the direction and the running counts."""
+
+    type: Literal["line_crossing"] = "line_crossing"
+    source: Id = Field(description="The source whose image the line is drawn on.")
+    line: tuple[Point, Point] = Field(description="From A to B, pixels: [[xa, ya], [xb, yb]].")
+    direction: Literal["both", "in", "out"] = Field(
+        "both",
+        description="'in' is from the right of A->B to its left (as seen in the image), 'out' "
+        "the reverse.",
+    )
+    classes: list[str] = Field(default_factory=lambda: ["person"])
+    anchor: Anchor = "bottom_center"
+    hysteresis: float = Field(
+        0.15, ge=0, le=5,
+        description="An object must get this far past the line (in its box heights) for the "
+        "crossing to count, so a box that flickers on the line is not many crossings.",
+    )  # fmt: skip
+    clear_after_s: float = Field(5.0, ge=0, le=3600, description="Quiet this long: incident ends.")
+    severity: Severity = "info"
+
+    @model_validator(mode="after")
+    def _has_length(self) -> LineCrossingRuleConfig:
+        (xa, ya), (xb, yb) = self.line
+        if abs(xa - xb) + abs(ya - yb) < 1:
+            raise ValueError(f"line: expected two distinct points, got {list(self.line)}")
+        return self
+
+
+class LoiteringRuleConfig(_Rule):
+    """Someone staying in a zone longer than `dwell_s`; brief exits and identity switches (a new
+    track where a lost one was) do not restart the clock."""
+
+    type: Literal["loitering"] = "loitering"
+    zone: Id
+    classes: list[str] = Field(default_factory=lambda: ["person"])
+    anchor: Anchor = "bottom_center"
+    dwell_s: float = Field(30.0, gt=0, le=86400, description="Time in the zone that is loitering.")
+    grace_s: float = Field(
+        4.0, ge=0, le=600, description="Absences shorter than this do not reset the dwell time."
+    )
+    reid_s: float = Field(
+        3.0, ge=0, le=600, description="A new track this soon after one was lost..."
+    )
+    reid_radius: float = Field(
+        1.5, ge=0, le=20, description="... and this close (box heights) continues its dwell."
+    )
+    clear_after_s: float = Field(3.0, ge=0, le=3600, description="No loiterer this long: end.")
+    update_every_s: float = Field(0.0, ge=0, le=86400)
+    severity: Severity = "warning"
+
+
+class CrowdRuleConfig(_Rule):
+    """People in a zone: gathering (a crowd forming fast) and dispersal (a crowd running apart).
+
+    Density is people per square metre when `area_m2` is given (until ground mapping gives it),
+    else a count. Running speed is in body heights per second (1 ~ 1.7 m/s, a brisk walk; people
+    running are at 2-4), so it holds near and far from a fixed camera.
+    """
+
+    type: Literal["crowd"] = "crowd"
+    zone: Id
+    classes: list[str] = Field(default_factory=lambda: ["person"])
+    anchor: Anchor = "bottom_center"
+    min_count: int = Field(8, ge=2, le=10000, description="People in the zone that are a crowd.")
+    area_m2: float | None = Field(None, gt=0, description="Zone area, for density in people/m2.")
+    min_density: float | None = Field(
+        None, gt=0, le=10, description="Also require this density (needs area_m2)."
+    )
+    gather_rise: int = Field(
+        5, ge=1, le=10000, description="Gathering: the count rose by this many ..."
+    )
+    gather_window_s: float = Field(20.0, gt=0, le=3600, description="... within this window.")
+    disperse: bool = Field(True, description="Report a crowd running apart.")
+    run_speed: float = Field(
+        1.6, gt=0, le=50, description="Running: speed in body heights per second."
+    )
+    min_runners: int = Field(4, ge=1, le=10000, description="Dispersal: at least this many run...")
+    outward_fraction: float = Field(
+        0.6, ge=0, le=1, description="... and this share of the runners head away from the crowd."
+    )
+    memory_s: float = Field(
+        15.0, gt=0, le=3600, description="A dispersal needs a crowd seen within this time."
+    )
+    clear_after_s: float = Field(5.0, ge=0, le=3600)
+    severity: Severity = "warning"
+
+    @model_validator(mode="after")
+    def _density_needs_area(self) -> CrowdRuleConfig:
+        if self.min_density is not None and self.area_m2 is None:
+            raise ValueError("min_density: expected area_m2 too (density is people per m2)")
+        return self
+
+
+class DumpingRuleConfig(_Rule):
+    """Illegal dumping: a vehicle stops in the zone, a new static object (debris class, or a new
+    static region of the background model on fixed cameras) appears where it stood, and stays.
+
+    The incident starts when the new object has been seen for `confirm_s` beside the stopped
+    vehicle (the dumping is under way), updates when the vehicle leaves with the pile still there,
+    and ends when the vehicle is gone or after `clear_after_s` without the pile.
+    """
+
+    type: Literal["dumping"] = "dumping"
+    zone: Id = Field(description="The no-dumping area.")
+    vehicle_classes: list[str] = Field(default_factory=lambda: ["truck", "car"])
+    debris_classes: list[str] = Field(default_factory=lambda: ["debris"])
+    stop_s: float = Field(2.0, gt=0, le=600, description="A vehicle this still is stopped ...")
+    stop_speed: float = Field(
+        0.08, gt=0, le=10, description="... moving less than this (its box diagonals per second)."
+    )
+    near: float = Field(
+        1.0, ge=0, le=10,
+        description="The pile lies within this many vehicle sizes of where the vehicle stood.",
+    )  # fmt: skip
+    confirm_s: float = Field(1.0, ge=0, le=600, description="A pile seen this long is real.")
+    memory_s: float = Field(
+        120.0, gt=0, le=86400, description="Keep a stopped vehicle's place this long after it left."
+    )
+    use_foreground: bool = Field(
+        True, description="Fixed cameras: a new static region of the background model counts."
+    )
+    clear_after_s: float = Field(10.0, ge=0, le=3600)
+    severity: Severity = "critical"
+
+
+class AbandonedObjectRuleConfig(_Rule):
+    """An object left in the zone without its owner for `unattended_s`.
+
+    Objects are detections of `object_classes` that stay still, or (fixed cameras) new static
+    regions of the background model; the owner is anyone of `owner_classes` within
+    `owner_radius` object sizes.
+    """
+
+    type: Literal["abandoned_object"] = "abandoned_object"
+    zone: Id
+    object_classes: list[str] = Field(default_factory=list)
+    owner_classes: list[str] = Field(default_factory=lambda: ["person"])
+    use_foreground: bool = True
+    unattended_s: float = Field(10.0, gt=0, le=86400)
+    owner_radius: float = Field(3.0, ge=0, le=50, description="In sizes of the object.")
+    min_size_px: float = Field(6.0, ge=1, le=10000, description="Ignore smaller regions.")
+    max_size_px: float = Field(
+        160.0, ge=1, le=10000, description="Ignore larger regions (parked vehicles, shadows)."
+    )
+    clear_after_s: float = Field(3.0, ge=0, le=3600)
+    severity: Severity = "warning"
+
+
+RuleConfig = Annotated[
+    ZonePresenceRuleConfig
+    | IntrusionRuleConfig
+    | LineCrossingRuleConfig
+    | LoiteringRuleConfig
+    | CrowdRuleConfig
+    | DumpingRuleConfig
+    | AbandonedObjectRuleConfig,
+    Field(discriminator="type"),
+]

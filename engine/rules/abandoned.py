@@ -1,0 +1,172 @@
+"""Abandoned objects: something left still in a zone with nobody near it for `unattended_s`.
+
+Objects are still tracks of `object_classes` and, on fixed cameras, new static regions of the
+background model that no tracked box covers (so a bag the detector has no class for is still
+seen). The owner is anyone of `owner_classes` within `owner_radius` object sizes; while someone
+is that close the clock does not run. One incident per object, ended once the object is gone
+for `clear_after_s`. Objects unseen for longer are forgotten.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.config import ZoneConfig
+from engine.rule_config import AbandonedObjectRuleConfig
+from engine.rules.base import (
+    Incident,
+    TrackMemory,
+    View,
+    class_ids,
+    covered,
+    in_zone,
+    make_event,
+)
+from engine.rules.geometry import anchor_points, points_in_polygon
+from engine.types import Event, Frame, Tracks
+
+__all__ = ["AbandonedObjectRule"]
+
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(slots=True)
+class _Object:
+    xy: tuple[float, float]  # scene centre
+    size: float
+    box: F32  # image box when last seen
+    first_pts: float
+    last_seen_pts: float
+    attended_pts: float
+    track_id: int = -1
+    incident: Incident = field(default_factory=Incident)
+
+
+class AbandonedObjectRule:
+    """Watches one zone for objects left behind.
+
+    Args:
+        cfg: the rule's configuration.
+        zone: the zone it watches.
+        class_names: the detector's class names.
+    """
+
+    kind = "abandoned_object"
+
+    def __init__(self, cfg: AbandonedObjectRuleConfig, zone: ZoneConfig,
+                 class_names: tuple[str, ...]) -> None:  # fmt: skip
+        self.cfg = cfg
+        self.id = cfg.id
+        self.source_id = zone.source
+        self.zone = zone
+        self.needs_foreground = cfg.use_foreground
+        self._polygon = np.asarray(zone.polygon, np.float64)
+        self._objects_cls = class_ids(cfg.id, cfg.object_classes, class_names)
+        self._owners = class_ids(cfg.id, cfg.owner_classes, class_names)
+        self._memory = TrackMemory(horizon_s=3.0)
+        self._objects: list[_Object] = []
+
+    def _candidates(self, tracks: Tracks, frame: Frame,
+                    view: View) -> list[tuple[tuple[float, float], float, F32, int]]:  # fmt: skip
+        """(scene centre, size, image box, track id or -1) of still objects in the zone."""
+        cfg = self.cfg
+        out = []
+        if self._objects_cls:
+            mask = in_zone(tracks, self._objects_cls, cfg.min_score, "center", self._polygon)
+            for i in np.flatnonzero(mask & (tracks.track_id >= 0)):
+                box = tracks.xyxy[i]
+                tid = int(tracks.track_id[i])
+                c = view.to_scene(np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]]))[0]
+                size = float(max(box[2] - box[0], box[3] - box[1]))
+                self._memory.add(tid, frame.pts_s, (float(c[0]), float(c[1])), size, size)
+                span = self._memory.span(tid, 2.0)
+                if span and span[0] >= 1.5 and span[1] <= 0.3 * size:
+                    out.append(((float(c[0]), float(c[1])), size, box, tid))
+        if cfg.use_foreground and view.offset_px == (0.0, 0.0) and len(view.static_xyxy):
+            covering = tracks.xyxy[tracks.score >= 0.2]
+            boxes = view.static_xyxy
+            centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2],
+                               axis=1).astype(np.float64)  # fmt: skip
+            inside = points_in_polygon(centres, self._polygon)
+            for box, ok, c in zip(boxes, inside, centres, strict=True):
+                size = float(max(box[2] - box[0], box[3] - box[1]))
+                if ok and cfg.min_size_px <= size <= cfg.max_size_px and not covered(box, covering):
+                    out.append(((float(c[0]), float(c[1])), size, box, -1))
+        return out
+
+    def _match(self, xy: tuple[float, float], size: float, tid: int) -> _Object | None:
+        for obj in self._objects:
+            if tid >= 0 and obj.track_id == tid:
+                return obj
+            near = math.hypot(xy[0] - obj.xy[0], xy[1] - obj.xy[1]) <= 0.6 * max(size, obj.size)
+            if tid < 0 and obj.track_id < 0 and near:
+                return obj
+        return None
+
+    def step(self, tracks: Tracks, frame: Frame, view: View | None = None) -> list[Event]:
+        """Follow still objects and their owners; start or end incidents."""
+        view = view or View()
+        pts = frame.pts_s
+        cfg = self.cfg
+        owners = in_zone(tracks, self._owners, 0.0, "center", None)
+        owner_xy = view.to_scene(anchor_points(tracks.xyxy[owners], "center"))
+        events: list[Event] = []
+        for xy, size, box, tid in self._candidates(tracks, frame, view):
+            obj = self._match(xy, size, tid)
+            if obj is None:
+                obj = _Object(xy, size, box, pts, pts, pts, tid, Incident(cfg.cooldown_s))
+                self._objects.append(obj)
+            obj.xy, obj.size, obj.box, obj.last_seen_pts = xy, size, box, pts
+            reach = cfg.owner_radius * max(size, 1.0)
+            if len(owner_xy) and (np.hypot(owner_xy[:, 0] - xy[0],
+                                           owner_xy[:, 1] - xy[1]) <= reach).any():  # fmt: skip
+                obj.attended_pts = pts
+            unattended = pts - obj.attended_pts
+            if (
+                not obj.incident.open
+                and unattended >= cfg.unattended_s
+                and (obj.incident.can_start(pts))
+            ):
+                obj.incident.start(pts)
+                events.append(self._event("start", obj, frame, unattended))
+        keep = []
+        for obj in self._objects:
+            gone = pts - obj.last_seen_pts
+            if obj.incident.open and gone >= cfg.clear_after_s:
+                events.append(self._event("end", obj, frame, pts - obj.attended_pts))
+            if gone < max(cfg.clear_after_s, 2.0) or obj.incident.open:
+                keep.append(obj)
+        self._objects = keep
+        return events
+
+    def _event(self, phase: str, obj: _Object, frame: Frame, unattended: float) -> Event:
+        event_id = obj.incident.end(frame.pts_s) if phase == "end" else obj.incident.event_id
+        assert event_id is not None
+        return make_event(
+            rule_id=self.id, kind=self.kind, phase=phase, event_id=event_id,  # type: ignore[arg-type]
+            frame=frame, severity=self.cfg.severity, xyxy=obj.box[None, :],
+            score=np.zeros(1, np.float32),
+            labels=("object" if obj.track_id < 0 else "tracked_object",),
+            track_id=np.array([obj.track_id], np.int64), zone_id=self.zone.id,
+            attributes={"unattended_s": round(unattended, 1),
+                        "still_for_s": round(frame.pts_s - obj.first_pts, 1),
+                        "evidence": "background_model" if obj.track_id < 0 else "detector"},
+        )  # fmt: skip
+
+    def forget(self, track_ids: list[int]) -> None:
+        """Ended tracks: drop their histories (objects expire by themselves)."""
+        self._memory.forget(track_ids)
+
+    def close(self, frame: Frame) -> list[Event]:
+        """End open incidents (the stream ended)."""
+        return [self._event("end", o, frame, frame.pts_s - o.attended_pts)
+                for o in self._objects if o.incident.open]  # fmt: skip
+
+    @property
+    def tracked(self) -> int:
+        """Entries held in memory."""
+        return len(self._objects) + len(self._memory)

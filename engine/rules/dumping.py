@@ -1,0 +1,263 @@
+"""Illegal dumping: a vehicle stops in a no-dumping zone and leaves a new static object behind.
+
+1. A vehicle track whose scene position stays within `stop_speed` box diagonals per second for
+   `stop_s` is stopped; its place, the debris already lying near it, and a snapshot are kept.
+2. A pile is new debris (a debris-class track first seen after the stop, or on fixed cameras a
+   new static region of the background model that is not the vehicle itself) within `near`
+   vehicle sizes of where it stood. Seen for `confirm_s`: the incident starts (the dumping is
+   under way), with a before/after snapshot side by side.
+3. When the vehicle leaves and the pile stays, an update says so; the incident ends when the
+   vehicle has gone, or the pile has not been seen for `clear_after_s`.
+Stops are forgotten `memory_s` after their vehicle left; debris state goes with its track.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from engine.config import ZoneConfig
+from engine.rule_config import DumpingRuleConfig
+from engine.rules.base import (
+    Incident,
+    TrackMemory,
+    View,
+    class_ids,
+    covered,
+    in_zone,
+    make_event,
+)
+from engine.types import Event, Frame, Tracks
+
+__all__ = ["DumpingRule", "before_after_jpeg"]
+
+F32 = npt.NDArray[np.float32]
+
+
+def before_after_jpeg(before: npt.NDArray[np.uint8], after: npt.NDArray[np.uint8],
+                      width: int = 960) -> bytes:  # fmt: skip
+    """One JPEG with `before` on the left and `after` on the right, `width` pixels in all."""
+    half = width // 2
+    h = max(1, round(before.shape[0] * half / before.shape[1]))
+    pair = np.hstack([cv2.resize(before, (half, h), interpolation=cv2.INTER_AREA),
+                      cv2.resize(after, (half, h), interpolation=cv2.INTER_AREA)])  # fmt: skip
+    ok, buf = cv2.imencode(".jpg", pair, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return buf.tobytes() if ok else b""
+
+
+@dataclass(slots=True)
+class _Stop:
+    """A vehicle that stopped: where (scene coordinates), since when, and what lay there."""
+
+    track_id: int
+    label: str
+    since_pts: float
+    box: F32  # scene xyxy at the stop
+    before: npt.NDArray[np.uint8]  # small copy of the frame when it stopped
+    left_pts: float | None = None
+    incident: Incident = field(default_factory=Incident)
+    pile_seen_pts: float = 0.0
+    left_reported: bool = False
+
+    @property
+    def diag(self) -> float:
+        return math.hypot(float(self.box[2] - self.box[0]), float(self.box[3] - self.box[1]))
+
+    def near(self, xy: tuple[float, float], factor: float) -> bool:
+        """`xy` within `factor` vehicle sizes of the stop's box."""
+        m = factor * self.diag
+        b = self.box
+        return bool(b[0] - m <= xy[0] <= b[2] + m and b[1] - m <= xy[1] <= b[3] + m)
+
+
+def _small(image: npt.NDArray[np.uint8], width: int = 480) -> npt.NDArray[np.uint8]:
+    h = max(1, round(image.shape[0] * width / image.shape[1]))
+    return np.asarray(cv2.resize(image, (width, h), interpolation=cv2.INTER_AREA), np.uint8)
+
+
+class DumpingRule:
+    """Watches one no-dumping zone.
+
+    Args:
+        cfg: the rule's configuration.
+        zone: the zone (image pixels of its source).
+        class_names: the detector's class names.
+    """
+
+    kind = "dumping"
+
+    def __init__(self, cfg: DumpingRuleConfig, zone: ZoneConfig,
+                 class_names: tuple[str, ...]) -> None:  # fmt: skip
+        self.cfg = cfg
+        self.id = cfg.id
+        self.source_id = zone.source
+        self.zone = zone
+        self.needs_foreground = cfg.use_foreground
+        self._polygon = np.asarray(zone.polygon, np.float64)
+        self._vehicles = class_ids(cfg.id, cfg.vehicle_classes, class_names)
+        self._debris = class_ids(cfg.id, cfg.debris_classes, class_names)
+        self._memory = TrackMemory(horizon_s=cfg.stop_s + 1.0)
+        self._stops: dict[int, _Stop] = {}
+        self._debris_first: dict[int, float] = {}  # debris track -> first seen
+
+    def step(self, tracks: Tracks, frame: Frame, view: View | None = None) -> list[Event]:
+        """Follow vehicles and piles; start, update or end dumping incidents."""
+        view = view or View()
+        pts = frame.pts_s
+        cfg = self.cfg
+        vehicles = in_zone(tracks, self._vehicles, cfg.min_score, "bottom_center", self._polygon)
+        present: set[int] = set()
+        for i in np.flatnonzero(vehicles & (tracks.track_id >= 0)):
+            present.add(int(tracks.track_id[i]))
+            self._follow_vehicle(tracks, int(i), frame, view)
+        for tid, stop in self._stops.items():
+            if stop.left_pts is None and (tid not in present or self._moving(tid)):
+                stop.left_pts = pts
+        piles = self._piles(tracks, view, pts)
+        events: list[Event] = []
+        for stop in list(self._stops.values()):
+            events += self._stop_step(stop, piles, tracks, frame, view)
+        for tid in [t for t, s in self._stops.items() if s.left_pts is not None
+                    and not s.incident.open and pts - s.left_pts > cfg.memory_s]:  # fmt: skip
+            del self._stops[tid]
+        return events
+
+    def _follow_vehicle(self, tracks: Tracks, i: int, frame: Frame, view: View) -> None:
+        box = tracks.xyxy[i]
+        tid = int(tracks.track_id[i])
+        cx, cy = view.to_scene(np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]]))[0]
+        diag = math.hypot(float(box[2] - box[0]), float(box[3] - box[1]))
+        self._memory.add(tid, frame.pts_s, (float(cx), float(cy)), float(box[3] - box[1]), diag)
+        stop = self._stops.get(tid)
+        if stop is not None and stop.left_pts is None:
+            return
+        span = self._memory.span(tid, self.cfg.stop_s)
+        _, median_diag = self._memory.size(tid)
+        if span is None or span[0] < self.cfg.stop_s * 0.9:
+            return
+        if span[1] > self.cfg.stop_speed * median_diag * self.cfg.stop_s:
+            return
+        if stop is not None and stop.incident.open:
+            return  # it left and came back during its own incident: same incident
+        scene_box = box.astype(np.float32) + np.tile(np.asarray(view.offset_px, np.float32), 2)
+        self._stops[tid] = _Stop(tid, tracks.class_names[tracks.class_id[i]] if tracks.class_names
+                                 else "", frame.pts_s - span[0], scene_box, _small(frame.image),
+                                 incident=Incident(self.cfg.cooldown_s))  # fmt: skip
+
+    def _moving(self, tid: int) -> bool:
+        span = self._memory.span(tid, 1.0)
+        _, diag = self._memory.size(tid)
+        return span is not None and span[0] >= 0.5 and span[1] > 2 * self.cfg.stop_speed * diag
+
+    def _piles(self, tracks: Tracks, view: View,
+               pts: float) -> list[tuple[tuple[float, float], F32, float, float, int]]:  # fmt: skip
+        """Candidate piles: (scene centre, image box, first seen pts, score, track id or -1)."""
+        out = []
+        debris = in_zone(tracks, self._debris, self.cfg.min_score, "center", self._polygon)
+        for i in np.flatnonzero(debris):
+            tid = int(tracks.track_id[i])
+            first = self._debris_first.setdefault(tid, pts) if tid >= 0 else pts
+            box = tracks.xyxy[i]
+            c = view.to_scene(np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]]))[0]
+            out.append(((float(c[0]), float(c[1])), box, first, float(tracks.score[i]), tid))
+        if self.cfg.use_foreground and view.offset_px == (0.0, 0.0):
+            others = tracks.xyxy[tracks.score >= 0.2]
+            for box, age in zip(view.static_xyxy, view.static_age_s, strict=True):
+                if covered(box, others):
+                    continue  # a vehicle or a person standing still, not a pile
+                c = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+                out.append(((float(c[0]), float(c[1])), box, pts - float(age), 0.0, -1))
+        return out
+
+    def _stop_step(self, stop: _Stop, piles: list[tuple[tuple[float, float], F32, float, float,
+                   int]], tracks: Tracks, frame: Frame, view: View) -> list[Event]:  # fmt: skip
+        cfg = self.cfg
+        pts = frame.pts_s
+        inc = stop.incident
+        fresh = [p for p in piles if stop.near(p[0], cfg.near) and p[2] >= stop.since_pts - 0.5
+                 and pts - p[2] >= cfg.confirm_s]  # fmt: skip
+        if fresh:
+            stop.pile_seen_pts = pts
+        if not inc.open:
+            if fresh and inc.can_start(pts):
+                inc.start(pts)
+                return [self._event("start", stop, fresh, tracks, frame, view)]
+            return []
+        if stop.left_pts is not None and not stop.left_reported and fresh:
+            stop.left_reported = True
+            return [self._event("update", stop, fresh, tracks, frame, view)]
+        gone = stop.left_pts is not None and pts - stop.left_pts >= cfg.clear_after_s
+        if gone or pts - stop.pile_seen_pts >= cfg.clear_after_s:
+            return [self._event("end", stop, fresh, tracks, frame, view)]
+        return []
+
+    def _event(self, phase: str, stop: _Stop, piles: list[tuple[tuple[float, float], F32, float,
+               float, int]], tracks: Tracks, frame: Frame, view: View) -> Event:  # fmt: skip
+        inc = stop.incident
+        event_id = inc.end(frame.pts_s) if phase == "end" else inc.event_id
+        assert event_id is not None
+        boxes: list[F32] = []
+        scores: list[float] = []
+        labels: list[str] = []
+        ids: list[int] = []
+        vi = np.flatnonzero(tracks.track_id == stop.track_id)
+        if len(vi):
+            boxes.append(tracks.xyxy[vi[0]])
+            scores.append(float(tracks.score[vi[0]]))
+            labels.append(stop.label)
+            ids.append(stop.track_id)
+        for _, box, _, score, tid in piles[:5]:
+            boxes.append(box)
+            scores.append(score)
+            labels.append("debris" if tid >= 0 else "new_static_object")
+            ids.append(tid)
+        pile = piles[0] if piles else None
+        attributes: dict[str, object] = {
+            "vehicle_track_id": stop.track_id,
+            "vehicle_class": stop.label,
+            "stopped_for_s": round((stop.left_pts or frame.pts_s) - stop.since_pts, 1),
+            "vehicle_left": stop.left_pts is not None,
+        }
+        if pile is not None:
+            ox, oy = view.offset_px
+            attributes["pile_px"] = [round(pile[0][0] - ox, 1), round(pile[0][1] - oy, 1)]
+            attributes["pile_evidence"] = "debris_class" if pile[4] >= 0 else "background_model"
+        event = make_event(
+            rule_id=self.id, kind=self.kind, phase=phase, event_id=event_id,  # type: ignore[arg-type]
+            frame=frame, severity=self.cfg.severity,
+            xyxy=np.array(boxes, np.float32).reshape(-1, 4), score=np.array(scores, np.float32),
+            labels=tuple(labels), track_id=np.array(ids, np.int64), zone_id=self.zone.id,
+            attributes=attributes,
+        )  # fmt: skip
+        if phase == "start":
+            attributes["snapshot_layout"] = "before|after"
+            jpeg = before_after_jpeg(stop.before, frame.image)
+            return _with(event, jpeg)
+        return event
+
+    def forget(self, track_ids: list[int]) -> None:
+        """Ended tracks: drop vehicle histories and debris first-seen times."""
+        self._memory.forget(track_ids)
+        for t in track_ids:
+            self._debris_first.pop(t, None)
+        # stops stay: `step` marks their vehicle gone, and they expire `memory_s` later
+
+    def close(self, frame: Frame) -> list[Event]:
+        """End open incidents (the stream ended)."""
+        return [self._event("end", s, [], Tracks.empty(), frame, View())
+                for s in self._stops.values() if s.incident.open]  # fmt: skip
+
+    @property
+    def tracked(self) -> int:
+        """Entries held in memory (stops, vehicle histories, debris)."""
+        return len(self._stops) + len(self._memory) + len(self._debris_first)
+
+
+def _with(event: Event, jpeg: bytes) -> Event:
+    import dataclasses
+
+    return dataclasses.replace(event, snapshot=jpeg or None)

@@ -1,0 +1,35 @@
+"""Per source, the `View` its rules get each frame: the camera's own motion and the background's
+new static regions, each computed only where a rule of that source needs it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from engine.preprocess.scene import EgoMotion, StaticForeground
+from engine.rules import View
+from engine.types import Frame
+
+__all__ = ["SceneView"]
+
+
+class SceneView:
+    """Builds each frame's View for one source.
+
+    Args:
+        moving: the camera moves (a drone): follow the image shift.
+        rules: the source's rules; a background model runs if one asks for it (`needs_foreground`)
+            and the camera is fixed.
+    """
+
+    def __init__(self, moving: bool, rules: Sequence[object]) -> None:
+        self._ego = EgoMotion() if moving else None
+        wants = any(getattr(r, "needs_foreground", False) for r in rules)
+        self._static = StaticForeground() if wants and not moving else None
+
+    def view(self, frame: Frame) -> View:
+        """The view of this frame (call once per frame, in order)."""
+        offset = self._ego.update(frame.image) if self._ego is not None else (0.0, 0.0)
+        if self._static is None:
+            return View(offset_px=offset)
+        xyxy, age = self._static.update(frame.image, frame.pts_s)
+        return View(offset_px=offset, static_xyxy=xyxy, static_age_s=age)
