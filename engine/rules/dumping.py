@@ -62,6 +62,7 @@ class _Stop:
     incident: Incident = field(default_factory=Incident)
     pile_seen_pts: float = 0.0
     left_reported: bool = False
+    done: bool = False  # its incident ended: one dumping per stop
 
     @property
     def diag(self) -> float:
@@ -122,7 +123,7 @@ class DumpingRule:
         for stop in list(self._stops.values()):
             events += self._stop_step(stop, piles, tracks, frame, view)
         for tid in [t for t, s in self._stops.items() if s.left_pts is not None
-                    and not s.incident.open and pts - s.left_pts > cfg.memory_s]:  # fmt: skip
+                    and not s.incident.open and (s.done or pts - s.left_pts > cfg.memory_s)]:  # fmt: skip
             del self._stops[tid]
         return events
 
@@ -178,6 +179,8 @@ class DumpingRule:
         cfg = self.cfg
         pts = frame.pts_s
         inc = stop.incident
+        if stop.done:
+            return []
         fresh = [p for p in piles if stop.near(p[0], cfg.near) and p[2] >= stop.since_pts - 0.5
                  and pts - p[2] >= cfg.confirm_s]  # fmt: skip
         if fresh:
@@ -199,6 +202,7 @@ class DumpingRule:
                float, int]], tracks: Tracks, frame: Frame, view: View) -> Event:  # fmt: skip
         inc = stop.incident
         event_id = inc.end(frame.pts_s) if phase == "end" else inc.event_id
+        stop.done = stop.done or phase == "end"
         assert event_id is not None
         boxes: list[F32] = []
         scores: list[float] = []

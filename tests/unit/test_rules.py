@@ -1,0 +1,385 @@
+"""Event rules as tables of frame sequences: the events each must, and must not, produce.
+
+Each sequence is built from objects with explicit tracks over time (flicker, identity switches,
+occlusions, re-entries); `play` steps the rule frame by frame like the runner does (ended tracks
+are `forget`-ed) and returns (time, kind, phase) of every event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from engine.config import ZoneConfig
+from engine.rule_config import (
+    AbandonedObjectRuleConfig,
+    CrowdRuleConfig,
+    DumpingRuleConfig,
+    IntrusionRuleConfig,
+    LineCrossingRuleConfig,
+    LoiteringRuleConfig,
+)
+from engine.rules import (
+    AbandonedObjectRule,
+    CrowdRule,
+    DumpingRule,
+    LineCrossingRule,
+    LoiteringRule,
+    View,
+    ZonePresenceRule,
+)
+from engine.types import Tracks
+from tests.conftest import make_frame
+
+NAMES = ("person", "car", "truck", "debris", "bag")
+FPS = 5.0
+ZONE = ZoneConfig(id="z", source="cam1", polygon=[(0, 0), (640, 0), (640, 480), (0, 480)])
+GATE = ZoneConfig(id="g", source="cam1", polygon=[(200, 200), (400, 200), (400, 400), (200, 400)])
+
+
+@dataclass
+class Obj:
+    """One object: track id, class, and its box (x1, y1, x2, y2) as a function of time (None:
+    not seen at that time)."""
+
+    tid: int
+    cls: int
+    box: Callable[[float], tuple[float, float, float, float] | None]
+
+
+def still(x: float, y: float, w: float, h: float, t0: float = 0.0, t1: float = 1e9) -> Callable:
+    return lambda t: (x, y, x + w, y + h) if t0 <= t < t1 else None
+
+
+def moving(x0: float, y0: float, vx: float, vy: float, w: float, h: float, t0: float = 0.0,
+           t1: float = 1e9) -> Callable:  # fmt: skip
+    def f(t: float) -> tuple[float, float, float, float] | None:
+        if not t0 <= t < t1:
+            return None
+        x, y = x0 + vx * (t - t0), y0 + vy * (t - t0)
+        return (x, y, x + w, y + h)
+
+    return f
+
+
+def tracks_at(objs: list[Obj], t: float, offset: tuple[float, float] = (0, 0)) -> Tracks:
+    rows = [(o, o.box(t)) for o in objs]
+    rows = [(o, b) for o, b in rows if b is not None]
+    n = len(rows)
+    dx, dy = offset
+    return Tracks(
+        np.array([[b[0] - dx, b[1] - dy, b[2] - dx, b[3] - dy] for _, b in rows],
+                 np.float32).reshape(n, 4),
+        np.full(n, 0.9, np.float32),
+        np.array([o.cls for o, _ in rows], np.int32),
+        np.array([o.tid for o, _ in rows], np.int64),
+        NAMES,
+    )  # fmt: skip
+
+
+Events = list[tuple[float, str, str]]
+
+
+def play(rule: object, objs: list[Obj], seconds: float,
+         view: Callable[[float], View] | None = None,
+         offset: Callable[[float], tuple[float, float]] | None = None) -> Events:  # fmt: skip
+    """Step `rule` through `seconds` of the objects; (t, kind, phase) of each event."""
+    out = []
+    seen: set[int] = set()
+    frame = make_frame(0.0)
+    for k in range(int(seconds * FPS)):
+        t = k / FPS
+        frame = make_frame(t, seq=k)
+        off = offset(t) if offset else (0.0, 0.0)
+        tr = tracks_at(objs, t, off)
+        now = {int(x) for x in tr.track_id}
+        ended = sorted(seen - now)
+        seen = now
+        if ended:
+            rule.forget(ended)  # type: ignore[attr-defined]
+        v = view(t) if view else View(offset_px=off)
+        out += [(round(t, 1), e.kind, e.phase) for e in rule.step(tr, frame, v)]  # type: ignore[attr-defined]
+    out += [(round(frame.pts_s, 1), e.kind, e.phase) for e in rule.close(frame)]  # type: ignore[attr-defined]
+    return out
+
+
+def phases(events: list[tuple[float, str, str]]) -> list[str]:
+    return [p for _, _, p in events]
+
+
+# --- intrusion -------------------------------------------------------------------------------
+
+
+def test_intrusion_needs_a_few_frames_and_reports_the_count() -> None:
+    rule = ZonePresenceRule(IntrusionRuleConfig(id="i", zone="g"), GATE, NAMES)
+    blip = [Obj(1, 0, still(250, 250, 20, 60, 1.0, 1.2))]  # one frame only
+    assert play(rule, blip, 5) == []
+    rule = ZonePresenceRule(IntrusionRuleConfig(id="i", zone="g"), GATE, NAMES)
+    two = [
+        Obj(1, 0, still(250, 250, 20, 60, 1.0, 3.0)),
+        Obj(2, 0, still(300, 250, 20, 60, 1.0, 3.0)),
+    ]
+    frame_events = []
+    for k in range(25):
+        t = k / FPS
+        frame_events += rule.step(tracks_at(two, t), make_frame(t, seq=k))
+    assert [e.phase for e in frame_events] == ["start", "end"]
+    assert frame_events[0].kind == "intrusion" and frame_events[0].attributes["count"] == 2
+    assert frame_events[0].pts_s == pytest.approx(1.4)  # third frame inside
+
+
+# --- line crossing ---------------------------------------------------------------------------
+
+LINE = {"id": "l", "source": "cam1", "line": [(300, 0), (300, 480)], "clear_after_s": 2.0}
+
+
+@pytest.mark.parametrize(
+    ("objs", "cfg", "expected"),
+    [
+        # walks left to right across: one crossing ('in': to the left of A->B walking down)
+        ([Obj(1, 0, moving(200, 200, 50, 0, 20, 60))], {},
+         [(2.0, "line_crossing", "start"), (4.0, "line_crossing", "end")]),
+        # a box flickering on the line (within the hysteresis) makes no crossing
+        ([Obj(1, 0, lambda t: (285 + 6 * (int(t * FPS) % 2), 200, 305 + 6 * (int(t * FPS) % 2),
+                               260))], {}, []),
+        # there and back: two crossings in one incident (start, update), then the end
+        ([Obj(1, 0, lambda t: (200 + 60 * min(t, 4 - t) if t < 4 else 200, 200,
+                               220 + 60 * min(t, 4 - t) if t < 4 else 220, 260))], {},
+         [(1.8, "line_crossing", "start"), (2.8, "line_crossing", "update"),
+          (4.8, "line_crossing", "end")]),
+        # only 'out' wanted: the left-to-right crossing is counted but not reported
+        ([Obj(1, 0, moving(200, 200, 50, 0, 20, 60))], {"direction": "out"}, []),
+        # a car is not a person
+        ([Obj(1, 1, moving(200, 200, 50, 0, 20, 60))], {}, []),
+    ],
+)  # fmt: skip
+def test_line_crossing(objs: list[Obj], cfg: dict, expected: list) -> None:
+    rule = LineCrossingRule(LineCrossingRuleConfig(**{**LINE, **cfg}), NAMES)
+    assert play(rule, objs, 8) == expected
+
+
+def test_line_crossing_counts_directions_and_frees_ended_tracks() -> None:
+    rule = LineCrossingRule(LineCrossingRuleConfig(**LINE), NAMES)
+    objs = [Obj(1, 0, moving(200, 200, 50, 0, 20, 60, 0, 5)),
+            Obj(2, 0, moving(400, 300, -50, 0, 20, 60, 0, 5))]  # fmt: skip
+    play(rule, objs, 8)
+    assert (rule.count_in, rule.count_out) == (1, 1)
+    assert rule._side == {}  # both tracks ended: nothing kept
+
+
+# --- loitering -------------------------------------------------------------------------------
+
+
+def loiter_rule(**kw: object) -> LoiteringRule:
+    cfg = LoiteringRuleConfig(id="lo", zone="g", dwell_s=10, grace_s=3, clear_after_s=2, **kw)
+    return LoiteringRule(cfg, GATE, NAMES)
+
+
+def test_loitering_after_dwell_and_not_for_passers_by() -> None:
+    stays = [Obj(1, 0, still(250, 250, 20, 60, 1.0, 16.0))]
+    assert play(loiter_rule(), stays, 20) == [(11.0, "loitering", "start"),
+                                              (17.8, "loitering", "end")]  # fmt: skip
+    passer = [Obj(1, 0, still(250, 250, 20, 60, 1.0, 8.0))]
+    assert play(loiter_rule(), passer, 20) == []
+
+
+def test_loitering_tolerates_brief_exits_but_restarts_after_long_ones() -> None:
+    out_2s = lambda t: (250, 250, 270, 310) if not 5 <= t < 7 else (500, 250, 520, 310)  # noqa: E731
+    assert phases(play(loiter_rule(), [Obj(1, 0, out_2s)], 12)) == ["start", "end"]
+    assert play(loiter_rule(), [Obj(1, 0, out_2s)], 12)[0][0] == 10.0
+    out_5s = lambda t: (250, 250, 270, 310) if not 5 <= t < 10 else (500, 250, 520, 310)  # noqa: E731
+    assert play(loiter_rule(), [Obj(1, 0, out_5s)], 16) == []  # 5 s + 6 s: never 10 in a row
+
+
+def test_loitering_survives_an_identity_switch_but_not_a_stranger_elsewhere() -> None:
+    switch = [
+        Obj(1, 0, still(250, 250, 20, 60, 0.0, 6.0)),
+        Obj(2, 0, still(255, 252, 20, 60, 7.0, 14.0)),
+    ]
+    assert play(loiter_rule(), switch, 14)[0] == (10.0, "loitering", "start")
+    far = [
+        Obj(1, 0, still(210, 210, 20, 60, 0.0, 6.0)),
+        Obj(2, 0, still(360, 320, 20, 60, 7.0, 14.0)),
+    ]
+    assert play(loiter_rule(), far, 14) == []
+
+
+def test_loitering_state_is_bounded() -> None:
+    rule = loiter_rule()
+    walkers = [
+        Obj(i, 0, still(200 + (i % 9) * 20, 250, 20, 60, i * 0.5, i * 0.5 + 2)) for i in range(60)
+    ]
+    play(rule, walkers, 40)
+    assert rule.tracked == 0
+
+
+# --- crowds ----------------------------------------------------------------------------------
+
+
+def crowd_rule(**kw: object) -> CrowdRule:
+    cfg = CrowdRuleConfig(id="c", zone="g", min_count=8, gather_rise=5, min_runners=4,
+                          clear_after_s=2, **kw)  # fmt: skip
+    return CrowdRule(cfg, GATE, NAMES)
+
+
+def person_at(i: int, t0: float, t1: float = 1e9) -> Obj:
+    x, y = 220 + (i % 5) * 35, 220 + (i // 5) * 70
+    return Obj(i, 0, still(x, y, 15, 50, t0, t1))
+
+
+def test_crowd_gathering_when_people_arrive_fast() -> None:
+    arriving = [person_at(i, 1.0 + i * 0.5) for i in range(10)]
+    events = play(crowd_rule(), arriving, 10)
+    assert events[0] == (4.6, "crowd_gathering", "start")  # the 8th person at 4.5 s
+    assert phases(events) == ["start", "end"]
+
+
+def test_a_crowd_that_was_always_there_is_not_a_gathering() -> None:
+    assert play(crowd_rule(), [person_at(i, 0.0) for i in range(10)], 10) == []
+
+
+def scatter(i: int, t_run: float, speed_h: float) -> Obj:
+    """Stands in the crowd until t_run, then moves away from (300, 300) at speed_h heights/s."""
+    x, y = 220 + (i % 5) * 35, 220 + (i // 5) * 70
+    dx, dy = x - 290, y - 270
+    norm = max(1.0, (dx * dx + dy * dy) ** 0.5)
+    v = speed_h * 50
+
+    def f(t: float) -> tuple[float, float, float, float]:
+        s = max(0.0, t - t_run)
+        px, py = x + dx / norm * v * s, y + dy / norm * v * s
+        return (px, py, px + 15, py + 50)
+
+    return Obj(i, 0, f)
+
+
+def test_crowd_dispersal_when_the_crowd_runs_apart_not_when_it_walks_away() -> None:
+    runners = [scatter(i, 5.0, 3.0) for i in range(10)]
+    events = [e for e in play(crowd_rule(), runners, 10) if e[1] == "crowd_dispersal"]
+    assert events[0][2] == "start" and 5.0 < events[0][0] <= 6.0
+    walkers = [scatter(i, 5.0, 0.7) for i in range(10)]
+    assert [e for e in play(crowd_rule(), walkers, 10) if e[1] == "crowd_dispersal"] == []
+
+
+def test_runners_without_a_crowd_are_no_dispersal() -> None:
+    runners = [Obj(i, 0, moving(100 + 30 * i, 100, 150, 0, 15, 50)) for i in range(6)]
+    assert play(crowd_rule(), runners, 6) == []
+
+
+# --- dumping ---------------------------------------------------------------------------------
+
+
+def dump_rule(**kw: object) -> DumpingRule:
+    cfg = DumpingRuleConfig(id="d", zone="z", stop_s=2, confirm_s=1, clear_after_s=3,
+                            use_foreground=False, **kw)  # fmt: skip
+    return DumpingRule(cfg, ZONE, NAMES)
+
+
+def truck(t_arrive: float, t_leave: float) -> Obj:
+    """Drives in from the left, stands at x=300 from t_arrive to t_leave, drives off right."""
+
+    def f(t: float) -> tuple[float, float, float, float]:
+        x = 300 - 100 * max(0.0, t_arrive - t) + 100 * max(0.0, t - t_leave)
+        return (x, 200, x + 120, 260)
+
+    return Obj(1, 2, f)
+
+
+PILE = still(250, 240, 40, 25)  # behind the truck's stop
+
+
+def test_dumping_starts_while_the_truck_unloads_and_updates_when_it_leaves() -> None:
+    objs = [truck(3.0, 12.0), Obj(7, 3, lambda t: PILE(t) if t >= 6.0 else None)]
+    events = play(dump_rule(), objs, 20)
+    assert events[0] == (7.0, "dumping", "start")
+    assert phases(events) == ["start", "update", "end"]
+
+
+@pytest.mark.parametrize(
+    "objs",
+    [
+        [truck(3.0, 12.0)],  # stops and leaves, nothing left
+        [Obj(7, 3, PILE), truck(3.0, 12.0)],  # the pile was there before the truck came
+        [
+            Obj(1, 2, moving(0, 200, 80, 0, 120, 60)),
+            Obj(7, 3, lambda t: PILE(t) if t > 2 else None),
+        ],
+        [truck(3.0, 12.0), Obj(7, 3, lambda t: PILE(t) if 6.0 <= t < 6.2 else None)],  # a blip
+        [truck(3.0, 12.0), Obj(7, 3, lambda t: (560, 420, 600, 445) if t >= 6 else None)],  # far
+    ],
+    ids=["no-pile", "pile-before", "passing-truck", "one-frame-blip", "pile-elsewhere"],
+)
+def test_no_dumping(objs: list[Obj]) -> None:
+    assert play(dump_rule(), objs, 20) == []
+
+
+def test_dumping_seen_from_a_moving_drone_needs_the_view_offset() -> None:
+    objs = [truck(3.0, 12.0), Obj(7, 3, lambda t: PILE(t) if t >= 6.0 else None)]
+    drift = lambda t: (-30.0 * t, 0.0)  # noqa: E731  the image slides 30 px/s
+    assert phases(play(dump_rule(), objs, 20, offset=drift)) == ["start", "update", "end"]
+    blind = play(dump_rule(), objs, 20, offset=drift, view=lambda t: View())
+    assert blind == []  # without compensation the truck never looks stopped
+
+
+def test_dumping_by_the_background_model_alone() -> None:
+    objs = [truck(3.0, 12.0)]
+    region = np.array([[255, 242, 290, 262]], np.float32)
+
+    def view(t: float) -> View:
+        if t < 6.0:
+            return View()
+        return View(static_xyxy=region, static_age_s=np.array([t - 6.0], np.float32))
+
+    cfg = DumpingRuleConfig(id="d", zone="z", stop_s=2, confirm_s=1, clear_after_s=3)
+    events = play(DumpingRule(cfg, ZONE, NAMES), objs, 20, view)
+    assert phases(events) == ["start", "update", "end"]
+
+
+# --- abandoned objects -----------------------------------------------------------------------
+
+
+def abandon_rule(**kw: object) -> AbandonedObjectRule:
+    cfg = AbandonedObjectRuleConfig(id="a", zone="z", object_classes=["bag"], unattended_s=5,
+                                    owner_radius=3, clear_after_s=2, **kw)  # fmt: skip
+    return AbandonedObjectRule(cfg, ZONE, NAMES)
+
+
+BAG = Obj(9, 4, lambda t: (300, 300, 320, 315) if t >= 2.0 else None)
+
+
+def test_abandoned_after_the_owner_walks_away() -> None:
+    walk = moving(310, 250, 80, 0, 20, 60, 4.0)
+    owner = Obj(1, 0, lambda t: (310, 250, 330, 310) if t < 4 else walk(t))
+    events = play(abandon_rule(), [owner, BAG], 15)
+    assert events[0][1:] == ("abandoned_object", "start")
+    assert 9.0 <= events[0][0] <= 10.0  # owner out of reach at ~4.5 s, + 5 s
+
+
+def test_not_abandoned_while_the_owner_stays_or_when_picked_up() -> None:
+    owner = Obj(1, 0, still(310, 250, 20, 60))
+    assert play(abandon_rule(), [owner, BAG], 15) == []
+    picked = Obj(9, 4, lambda t: (300, 300, 320, 315) if 2.0 <= t < 6.0 else None)
+    assert play(abandon_rule(), [picked], 15) == []
+
+
+def test_abandoned_by_the_background_model_for_an_unknown_class() -> None:
+    rule = AbandonedObjectRule(AbandonedObjectRuleConfig(id="a", zone="z", unattended_s=5,
+                                                         clear_after_s=2), ZONE, NAMES)  # fmt: skip
+    region = np.array([[300, 300, 318, 316]], np.float32)
+
+    def view(t: float) -> View:
+        return (
+            View(static_xyxy=region, static_age_s=np.array([t - 2], np.float32))
+            if 2 <= t < 12
+            else View()
+        )
+
+    events = play(rule, [], 16, view)
+    assert [(e[1], e[2]) for e in events] == [
+        ("abandoned_object", "start"),
+        ("abandoned_object", "end"),
+    ]
+    assert events[0][0] == pytest.approx(7.0)
