@@ -29,9 +29,11 @@ def small_grey(image: npt.NDArray[np.uint8], scale: int) -> F32:
 class EgoMotion:
     """The image shift caused by the camera moving, accumulated since the first frame.
 
-    Phase correlation between consecutive frames (translation only: a drone flying a straight
-    line with a steady gimbal). `offset_px` is what to add to image coordinates to get scene
-    coordinates that stay put while the camera moves.
+    Phase correlation of each frame against a key frame (translation only: a drone flying a
+    straight line with a steady gimbal); the key frame is renewed when the view has slid a fifth
+    of its size, so sub-pixel errors add up once per key frame, not once per frame.
+    `offset_px` is what to add to image coordinates to get scene coordinates that stay put while
+    the camera moves.
 
     Args:
         scale: work on frames this many times smaller per side.
@@ -42,24 +44,30 @@ class EgoMotion:
     def __init__(self, scale: int = 4, min_response: float = 0.05) -> None:
         self.scale = scale
         self.min_response = min_response
-        self._prev: F32 | None = None
+        self._key: F32 | None = None
+        self._key_offset = (0.0, 0.0)
         self._window: F32 | None = None
         self.offset_px = (0.0, 0.0)
 
     def update(self, image: npt.NDArray[np.uint8]) -> tuple[float, float]:
         """Take the next frame; returns the accumulated offset (x, y) in image pixels."""
         cur = small_grey(image, self.scale)
-        prev = self._prev
-        self._prev = cur
-        if prev is None or prev.shape != cur.shape:
+        key = self._key
+        if key is None or key.shape != cur.shape:
+            self._key, self._key_offset = cur, self.offset_px
             return self.offset_px
         if self._window is None or self._window.shape != cur.shape:
             window = cv2.createHanningWindow((cur.shape[1], cur.shape[0]), cv2.CV_32F)
             self._window = np.asarray(window, np.float32)
-        (dx, dy), response = cv2.phaseCorrelate(prev, cur, self._window)
-        if response >= self.min_response and math.isfinite(dx) and math.isfinite(dy):
-            ox, oy = self.offset_px
-            self.offset_px = (ox - dx * self.scale, oy - dy * self.scale)
+        (dx, dy), response = cv2.phaseCorrelate(key, cur, self._window)
+        if response < self.min_response or not (math.isfinite(dx) and math.isfinite(dy)):
+            self._key, self._key_offset = cur, self.offset_px  # lost: start again from here
+            return self.offset_px
+        kx, ky = self._key_offset
+        self.offset_px = (kx - dx * self.scale, ky - dy * self.scale)
+        h, w = cur.shape
+        if abs(dx) > w / 5 or abs(dy) > h / 5:
+            self._key, self._key_offset = cur, self.offset_px
         return self.offset_px
 
 
@@ -74,17 +82,23 @@ class StaticForeground:
     Args:
         scale: work on frames this many times smaller per side.
         fast_s, slow_s: time constants of the two backgrounds.
+        warmup_s: the slow background starts as the per-pixel median of frames sampled over this
+            long, so what merely passes by at the start leaves no ghost in it.
         threshold: grey-level difference that counts.
         min_cells: smallest region, in cells of the small frame.
     """
 
     def __init__(self, scale: int = 4, fast_s: float = 1.0, slow_s: float = 90.0,
-                 threshold: float = 22.0, min_cells: int = 4) -> None:  # fmt: skip
+                 threshold: float = 22.0, min_cells: int = 4,
+                 warmup_s: float = 3.0) -> None:  # fmt: skip
         self.scale = scale
         self.fast_s = fast_s
         self.slow_s = slow_s
         self.threshold = threshold
         self.min_cells = min_cells
+        self.warmup_s = warmup_s
+        self._t0 = 0.0
+        self._samples: list[F32] = []
         self._fast: F32 | None = None
         self._slow: F32 | None = None
         self._pts = 0.0
@@ -95,13 +109,22 @@ class StaticForeground:
         """Take the next frame; returns (xyxy f32 [n, 4] in image pixels, age_s f32 [n])."""
         g = small_grey(image, self.scale)
         if self._fast is None or self._slow is None or self._fast.shape != g.shape:
-            self._fast, self._slow, self._pts = g.copy(), g.copy(), pts
-            self._regions = []
+            self._fast, self._slow, self._pts, self._t0 = g.copy(), g.copy(), pts, pts
+            self._regions, self._samples = [], [g]
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         dt = max(0.0, pts - self._pts)
         self._pts = pts
         a_fast = 1.0 - math.exp(-dt / self.fast_s)
         a_slow = 1.0 - math.exp(-dt / self.slow_s)
+        if self._samples:  # warming up: sample, then start from the median
+            cv2.accumulateWeighted(g, self._fast, a_fast)
+            due = self._t0 + len(self._samples) * self.warmup_s / 8
+            if pts >= due:
+                self._samples.append(g)
+            if pts - self._t0 >= self.warmup_s:
+                self._slow = np.median(np.stack(self._samples), axis=0).astype(np.float32)
+                self._samples = []
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         cv2.accumulateWeighted(g, self._fast, a_fast)
         still_new = (np.abs(self._fast - self._slow) > self.threshold) & (
             np.abs(g - self._fast) < self.threshold

@@ -1,0 +1,47 @@
+"""The scene models rules rely on: the camera's own motion, and new static regions."""
+
+import cv2
+import numpy as np
+import pytest
+
+from engine.preprocess.scene import EgoMotion, StaticForeground
+
+
+def textured(h: int = 720, w: int = 1280, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (h // 16, w // 16, 3), dtype=np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+@pytest.mark.parametrize(("vx", "vy"), [(6.0, 0.0), (-4.0, 3.0), (0.0, 0.0)])
+def test_ego_motion_follows_a_sliding_view(vx: float, vy: float) -> None:
+    world = textured(1000, 1800)
+    ego = EgoMotion()
+    for k in range(30):
+        # the camera moves by (vx, vy) per frame: the picture slides the other way
+        x, y = int(150 + vx * k), int(100 + vy * k)
+        offset = ego.update(np.ascontiguousarray(world[y : y + 720, x : x + 1280]))
+    assert offset == pytest.approx((vx * 29, vy * 29), abs=3.0)
+
+
+def test_static_foreground_finds_what_was_left_not_what_passes() -> None:
+    rng = np.random.default_rng(1)
+    bg = textured(seed=2)
+    fg = StaticForeground()
+    found = []
+    for k in range(100):
+        t = k / 10
+        img = np.clip(bg.astype(np.int16) + rng.normal(0, 3, bg.shape), 0, 255).astype(np.uint8)
+        x = 50 + 12 * k  # a car-sized block crossing the picture
+        img[500:560, x : x + 90] = (20, 20, 200)
+        if t >= 3.0:  # a bag left at t = 3 s
+            img[300:340, 600:640] = (230, 230, 230)
+        xyxy, age = fg.update(img, t)
+        found.append((t, xyxy, age))
+    t, xyxy, age = found[-1]
+    assert len(xyxy) == 1
+    x1, y1, x2, y2 = xyxy[0]
+    assert 590 <= x1 <= 606 and 594 <= x2 <= 650 and 290 <= y1 <= 306 and 334 <= y2 <= 350
+    assert 5.0 <= age[0] <= 7.0
+    early = [len(b) for t, b, _ in found if t < 3.0]
+    assert max(early) == 0  # the moving block never counts
