@@ -122,8 +122,12 @@ class DumpingRule:
         events: list[Event] = []
         for stop in list(self._stops.values()):
             events += self._stop_step(stop, piles, tracks, frame, view)
-        for tid in [t for t, s in self._stops.items() if s.left_pts is not None
-                    and not s.incident.open and (s.done or pts - s.left_pts > cfg.memory_s)]:  # fmt: skip
+        expired = [
+            t for t, s in self._stops.items()
+            if s.left_pts is not None and not s.incident.open
+            and (s.done or pts - s.left_pts > cfg.memory_s)
+        ]  # fmt: skip
+        for tid in expired:
             del self._stops[tid]
         return events
 
