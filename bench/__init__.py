@@ -14,4 +14,5 @@ SUITES: dict[str, str] = {
     "track": "bench.track",
     "alerts": "bench.alerts",
     "gpu-check": "bench.gpu_check",
+    "events": "bench.events",
 }

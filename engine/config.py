@@ -26,6 +26,7 @@ from engine.rule_config import ID_PATTERN, Id, Point, RuleConfig, ZonePresenceRu
 from engine.yamlconf import CrossFieldError, parse_yaml_model, read_text, union_tags
 
 __all__ = [
+    "ClipsConfig",
     "Config",
     "CurveConfig",
     "DetectorConfig",
@@ -301,6 +302,10 @@ class TrackingConfig(_Model):
     stationary_lost_s: float = Field(
         30.0, gt=0, le=3600, description="A stationary track survives gaps this long."
     )
+    class_groups: list[list[str]] = Field(
+        default_factory=lambda: [["car", "truck", "bus", "van"]],
+        description="Classes the detector confuses: a track keeps its identity across them.",
+    )
 
 
 class ZoneConfig(_Model):
@@ -419,6 +424,20 @@ class JsonlOutputConfig(_Model):
 OutputConfig = Annotated[ZmqOutputConfig | JsonlOutputConfig, Field(discriminator="type")]
 
 
+class ClipsConfig(_Model):
+    """Short clips around each incident's start, from a ring buffer of recent frames per source;
+    the alert names the clip file (attribute `clip`)."""
+
+    dir: Path | None = Field(
+        None, description="Where clips go (default: $LOOKOUT_STATE_DIR/clips)."
+    )
+    pre_s: float = Field(5.0, ge=0, le=120, description="Seconds kept before the event.")
+    post_s: float = Field(5.0, ge=0, le=600, description="Seconds recorded after it.")
+    fps: float = Field(5.0, gt=0, le=30, description="Frames per second kept (a clip is evidence).")
+    max_width: int = Field(640, ge=64, le=3840, description="Frames are scaled down to this width.")
+    keep: int = Field(1000, ge=1, le=1_000_000, description="At most this many clips (oldest go).")
+
+
 # --- the whole file --------------------------------------------------------------------------
 
 
@@ -435,6 +454,9 @@ class Config(_Model):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     routing: list[RouteConfig] = Field(
         default_factory=list, description="Agencies and the alerts each is responsible for."
+    )
+    clips: ClipsConfig | None = Field(
+        None, description="Record a short clip around each incident's start (None: no clips)."
     )
 
     @model_validator(mode="after")
@@ -453,9 +475,10 @@ class Config(_Model):
         sources = [_resolve_source(s, fix) for s in self.sources]
         outputs = [_resolve_output(o, fix) for o in self.outputs]
         detector = self.detector.model_copy(update={"model": fix(self.detector.model)})
-        return self.model_copy(
-            update={"sources": sources, "outputs": outputs, "detector": detector}
-        )
+        update: dict[str, object] = {"sources": sources, "outputs": outputs, "detector": detector}
+        if self.clips is not None and self.clips.dir is not None:
+            update["clips"] = self.clips.model_copy(update={"dir": fix(self.clips.dir)})
+        return self.model_copy(update=update)
 
 
 def _resolve_source(s: SourceConfig, fix: Callable[[Path], Path]) -> SourceConfig:

@@ -146,7 +146,14 @@ class CrowdRuleConfig(_Rule):
     zone: Id
     classes: list[str] = Field(default_factory=lambda: ["person"])
     anchor: Anchor = "bottom_center"
-    min_count: int = Field(8, ge=2, le=10000, description="People in the zone that are a crowd.")
+    min_count: int = Field(
+        8, ge=2, le=10000,
+        description="People close together that are a crowd: the most neighbours any person in "
+        "the zone has within `cluster_radius`, that person included.",
+    )  # fmt: skip
+    cluster_radius: float = Field(
+        4.0, gt=0, le=100, description="Neighbourhood of a crowd, in body heights (~7 m at 4)."
+    )
     area_m2: float | None = Field(None, gt=0, description="Zone area, for density in people/m2.")
     min_density: float | None = Field(
         None, gt=0, le=10, description="Also require this density (needs area_m2)."

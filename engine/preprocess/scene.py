@@ -41,16 +41,24 @@ class EgoMotion:
             ignored: the frame counts as not moved.
     """
 
-    def __init__(self, scale: int = 4, min_response: float = 0.05) -> None:
+    def __init__(self, scale: int = 4, min_response: float = 0.05,
+                 max_jerk_px: float = 12.0) -> None:  # fmt: skip
         self.scale = scale
         self.min_response = min_response
+        self.max_jerk_px = max_jerk_px
         self._key: F32 | None = None
         self._key_offset = (0.0, 0.0)
         self._window: F32 | None = None
+        self._velocity = (0.0, 0.0)  # offset change per frame, smoothed
         self.offset_px = (0.0, 0.0)
 
     def update(self, image: npt.NDArray[np.uint8]) -> tuple[float, float]:
-        """Take the next frame; returns the accumulated offset (x, y) in image pixels."""
+        """Take the next frame; returns the accumulated offset (x, y) in image pixels.
+
+        A measurement that jumps more than `max_jerk_px` from the motion of the frames before
+        (moving objects or a repetitive texture fooled the correlation) is replaced by that
+        motion, and the key frame restarts here.
+        """
         cur = small_grey(image, self.scale)
         key = self._key
         if key is None or key.shape != cur.shape:
@@ -60,14 +68,24 @@ class EgoMotion:
             window = cv2.createHanningWindow((cur.shape[1], cur.shape[0]), cv2.CV_32F)
             self._window = np.asarray(window, np.float32)
         (dx, dy), response = cv2.phaseCorrelate(key, cur, self._window)
-        if response < self.min_response or not (math.isfinite(dx) and math.isfinite(dy)):
-            self._key, self._key_offset = cur, self.offset_px  # lost: start again from here
-            return self.offset_px
+        ox, oy = self.offset_px
+        vx, vy = self._velocity
+        predicted = (ox + vx, oy + vy)
         kx, ky = self._key_offset
-        self.offset_px = (kx - dx * self.scale, ky - dy * self.scale)
-        h, w = cur.shape
-        if abs(dx) > w / 5 or abs(dy) > h / 5:
-            self._key, self._key_offset = cur, self.offset_px
+        measured = (kx - dx * self.scale, ky - dy * self.scale)
+        ok = response >= self.min_response and math.isfinite(dx) and math.isfinite(dy)
+        if ok and math.hypot(measured[0] - predicted[0], measured[1] - predicted[1]) <= (
+            self.max_jerk_px
+        ):
+            new = measured
+            h, w = cur.shape
+            rebase = abs(dx) > w / 10 or abs(dy) > h / 10
+        else:
+            new, rebase = predicted, True
+        self._velocity = (0.7 * vx + 0.3 * (new[0] - ox), 0.7 * vy + 0.3 * (new[1] - oy))
+        self.offset_px = new
+        if rebase:
+            self._key, self._key_offset = cur, new
         return self.offset_px
 
 

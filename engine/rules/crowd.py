@@ -58,7 +58,6 @@ class CrowdRule:
         pts = frame.pts_s
         people = in_zone(tracks, self._ids, cfg.min_score, cfg.anchor, None)
         inside = in_zone(tracks, self._ids, cfg.min_score, cfg.anchor, self._polygon)
-        count = int(inside.sum())
         idx = np.flatnonzero(people & (tracks.track_id >= 0))
         xy = view.to_scene(anchor_points(tracks.xyxy[idx], cfg.anchor)) if len(idx) else None
         for k, i in enumerate(idx):
@@ -67,17 +66,38 @@ class CrowdRule:
             assert xy is not None
             self._memory.add(int(tracks.track_id[i]), pts, (float(xy[k, 0]), float(xy[k, 1])), h,
                              math.hypot(float(box[2] - box[0]), h))  # fmt: skip
+        members = self._cluster(tracks, inside)
+        count = int(members.sum())
         self._counts.append((pts, count))
         while self._counts and pts - self._counts[0][0] > cfg.gather_window_s:
             self._counts.popleft()
         crowd = count >= cfg.min_count and self._dense(count)
         if crowd:
-            centre = view.to_scene(anchor_points(tracks.xyxy[inside], cfg.anchor)).mean(axis=0)
+            centre = view.to_scene(anchor_points(tracks.xyxy[members], cfg.anchor)).mean(axis=0)
             self._crowd_xy = (float(centre[0]), float(centre[1]))
             self._crowd_pts = pts
+            inside = members
         events = self._gather_step(tracks, frame, inside, count, crowd)
         events += self._disperse_step(tracks, frame, idx, xy)
         return events
+
+    def _cluster(self, tracks: Tracks, inside: np.ndarray) -> np.ndarray:
+        """The people in the zone around the one with the most neighbours within
+        `cluster_radius` body heights (bool [n])."""
+        idx = np.flatnonzero(inside)
+        out = np.zeros(len(tracks), bool)
+        if len(idx) == 0:
+            return out
+        feet = anchor_points(tracks.xyxy[idx], self.cfg.anchor)
+        heights = np.maximum(1.0, tracks.xyxy[idx, 3] - tracks.xyxy[idx, 1]).astype(np.float64)
+        dist = np.hypot(feet[:, None, 0] - feet[None, :, 0], feet[:, None, 1] - feet[None, :, 1])
+        near = dist <= self.cfg.cluster_radius * heights[:, None]
+        best = int(np.argmax(near.sum(axis=1)))
+        out[idx[near[best]]] = True
+        return out
+
+    def _history_s(self) -> float:
+        return self._counts[-1][0] - self._counts[0][0] if self._counts else 0.0
 
     def _dense(self, count: int) -> bool:
         if self.cfg.min_density is None or self.cfg.area_m2 is None:
@@ -99,7 +119,9 @@ class CrowdRule:
             self._below_since = None
             self._max_count = max(self._max_count if inc.open else 0, count)
             rise = count - min(c for _, c in self._counts)
-            if not inc.open and rise >= self.cfg.gather_rise and inc.can_start(pts):
+            # a rise needs history: tracks being born when the stream starts are no gathering
+            known = self._history_s() >= min(5.0, 0.5 * self.cfg.gather_window_s)
+            if not inc.open and known and rise >= self.cfg.gather_rise and inc.can_start(pts):
                 inc.start(pts)
                 attrs = {**self._attrs(count), "rise": rise,
                          "window_s": self.cfg.gather_window_s}  # fmt: skip

@@ -26,6 +26,7 @@ from engine.detect import OnnxDetector, build_detector
 from engine.errors import EngineError
 from engine.rules import Rule, build_rules
 from engine.runtime.batcher import InferenceBatcher
+from engine.runtime.clips import ClipRecorder, with_clip
 from engine.runtime.inference import SourceInference
 from engine.runtime.scene_view import SceneView
 from engine.sources import Source, build_source
@@ -181,9 +182,11 @@ class Runner:
         tracker = ByteTracker(TrackerSettings(
             high_score=tc.high_score, new_track_score=tc.new_track_score, lost_s=tc.lost_s,
             stationary_s=tc.stationary_s, stationary_lost_s=tc.stationary_lost_s,
+            class_groups=tuple(tuple(g) for g in tc.class_groups),
         ), self.detector.class_names) if tc.enabled else None  # fmt: skip
         moving = cfg.moving if cfg.moving is not None else isinstance(cfg, DroneSourceConfig)
         scene = SceneView(moving, rules)
+        clips = ClipRecorder(self.cfg.clips, src.id) if self.cfg.clips and rules else None
         last: Frame | None = None
         try:
             while not stop.is_set():
@@ -191,13 +194,17 @@ class Runner:
                 if frame is None:
                     break
                 dets = infer.detections(frame)
-                tracks = tracker.update(dets, frame.pts_s) if tracker else Tracks.untracked(dets)
+                tracks = (tracker.update(dets, frame.pts_s) if tracker is not None
+                          else Tracks.untracked(dets))  # fmt: skip
                 if tracker is not None and tracker.ended:
                     for rule in rules:
                         rule.forget(tracker.ended)
                 report.inferences[src.id] = infer.inferences
                 view = scene.view(frame) if rules else None
                 events = [e for rule in rules for e in rule.step(tracks, frame, view)]
+                if clips is not None:
+                    clips.add(frame)
+                    events = [with_clip(e, clips) for e in events]
                 if events and self._snapshots:
                     events = with_snapshot(events, frame)
                 for event in events:
@@ -213,6 +220,8 @@ class Runner:
             report.errors[src.id] = f"source {src.id}: internal error: {exc!r}"
             log.exception("source %s failed", src.id)
         finally:
+            if clips is not None:
+                clips.close()
             if last is not None:
                 closing = [e for rule in rules for e in rule.close(last)]
                 if closing and self._snapshots:

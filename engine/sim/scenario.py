@@ -146,6 +146,9 @@ class DumpingIncident(_Model):
     wait_s: float = Field(2.0, ge=0, le=600, description="Standing after unloading.")
     speed_mps: float = Field(8.0, gt=0, le=30)
     pile_radius_m: float = Field(1.4, ge=0.3, le=5)
+    leaves_pile: bool = Field(
+        True, description="False: the truck only stops and drives on (a negative case)."
+    )
 
 
 class CrowdIncident(_Model):

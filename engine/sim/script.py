@@ -237,6 +237,8 @@ def _dumping(inc: DumpingIncident, rng: np.random.Generator, script: Script) -> 
     heading = traj.heading(inc.arrive_s - 0.01)
     back = np.array([math.sin(heading), math.cos(heading)])
     pile_xy = stop - back * (truck.size_m[0] / 2 + inc.pile_radius_m * 0.9)
+    if not inc.leaves_pile:
+        return
     pile = script.add("debris", Trajectory(np.array([0.0]), pile_xy[None]), inc.arrive_s, 1e9,
                       rng, size_m=(inc.pile_radius_m * 2, inc.pile_radius_m * 2,
                                    inc.pile_radius_m * rng.uniform(0.45, 0.7)),

@@ -70,6 +70,9 @@ class TrackerSettings:
     stationary_lost_s: float = 30.0  # a stationary track survives gaps this long
     stationary_px: float = 0.1  # "still": moved less than this fraction of its size
     fps_hint: float = 30.0  # frame period for the Kalman step until timestamps tell
+    # classes a detector confuses with each other: a track may match any class of its group
+    # (a truck seen as a car from above keeps its identity); the track takes the latest class
+    class_groups: tuple[tuple[str, ...], ...] = (("car", "truck", "bus", "van"),)
 
 
 @dataclass(slots=True)
@@ -111,6 +114,12 @@ class ByteTracker:
         self._last_s: float | None = None
         self._period_s = 1.0 / self.s.fps_hint
         self._steps = 0  # frame periods measured
+        # match key per class id: the first class id of its group, else its own id
+        self._group = {i: i for i in range(len(class_names))}
+        for group in self.s.class_groups:
+            ids = [class_names.index(n) for n in group if n in class_names]
+            for i in ids:
+                self._group[i] = ids[0]
 
     def __len__(self) -> int:
         return len(self._tracks)
@@ -145,8 +154,11 @@ class ByteTracker:
             if len(trk) == 0 or len(det) == 0:
                 return
             iou = iou_matrix(boxes[trk], xyxy[det])
-            trk_cls = np.array([self._tracks[i].class_id for i in trk])
-            iou[trk_cls[:, None] != cls[det][None, :]] = 0.0
+            g = self._group
+            trk_cls = np.array([g.get(self._tracks[i].class_id, self._tracks[i].class_id)
+                                for i in trk])  # fmt: skip
+            det_cls = np.array([g.get(int(c), int(c)) for c in cls[det]])
+            iou[trk_cls[:, None] != det_cls[None, :]] = 0.0
             # ByteTrack fuses the detection score into the cost of the high-score stages
             cost = 1.0 - iou * (score[det][None, :] if fuse else 1.0)
             _, x, _ = lap.lapjv(cost.astype(np.float64), extend_cost=True,

@@ -231,14 +231,19 @@ def person_at(i: int, t0: float, t1: float = 1e9) -> Obj:
 
 
 def test_crowd_gathering_when_people_arrive_fast() -> None:
-    arriving = [person_at(i, 1.0 + i * 0.5) for i in range(10)]
-    events = play(crowd_rule(), arriving, 10)
-    assert events[0] == (4.6, "crowd_gathering", "start")  # the 8th person at 4.5 s
+    arriving = [person_at(i, 10.0 + i * 0.5) for i in range(10)]
+    events = play(crowd_rule(), arriving, 20)
+    assert events[0] == (13.6, "crowd_gathering", "start")  # the 8th person at 13.5 s
     assert phases(events) == ["start", "end"]
 
 
 def test_a_crowd_that_was_always_there_is_not_a_gathering() -> None:
+    # tracks being born at the start of the stream are no rise
     assert play(crowd_rule(), [person_at(i, 0.0) for i in range(10)], 10) == []
+    # nor are people spread over the zone: the crowd is who stands close together
+    spread = [Obj(i, 0, still(200 + (i % 2) * 180, 200 + (i // 2) * 40, 8, 20, 10 + i * 0.3))
+              for i in range(10)]  # fmt: skip
+    assert play(crowd_rule(), spread, 20) == []
 
 
 def scatter(i: int, t_run: float, speed_h: float) -> Obj:
