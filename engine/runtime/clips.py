@@ -90,7 +90,6 @@ class ClipRecorder:
         for _, image in self._ring:
             self._write(clip, image)
         self._open.append(clip)
-        self._prune()
         return name
 
     def _write(self, clip: _Clip, image: npt.NDArray[np.uint8]) -> None:
@@ -106,6 +105,7 @@ class ClipRecorder:
             clip.container.mux(packet)
         clip.container.close()
         self._open.remove(clip)
+        self._prune()
 
     def _prune(self) -> None:
         clips = sorted(self.dir.glob(f"{self.source_id}-*.mp4"), key=lambda p: p.stat().st_mtime)

@@ -41,28 +41,58 @@ def test_demo_completes_prints_and_records(demo: tuple[str, list[dict[str, Any]]
             assert sum(1 for _ in c.decode(video=0)) == frames
 
 
+def _truth(scenario: str) -> dict[str, Any]:
+    return json.loads((DEMO / "render" / scenario / "truth.json").read_text())
+
+
+def _starts(alerts: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [
+        a["data"] for a in alerts if a["data"]["kind"] == kind and a["data"]["phase"] == "start"
+    ]
+
+
+def test_demo_crowd_alerts_come_at_the_right_moments(
+    demo: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, alerts = demo
+    truth = {e["kind"]: e for e in _truth("crowd_station_gate")["events"]}
+    gathering = _starts(alerts, "crowd_gathering")
+    dispersal = _starts(alerts, "crowd_dispersal")
+    assert len(gathering) == 1 and len(dispersal) == 1, alerts
+    g, d = truth["crowd_gathering"], truth["crowd_dispersal"]
+    assert g["start_s"] - 1 <= gathering[0]["stream_pts_s"] <= g["end_s"] + 2
+    assert d["start_s"] - 1 <= dispersal[0]["stream_pts_s"] <= d["start_s"] + 3
+    assert gathering[0]["attributes"]["clip"]["file"].startswith("gatecam2-")
+    assert (DEMO / "clips" / gathering[0]["attributes"]["clip"]["file"]).is_file()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 4 open: the interim bundled model rarely sees the truck and the pile from a "
+    "drone at 55 m (nadir), so the dumping rule gets no stopped vehicle and no new debris; "
+    "remove this mark when a model meets the target",
+)
+def test_demo_dumping_alert_comes_at_the_right_moment_and_place(
+    demo: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, alerts = demo
+    truth = _truth("dumping_drone")
+    event = truth["events"][0]
+    starts = _starts(alerts, "dumping")
+    assert len(starts) == 1, starts
+    start = starts[0]
+    assert event["start_s"] - 1 <= start["stream_pts_s"] <= event["end_s"] + 2
+    frame = truth["frames"][round(start["stream_pts_s"] * truth["fps"])]
+    piles = [o["box_xyxy"] for o in frame["objects"] if o["class"] == "debris"]
+    found = [
+        o["box_xyxy"] for o in start["objects"] if o["label"] in ("debris", "new_static_object")
+    ]
+    assert any(_iou(b, p) > 0.2 for b in found for p in piles), (found, piles)
+
+
 def _iou(a: list[float], b: list[float]) -> float:
     iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = iw * ih
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 4 open: the interim bundled model (held-out debris mAP50 0.40) alerts on "
-    "tree canopies in oblique drone views, not on the true pile; remove this mark when a model "
-    "meets the target",
-)
-def test_demo_debris_alerts_are_on_the_true_pile(demo: tuple[str, list[dict[str, Any]]]) -> None:
-    _, alerts = demo
-    truth = json.loads((DEMO / "render" / "dumping_drone" / "truth.json").read_text())
-    starts = [a for a in alerts if a["data"]["rule"] == "debris-on-ground"
-              and a["data"]["phase"] == "start"]  # fmt: skip
-    assert starts
-    for a in starts:
-        frame = truth["frames"][round(a["data"]["stream_pts_s"] * truth["fps"])]
-        piles = [o["box_xyxy"] for o in frame["objects"] if o["class"] == "debris"]
-        box = a["data"]["objects"][0]["box_xyxy"]
-        assert any(_iou(box, p) > 0.3 for p in piles), (box, piles)
