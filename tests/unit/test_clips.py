@@ -7,12 +7,13 @@ import av
 import numpy as np
 
 from engine.config import ClipsConfig
-from engine.runtime.clips import ClipRecorder, with_clip
 from engine.rules.base import make_event
+from engine.runtime.clips import ClipRecorder, with_clip
+from engine.types import Frame
 from tests.conftest import make_frame
 
 
-def frame_at(k: int, fps: float = 15.0):  # noqa: ANN201
+def frame_at(k: int, fps: float = 15.0) -> Frame:
     f = make_frame(k / fps, seq=k, h=360, w=640)
     f.image[:, :, 1] = k % 256  # the frame number in the green channel
     return f
