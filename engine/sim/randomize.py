@@ -2,7 +2,7 @@
 
 Used to render training data for detectors and, with seeds never used for training, held-out
 evaluation sets. Every scene puts its activity in front of its sensor: fixed cameras look at the
-scene's centre from 15-35 m; drones fly over it at 18-60 m, straight down or oblique. Debris
+scene's centre from 15-35 m; drones fly over it at 18-45 m, straight down or oblique. Debris
 piles lie around (besides dumping incidents) and bushes and trees stand as look-alikes.
 """
 
@@ -41,7 +41,7 @@ def _drone(rng: np.random.Generator) -> dict[str, Any]:
     b = a + rng.uniform(-15, 15, 2)
     oblique = rng.random() < 0.3
     return {"type": "drone", "id": "drone", "resolution": [960, 540],
-            "hfov_deg": float(rng.uniform(50, 70)), "altitude_m": float(rng.uniform(18, 60)),
+            "hfov_deg": float(rng.uniform(50, 70)), "altitude_m": float(rng.uniform(18, 45)),
             "path": [a.tolist(), b.tolist()], "speed_mps": float(rng.uniform(0, 4)),
             "gimbal_elevation_deg": float(rng.uniform(-75, -55)) if oblique else -90.0,
             "wobble_deg": float(rng.uniform(0.5, 2.5))}  # fmt: skip
@@ -55,7 +55,7 @@ def random_scenario(seed: int, duration_s: float = 40.0) -> Scenario:
     road = _rot([(-70, offset), (0, offset + rng.uniform(-4, 4)), (70, offset)], turn)
     lot = _rot([(-10, offset + 6), (10, offset + 6), (11, offset + 22), (-11, offset + 22)], turn)
     plaza = _rot([(-20, offset - 6), (20, offset - 6), (20, offset - 30), (-20, offset - 30)], turn)
-    sensor = _fixed_camera(rng) if rng.random() < 0.5 else _drone(rng)
+    sensor = _fixed_camera(rng) if rng.random() < 0.6 else _drone(rng)
     sensor["effects"] = {
         "time_of_day": str(rng.choice(["day", "day", "dusk", "night"])),
         "noise_sigma": float(rng.uniform(1, 6)), "blur_px": float(rng.uniform(0, 1.2)),
