@@ -152,8 +152,14 @@ class CrowdRuleConfig(_Rule):
         "the zone has within `cluster_radius`, that person included.",
     )  # fmt: skip
     cluster_radius: float = Field(
-        4.0, gt=0, le=100, description="Neighbourhood of a crowd, in body heights (~7 m at 4)."
+        3.0, gt=0, le=100, description="Neighbourhood of a crowd, in body heights (~5 m at 3)."
     )
+    depth_factor: float = Field(
+        2.0, ge=1, le=10,
+        description="Vertical image distances count this many times (ground seen obliquely is "
+        "foreshortened in depth: 2 suits cameras pitched ~30 degrees down, 1 a drone looking "
+        "straight down). Ground mapping will replace it.",
+    )  # fmt: skip
     area_m2: float | None = Field(None, gt=0, description="Zone area, for density in people/m2.")
     min_density: float | None = Field(
         None, gt=0, le=10, description="Also require this density (needs area_m2)."
@@ -187,9 +193,10 @@ class DumpingRuleConfig(_Rule):
     """Illegal dumping: a vehicle stops in the zone, a new static object (debris class, or a new
     static region of the background model on fixed cameras) appears where it stood, and stays.
 
-    The incident starts when the new object has been seen for `confirm_s` beside the stopped
-    vehicle (the dumping is under way), updates when the vehicle leaves with the pile still there,
-    and ends when the vehicle is gone or after `clear_after_s` without the pile.
+    With a debris detection the incident starts once it has been seen for `confirm_s` beside the
+    stopped vehicle (the dumping is under way) and updates when the vehicle leaves; a region of
+    the background model counts only once the vehicle has left (before, it may be the vehicle's
+    shadow). It ends when the vehicle has gone, or after `clear_after_s` without the pile.
     """
 
     type: Literal["dumping"] = "dumping"

@@ -123,8 +123,13 @@ class StaticForeground:
         self._regions: list[tuple[npt.NDArray[np.float32], float]] = []  # (xyxy, first seen)
         self._kernel = np.ones((3, 3), np.uint8)
 
-    def update(self, image: npt.NDArray[np.uint8], pts: float) -> tuple[F32, F32]:
-        """Take the next frame; returns (xyxy f32 [n, 4] in image pixels, age_s f32 [n])."""
+    def update(self, image: npt.NDArray[np.uint8], pts: float,
+               exclude_xyxy: F32 | None = None) -> tuple[F32, F32]:  # fmt: skip
+        """Take the next frame; returns (xyxy f32 [n, 4] in image pixels, age_s f32 [n]).
+
+        `exclude_xyxy` (image pixels): boxes of people and vehicles seen now; what stands still
+        inside them is not reported, so a pile beside a stopped truck is a region of its own.
+        """
         g = small_grey(image, self.scale)
         if self._fast is None or self._slow is None or self._fast.shape != g.shape:
             self._fast, self._slow, self._pts, self._t0 = g.copy(), g.copy(), pts, pts
@@ -151,6 +156,10 @@ class StaticForeground:
         rate = np.where(still_new, a_slow / 10, a_slow).astype(np.float32)
         self._slow += rate * (g - self._slow)
         mask = cv2.morphologyEx(still_new.astype(np.uint8), cv2.MORPH_OPEN, self._kernel)
+        if exclude_xyxy is not None and len(exclude_xyxy):
+            cells = np.round(exclude_xyxy / self.scale).astype(np.int32)
+            for x1, y1, x2, y2 in cells:
+                mask[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = 0
         n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         boxes = [stats[i, :4] for i in range(1, n) if stats[i, 4] >= self.min_cells]
         xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in boxes], np.float32).reshape(-1, 4)

@@ -34,6 +34,10 @@ __all__ = ["AbandonedObjectRule"]
 F32 = npt.NDArray[np.float32]
 
 
+# (scene centre, size, image box, track id or -1, still since)
+_Candidate = tuple[tuple[float, float], float, F32, int, float]
+
+
 @dataclass(slots=True)
 class _Object:
     xy: tuple[float, float]  # scene centre
@@ -70,9 +74,9 @@ class AbandonedObjectRule:
         self._memory = TrackMemory(horizon_s=3.0)
         self._objects: list[_Object] = []
 
-    def _candidates(self, tracks: Tracks, frame: Frame,
-                    view: View) -> list[tuple[tuple[float, float], float, F32, int]]:  # fmt: skip
-        """(scene centre, size, image box, track id or -1) of still objects in the zone."""
+    def _candidates(self, tracks: Tracks, frame: Frame, view: View) -> list[_Candidate]:
+        """(scene centre, size, image box, track id or -1, still since) of still objects in the
+        zone."""
         cfg = self.cfg
         out = []
         if self._objects_cls:
@@ -85,17 +89,21 @@ class AbandonedObjectRule:
                 self._memory.add(tid, frame.pts_s, (float(c[0]), float(c[1])), size, size)
                 span = self._memory.span(tid, 2.0)
                 if span and span[0] >= 1.5 and span[1] <= 0.3 * size:
-                    out.append(((float(c[0]), float(c[1])), size, box, tid))
+                    out.append(((float(c[0]), float(c[1])), size, box, tid, frame.pts_s - span[0]))
         if cfg.use_foreground and view.offset_px == (0.0, 0.0) and len(view.static_xyxy):
             covering = tracks.xyxy[tracks.score >= 0.2]
             boxes = view.static_xyxy
             centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2],
                                axis=1).astype(np.float64)  # fmt: skip
             inside = points_in_polygon(centres, self._polygon)
-            for box, ok, c in zip(boxes, inside, centres, strict=True):
-                size = float(max(box[2] - box[0], box[3] - box[1]))
-                if ok and cfg.min_size_px <= size <= cfg.max_size_px and not covered(box, covering):
-                    out.append(((float(c[0]), float(c[1])), size, box, -1))
+            for box, age, ok, c in zip(boxes, view.static_age_s, inside, centres, strict=True):
+                w, h = float(box[2] - box[0]), float(box[3] - box[1])
+                size = max(w, h)
+                if not ok or not cfg.min_size_px <= size <= cfg.max_size_px:
+                    continue
+                if h > 1.8 * w or covered(box, covering):
+                    continue  # someone standing still (detected or not) is no object
+                out.append(((float(c[0]), float(c[1])), size, box, -1, frame.pts_s - float(age)))
         return out
 
     def _match(self, xy: tuple[float, float], size: float, tid: int) -> _Object | None:
@@ -115,10 +123,11 @@ class AbandonedObjectRule:
         owners = in_zone(tracks, self._owners, 0.0, "center", None)
         owner_xy = view.to_scene(anchor_points(tracks.xyxy[owners], "center"))
         events: list[Event] = []
-        for xy, size, box, tid in self._candidates(tracks, frame, view):
+        for xy, size, box, tid, since in self._candidates(tracks, frame, view):
             obj = self._match(xy, size, tid)
             if obj is None:
-                obj = _Object(xy, size, box, pts, pts, pts, tid, Incident(cfg.cooldown_s))
+                # unattended from when it became still: the owner, if near, resets it below
+                obj = _Object(xy, size, box, since, pts, since, tid, Incident(cfg.cooldown_s))
                 self._objects.append(obj)
             obj.xy, obj.size, obj.box, obj.last_seen_pts = xy, size, box, pts
             reach = cfg.owner_radius * max(size, 1.0)

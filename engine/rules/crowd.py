@@ -50,6 +50,7 @@ class CrowdRule:
         self._crowd_pts = -math.inf
         self._crowd_xy = (0.0, 0.0)  # scene coordinates of the last crowd's centre
         self._max_count = 0
+        self._first_pts: float | None = None
 
     def step(self, tracks: Tracks, frame: Frame, view: View | None = None) -> list[Event]:
         """Count, follow people, and run both lifecycles."""
@@ -68,7 +69,9 @@ class CrowdRule:
                              math.hypot(float(box[2] - box[0]), h))  # fmt: skip
         members = self._cluster(tracks, inside)
         count = int(members.sum())
-        self._counts.append((pts, count))
+        self._first_pts = pts if self._first_pts is None else self._first_pts
+        if pts - self._first_pts >= 2.0:  # tracks being born at the start are no rise
+            self._counts.append((pts, count))
         while self._counts and pts - self._counts[0][0] > cfg.gather_window_s:
             self._counts.popleft()
         crowd = count >= cfg.min_count and self._dense(count)
@@ -90,7 +93,8 @@ class CrowdRule:
             return out
         feet = anchor_points(tracks.xyxy[idx], self.cfg.anchor)
         heights = np.maximum(1.0, tracks.xyxy[idx, 3] - tracks.xyxy[idx, 1]).astype(np.float64)
-        dist = np.hypot(feet[:, None, 0] - feet[None, :, 0], feet[:, None, 1] - feet[None, :, 1])
+        dy = (feet[:, None, 1] - feet[None, :, 1]) * self.cfg.depth_factor
+        dist = np.hypot(feet[:, None, 0] - feet[None, :, 0], dy)
         near = dist <= self.cfg.cluster_radius * heights[:, None]
         best = int(np.argmax(near.sum(axis=1)))
         out[idx[near[best]]] = True
@@ -118,7 +122,7 @@ class CrowdRule:
         if crowd:
             self._below_since = None
             self._max_count = max(self._max_count if inc.open else 0, count)
-            rise = count - min(c for _, c in self._counts)
+            rise = count - min(c for _, c in self._counts) if self._counts else 0
             # a rise needs history: tracks being born when the stream starts are no gathering
             known = self._history_s() >= min(5.0, 0.5 * self.cfg.gather_window_s)
             if not inc.open and known and rise >= self.cfg.gather_rise and inc.can_start(pts):

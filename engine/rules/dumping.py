@@ -185,13 +185,19 @@ class DumpingRule:
         inc = stop.incident
         if stop.done:
             return []
+        # a debris detection counts while the vehicle stands there; a new static region of the
+        # background only once the vehicle has gone (until then it may be its shadow or its
+        # edge), and it must then still be there `confirm_s` later
+        gone = stop.left_pts is not None and self._clear_of(stop, tracks, view)
         fresh = [p for p in piles if stop.near(p[0], cfg.near) and p[2] >= stop.since_pts - 0.5
-                 and pts - p[2] >= cfg.confirm_s]  # fmt: skip
+                 and pts - p[2] >= cfg.confirm_s
+                 and (p[4] >= 0 or (gone and not self._beside_vehicle(p[1], tracks)))]  # fmt: skip
         if fresh:
             stop.pile_seen_pts = pts
         if not inc.open:
             if fresh and inc.can_start(pts):
                 inc.start(pts)
+                stop.left_reported = stop.left_pts is not None  # the start says so already
                 return [self._event("start", stop, fresh, tracks, frame, view)]
             return []
         if stop.left_pts is not None and not stop.left_reported and fresh:
@@ -201,6 +207,26 @@ class DumpingRule:
         if gone or pts - stop.pile_seen_pts >= cfg.clear_after_s:
             return [self._event("end", stop, fresh, tracks, frame, view)]
         return []
+
+    def _clear_of(self, stop: _Stop, tracks: Tracks, view: View) -> bool:
+        """The stop's vehicle is out of sight, or a vehicle length away from where it stood."""
+        vi = np.flatnonzero(tracks.track_id == stop.track_id)
+        if not len(vi):
+            return True
+        box = tracks.xyxy[vi[0]]
+        c = view.to_scene(np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]]))[0]
+        b = stop.box
+        return bool(math.hypot(c[0] - (b[0] + b[2]) / 2, c[1] - (b[1] + b[3]) / 2) > stop.diag)
+
+    def _beside_vehicle(self, region: F32, tracks: Tracks) -> bool:
+        """A region touching a vehicle box grown by a quarter: its shadow, most likely."""
+        veh = np.isin(tracks.class_id, np.fromiter(self._vehicles, np.int32, len(self._vehicles)))
+        for box in tracks.xyxy[veh]:
+            mx, my = 0.25 * (box[2] - box[0]), 0.25 * (box[3] - box[1])
+            if (region[0] < box[2] + mx and region[2] > box[0] - mx
+                    and region[1] < box[3] + my and region[3] > box[1] - my):  # fmt: skip
+                return True
+        return False
 
     def _event(self, phase: str, stop: _Stop, piles: list[tuple[tuple[float, float], F32, float,
                float, int]], tracks: Tracks, frame: Frame, view: View) -> Event:  # fmt: skip

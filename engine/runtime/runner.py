@@ -200,7 +200,7 @@ class Runner:
                     for rule in rules:
                         rule.forget(tracker.ended)
                 report.inferences[src.id] = infer.inferences
-                view = scene.view(frame) if rules else None
+                view = scene.view(frame, tracks) if rules else None
                 events = [e for rule in rules for e in rule.step(tracks, frame, view)]
                 if clips is not None:
                     clips.add(frame)
