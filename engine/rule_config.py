@@ -168,6 +168,12 @@ class CrowdRuleConfig(_Rule):
         5, ge=1, le=10000, description="Gathering: the count rose by this many ..."
     )
     gather_window_s: float = Field(20.0, gt=0, le=3600, description="... within this window.")
+    forecast_s: float = Field(
+        5.0, ge=0, le=60,
+        description="Also a gathering: people whose current velocities bring at least "
+        "`min_count` of them together within this many seconds, `gather_rise` more than now "
+        "(a crowd forming is reported while it forms; 0: off).",
+    )  # fmt: skip
     disperse: bool = Field(True, description="Report a crowd running apart.")
     run_speed: float = Field(
         1.6, gt=0, le=50, description="Running: speed in body heights per second."

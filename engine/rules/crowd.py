@@ -51,6 +51,7 @@ class CrowdRule:
         self._crowd_xy = (0.0, 0.0)  # scene coordinates of the last crowd's centre
         self._max_count = 0
         self._first_pts: float | None = None
+        self._coming = 0  # people the forecast puts in one crowd
 
     def step(self, tracks: Tracks, frame: Frame, view: View | None = None) -> list[Event]:
         """Count, follow people, and run both lifecycles."""
@@ -69,6 +70,10 @@ class CrowdRule:
                              math.hypot(float(box[2] - box[0]), h))  # fmt: skip
         members = self._cluster(tracks, inside)
         count = int(members.sum())
+        self._coming = 0
+        if cfg.forecast_s > 0:
+            coming = self._cluster(tracks, inside, cfg.forecast_s)
+            self._coming = int(coming.sum()) if coming.sum() >= cfg.min_count else 0
         self._first_pts = pts if self._first_pts is None else self._first_pts
         if pts - self._first_pts >= 2.0:  # tracks being born at the start are no rise
             self._counts.append((pts, count))
@@ -80,18 +85,25 @@ class CrowdRule:
             self._crowd_xy = (float(centre[0]), float(centre[1]))
             self._crowd_pts = pts
             inside = members
-        events = self._gather_step(tracks, frame, inside, count, crowd)
+        converging = self._coming - count >= cfg.gather_rise
+        events = self._gather_step(tracks, frame, inside, count, crowd, converging)
         events += self._disperse_step(tracks, frame, idx, xy)
         return events
 
-    def _cluster(self, tracks: Tracks, inside: np.ndarray) -> np.ndarray:
+    def _cluster(self, tracks: Tracks, inside: np.ndarray, ahead_s: float = 0.0) -> np.ndarray:
         """The people in the zone around the one with the most neighbours within
-        `cluster_radius` body heights (bool [n])."""
+        `cluster_radius` body heights (bool [n]); with `ahead_s`, where each will be by then
+        if it keeps its velocity."""
         idx = np.flatnonzero(inside)
         out = np.zeros(len(tracks), bool)
         if len(idx) == 0:
             return out
         feet = anchor_points(tracks.xyxy[idx], self.cfg.anchor)
+        if ahead_s > 0:
+            for k, i in enumerate(idx):
+                v = self._memory.velocity(int(tracks.track_id[i]), window_s=1.0)
+                if v is not None:
+                    feet[k] += (v[0] * ahead_s, v[1] * ahead_s)
         heights = np.maximum(1.0, tracks.xyxy[idx, 3] - tracks.xyxy[idx, 1]).astype(np.float64)
         dy = (feet[:, None, 1] - feet[None, :, 1]) * self.cfg.depth_factor
         dist = np.hypot(feet[:, None, 0] - feet[None, :, 0], dy)
@@ -116,18 +128,19 @@ class CrowdRule:
         return a
 
     def _gather_step(self, tracks: Tracks, frame: Frame, inside: np.ndarray, count: int,
-                     crowd: bool) -> list[Event]:  # fmt: skip
+                     crowd: bool, converging: bool) -> list[Event]:  # fmt: skip
         pts = frame.pts_s
         inc = self._gathering
-        if crowd:
+        # a rise needs history: tracks being born when the stream starts are no gathering
+        known = self._history_s() >= min(5.0, 0.5 * self.cfg.gather_window_s)
+        if crowd or (converging and not inc.open):
             self._below_since = None
             self._max_count = max(self._max_count if inc.open else 0, count)
             rise = count - min(c for _, c in self._counts) if self._counts else 0
-            # a rise needs history: tracks being born when the stream starts are no gathering
-            known = self._history_s() >= min(5.0, 0.5 * self.cfg.gather_window_s)
-            if not inc.open and known and rise >= self.cfg.gather_rise and inc.can_start(pts):
+            rising = crowd and rise >= self.cfg.gather_rise
+            if not inc.open and known and (rising or converging) and inc.can_start(pts):
                 inc.start(pts)
-                attrs = {**self._attrs(count), "rise": rise,
+                attrs = {**self._attrs(count), "rise": rise, "converging": self._coming,
                          "window_s": self.cfg.gather_window_s}  # fmt: skip
                 return [self._event(inc, "crowd_gathering", "start", frame, tracks, inside, attrs)]
             return []

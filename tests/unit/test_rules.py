@@ -246,6 +246,28 @@ def test_a_crowd_that_was_always_there_is_not_a_gathering() -> None:
     assert play(crowd_rule(), spread, 20) == []
 
 
+def converge(i: int, n: int, t0: float, parallel: bool = False) -> Obj:
+    """Walks from a ring 150 px out towards (300, 300) at 0.8 heights/s from t0 (or, with
+    `parallel`, everyone to the right)."""
+    ang = 2 * np.pi * i / n
+    sx, sy = 300 + 150 * np.cos(ang), 300 + 75 * np.sin(ang)
+    vx, vy = (40.0, 0.0) if parallel else ((300 - sx) / 150 * 40, (300 - sy) / 75 * 20)
+
+    def f(t: float) -> tuple[float, float, float, float]:
+        s = min(max(0.0, t - t0), 3.5)  # walk for 3.5 s, then stand
+        x, y = sx + vx * s, sy + vy * s
+        return (x - 7, y - 50, x + 7, y)
+
+    return Obj(i, 0, f)
+
+
+def test_gathering_is_reported_while_people_converge() -> None:
+    events = play(crowd_rule(), [converge(i, 12, 10.0) for i in range(12)], 20)
+    assert events[0][1:] == ("crowd_gathering", "start")
+    assert 10.0 < events[0][0] <= 12.5  # before they stand together at 13.5 s
+    assert play(crowd_rule(), [converge(i, 12, 10.0, parallel=True) for i in range(12)], 20) == []
+
+
 def scatter(i: int, t_run: float, speed_h: float) -> Obj:
     """Stands in the crowd until t_run, then moves away from (300, 300) at speed_h heights/s."""
     x, y = 220 + (i % 5) * 35, 220 + (i // 5) * 70
