@@ -31,6 +31,7 @@ PIPELINE = REPO / "pipelines" / "demo.yaml"
 SCENARIOS = {
     "drone7": REPO / "configs" / "scenarios" / "dumping_drone.yaml",
     "gatecam2": REPO / "configs" / "scenarios" / "crowd_station_gate.yaml",
+    "pole3": REPO / "configs" / "scenarios" / "dumping_fixed.yaml",
 }
 
 

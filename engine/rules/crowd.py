@@ -107,7 +107,10 @@ class CrowdRule:
         heights = np.maximum(1.0, tracks.xyxy[idx, 3] - tracks.xyxy[idx, 1]).astype(np.float64)
         dy = (feet[:, None, 1] - feet[None, :, 1]) * self.cfg.depth_factor
         dist = np.hypot(feet[:, None, 0] - feet[None, :, 0], dy)
-        near = dist <= self.cfg.cluster_radius * heights[:, None]
+        # people at the same distance from the camera look about as tall: one much taller or
+        # shorter is nearer or farther, however close their feet look in the picture
+        ratio = heights[:, None] / heights[None, :]
+        near = (dist <= self.cfg.cluster_radius * heights[:, None]) & (ratio > 0.7) & (ratio < 1.43)
         best = int(np.argmax(near.sum(axis=1)))
         out[idx[near[best]]] = True
         return out
