@@ -129,6 +129,12 @@ class LoiteringRuleConfig(_Rule):
     reid_radius: float = Field(
         1.5, ge=0, le=20, description="... and this close (box heights) continues its dwell."
     )
+    min_movement: float = Field(
+        0.0, ge=0, le=100,
+        description="Only someone who moved about this much (box heights, extent of the feet "
+        "positions) during the stay loiters: a box that never moves is more often a false "
+        "detection on a fixed structure than a person (0: anyone).",
+    )  # fmt: skip
     clear_after_s: float = Field(3.0, ge=0, le=3600, description="No loiterer this long: end.")
     update_every_s: float = Field(0.0, ge=0, le=86400)
     severity: Severity = "warning"

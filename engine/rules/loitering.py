@@ -29,6 +29,14 @@ class _Stay:
     last_in_pts: float
     xy: tuple[float, float]  # scene coordinates, last seen in the zone
     height: float
+    lo: tuple[float, float] = (math.inf, math.inf)  # extent of the positions during the stay
+    hi: tuple[float, float] = (-math.inf, -math.inf)
+
+    def moved(self) -> float:
+        """Largest extent of the positions seen, in box heights."""
+        if self.hi[0] < self.lo[0]:
+            return 0.0
+        return max(self.hi[0] - self.lo[0], self.hi[1] - self.lo[1]) / max(self.height, 1.0)
 
 
 class LoiteringRule:
@@ -56,8 +64,8 @@ class LoiteringRule:
         self._last_loiter_pts = 0.0
         self._max_dwell = 0.0
 
-    def _continue_lost(self, xy: tuple[float, float], height: float, pts: float) -> float | None:
-        """Entry time of a lost stay this new track continues, if any (that stay is consumed)."""
+    def _continue_lost(self, xy: tuple[float, float], height: float, pts: float) -> _Stay | None:
+        """The lost stay this new track continues, if any (it is consumed)."""
         best, best_d = None, math.inf
         for k, s in enumerate(self._lost):
             if pts - s.last_in_pts > self.cfg.reid_s:
@@ -67,7 +75,7 @@ class LoiteringRule:
                 best, best_d = k, d
         if best is None:
             return None
-        return self._lost.pop(best).entered_pts
+        return self._lost.pop(best)
 
     def step(self, tracks: Tracks, frame: Frame, view: View | None = None) -> list[Event]:
         """Update dwell times; start, update or end the incident."""
@@ -84,17 +92,20 @@ class LoiteringRule:
                 p = (float(xy[k, 0]), float(xy[k, 1]))
                 stay = self._stays.get(tid)
                 if stay is None or pts - stay.last_in_pts > cfg.grace_s:
-                    entered = self._continue_lost(p, height, pts) if stay is None else None
-                    stay = _Stay(pts if entered is None else entered, pts, p, height)
+                    lost = self._continue_lost(p, height, pts) if stay is None else None
+                    stay = lost or _Stay(pts, pts, p, height)
                     self._stays[tid] = stay
                 stay.last_in_pts, stay.xy, stay.height = pts, p, height
+                stay.lo = (min(stay.lo[0], p[0]), min(stay.lo[1], p[1]))
+                stay.hi = (max(stay.hi[0], p[0]), max(stay.hi[1], p[1]))
         self._lost = [s for s in self._lost if pts - s.last_in_pts <= cfg.reid_s]
         stale = [t for t, s in self._stays.items() if pts - s.last_in_pts > cfg.grace_s + 1.0]
         for t in stale:
             del self._stays[t]
         loiterers = {t: s for t, s in self._stays.items()
                      if pts - s.last_in_pts <= cfg.grace_s
-                     and s.last_in_pts - s.entered_pts >= cfg.dwell_s}  # fmt: skip
+                     and s.last_in_pts - s.entered_pts >= cfg.dwell_s
+                     and s.moved() >= cfg.min_movement}  # fmt: skip
         return self._lifecycle(tracks, frame, loiterers)
 
     def _lifecycle(self, tracks: Tracks, frame: Frame, loiterers: dict[int, _Stay]) -> list[Event]:

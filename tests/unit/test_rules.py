@@ -411,3 +411,11 @@ def test_abandoned_by_the_background_model_for_an_unknown_class() -> None:
         ("abandoned_object", "end"),
     ]
     assert events[0][0] == pytest.approx(7.0)
+
+
+def test_loitering_can_require_moving_about() -> None:
+    frozen = [Obj(1, 0, still(250, 250, 20, 60, 1.0, 16.0))]  # a box on a barrier, say
+    assert play(loiter_rule(min_movement=0.5), frozen, 20) == []
+    shuffling = [Obj(1, 0, lambda t: (250 + 20 * (int(t) % 3), 250, 270 + 20 * (int(t) % 3), 310)
+                     if 1.0 <= t < 16.0 else None)]  # fmt: skip
+    assert phases(play(loiter_rule(min_movement=0.5), shuffling, 20)) == ["start", "end"]
