@@ -419,3 +419,63 @@ def test_loitering_can_require_moving_about() -> None:
     shuffling = [Obj(1, 0, lambda t: (250 + 20 * (int(t) % 3), 250, 270 + 20 * (int(t) % 3), 310)
                      if 1.0 <= t < 16.0 else None)]  # fmt: skip
     assert phases(play(loiter_rule(min_movement=0.5), shuffling, 20)) == ["start", "end"]
+
+
+ALL_RULES_YAML = """
+sources: [{id: cam1, type: file, path: x.mp4}]
+detector: {model: m.onnx}
+zones: [{id: z, source: cam1, polygon: [[0, 0], [640, 0], [640, 480], [0, 480]]}]
+rules:
+  - {id: a, type: intrusion, zone: z}
+  - {id: b, type: line_crossing, source: cam1, line: [[300, 0], [300, 480]], direction: in}
+  - {id: c, type: loitering, zone: z, dwell_s: 60}
+  - {id: d, type: crowd, zone: z, min_count: 12, area_m2: 400, min_density: 0.5}
+  - {id: e, type: dumping, zone: z}
+  - {id: f, type: abandoned_object, zone: z, unattended_s: 30}
+"""
+
+
+def test_every_rule_type_builds_from_a_config() -> None:
+    from engine.config import parse_config
+    from engine.rules import build_rules
+
+    cfg = parse_config(ALL_RULES_YAML)
+    rules = build_rules(cfg, NAMES)["cam1"]
+    assert [type(r).__name__ for r in rules] == [
+        "ZonePresenceRule", "LineCrossingRule", "LoiteringRule", "CrowdRule", "DumpingRule",
+        "AbandonedObjectRule",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("line: [[300, 0], [300, 0]]", "two distinct points"),
+        ("source: cam9", "expected one of the source ids"),
+        ("direction: sideways", "direction"),
+    ],
+)
+def test_bad_line_configs_are_refused(change: str, message: str) -> None:
+    from engine.config import parse_config
+    from engine.errors import ConfigError
+
+    key = change.split(":")[0]
+    line = "  - {id: b, type: line_crossing, source: cam1, line: [[300, 0], [300, 480]]}"
+    fields = {"line": "line: [[300, 0], [300, 480]]", "source": "source: cam1"}
+    bad = line.replace(fields[key], change) if key in fields else line.replace("}", f", {change}}}")
+    text = ALL_RULES_YAML.split("rules:")[0] + "rules:\n" + bad + "\n"
+    with pytest.raises(ConfigError, match=message):
+        parse_config(text)
+
+
+def test_density_needs_an_area_and_unknown_classes_are_refused() -> None:
+    from engine.config import parse_config
+    from engine.errors import ConfigError
+    from engine.rules import build_rules
+
+    head = ALL_RULES_YAML.split("rules:")[0] + "rules:\n"
+    with pytest.raises(ConfigError, match="expected area_m2 too"):
+        parse_config(head + "  - {id: d, type: crowd, zone: z, min_density: 0.5}\n")
+    cfg = parse_config(head + "  - {id: e, type: dumping, zone: z, debris_classes: [rubble]}\n")
+    with pytest.raises(ConfigError, match=r"classes \['rubble'\] are not known"):
+        build_rules(cfg, NAMES)
