@@ -76,7 +76,7 @@ DUMPING = {"id": "dumping", "stop_s": 2.0, "confirm_s": 1.0, "min_score": 0.3}
 CROWD = {"id": "crowd", "min_count": 10, "gather_rise": 6, "gather_window_s": 20.0,
          "run_speed": 1.6, "min_runners": 4, "min_score": 0.3}  # fmt: skip
 LOITERING = {"id": "loitering", "dwell_s": 30.0, "grace_s": 4.0, "min_score": 0.3,
-             "min_movement": 0.5}  # fmt: skip
+             "min_movement": 0.5, "clear_after_s": 10.0}  # fmt: skip
 ABANDONED = {"id": "abandoned", "unattended_s": 10.0, "object_classes": [], "min_size_px": 24}
 # the bundled model is less sure of itself than COCO models: tracks start from 0.35
 TRACKING = {"new_track_score": 0.35}
