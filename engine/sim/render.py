@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from engine.geo.camera import Camera
 from engine.sim.actors import Actor
-from engine.sim.camera import Camera
 from engine.sim.scenario import Effects
 from engine.sim.shapes import Part, actor_parts
 from engine.sim.world import GroundMap

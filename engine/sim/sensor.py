@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pymap3d
 
+from engine.geo.camera import Camera
 from engine.sim.actors import Trajectory
-from engine.sim.camera import Camera
 from engine.sim.scenario import DroneSensor, FixedCameraSensor, Origin
 
 __all__ = ["SensorPose", "SensorRig"]

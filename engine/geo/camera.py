@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Camera", "attitude_axes", "intrinsics"]
+__all__ = ["Camera", "attitude_axes", "camera_from_telemetry", "intrinsics"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -132,3 +132,28 @@ class Camera:
             "width": self.width,
             "height": self.height,
         }
+
+
+def camera_from_telemetry(tel: dict[str, float], position_enu_m: tuple[float, float, float] | F64,
+                          width: int, height: int) -> Camera:  # fmt: skip
+    """A drone's camera at one frame, from its MISB ST 0601 style telemetry.
+
+    Args:
+        tel: platform heading/pitch/roll, sensor relative azimuth/elevation/roll (absent: a
+            camera fixed to the platform looking forward), horizontal field of view.
+        position_enu_m: the sensor's position in the local frame (from its latitude, longitude
+            and altitude, see GeoOrigin.to_enu).
+        width, height: image size in pixels.
+
+    Raises:
+        KeyError: a needed value is missing from `tel`.
+    """
+    gimbal = None
+    if "sensor_rel_elevation_deg" in tel:
+        gimbal = (float(tel.get("sensor_rel_azimuth_deg", 0.0)),
+                  float(tel["sensor_rel_elevation_deg"]),
+                  float(tel.get("sensor_rel_roll_deg", 0.0)))  # fmt: skip
+    return Camera.from_attitude(position_enu_m, float(tel["platform_heading_deg"]),
+                                float(tel.get("platform_pitch_deg", 0.0)),
+                                float(tel.get("platform_roll_deg", 0.0)), width, height,
+                                float(tel["hfov_deg"]), gimbal=gimbal)  # fmt: skip
