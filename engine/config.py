@@ -26,12 +26,15 @@ from engine.rule_config import ID_PATTERN, Id, Point, RuleConfig, ZonePresenceRu
 from engine.yamlconf import CrossFieldError, parse_yaml_model, read_text, union_tags
 
 __all__ = [
+    "CalibrationConfig",
+    "CalibrationPoint",
     "ClipsConfig",
     "Config",
     "CurveConfig",
     "DetectorConfig",
     "DroneSourceConfig",
     "FileSourceConfig",
+    "GeoConfig",
     "JsonlOutputConfig",
     "MotionConfig",
     "PreprocessOverride",
@@ -91,11 +94,56 @@ class TilingConfig(_Model):
     full_frame: bool = Field(True, description="Also detect on the whole frame (large objects).")
 
 
+class CalibrationPoint(_Model):
+    """One image point and where it lies on the ground."""
+
+    image: Point = Field(description="Pixel [u, v].")
+    ground: Point | None = Field(None, description="Metres [east, north] of the site origin.")
+    latlon: Point | None = Field(None, description="Or [lat, lon] (needs `geo` in the config).")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> CalibrationPoint:
+        if (self.ground is None) == (self.latlon is None):
+            raise ValueError("give either ground [east, north] or latlon [lat, lon]")
+        return self
+
+
+class CalibrationConfig(_Model):
+    """How a fixed camera's pixels map to the ground: a 3x3 homography (ground metres ->
+    pixels, as `lookout calibrate` writes it), or >= 4 point pairs fitted at start."""
+
+    homography: list[list[float]] | None = Field(None, description="3x3, ground -> image.")
+    points: list[CalibrationPoint] | None = Field(None, min_length=4)
+    pixel_sigma: float = Field(
+        3.0, gt=0, le=100, description="How far off (px, one sigma) an object's foot point is."
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> CalibrationConfig:
+        if (self.homography is None) == (self.points is None):
+            raise ValueError("give either homography (3x3) or points (at least 4)")
+        h = self.homography
+        if h is not None and (len(h) != 3 or any(len(r) != 3 for r in h)):
+            raise ValueError(f"homography: expected 3 rows of 3 numbers, got {h}")
+        return self
+
+
+class GeoConfig(_Model):
+    """The site's origin on the globe: ground metres are east/north of it."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    alt_m: float = Field(0.0, ge=-500, le=9000, description="Ground height (ellipsoidal).")
+
+
 class _SourceOptions(_Model):
     """What every source can have: motion gating and tiling."""
 
     motion: MotionConfig | None = Field(None, description="Skip inference on still scenes.")
     tiling: TilingConfig | None = Field(None, description="Detect on tiles (small objects).")
+    calibration: CalibrationConfig | None = Field(
+        None, description="Fixed cameras: pixels to ground (alerts then carry lat/lon)."
+    )
     moving: bool | None = Field(
         None,
         description="The camera moves (a drone): rules follow the scene by estimating the image "
@@ -454,6 +502,9 @@ class Config(_Model):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     routing: list[RouteConfig] = Field(
         default_factory=list, description="Agencies and the alerts each is responsible for."
+    )
+    geo: GeoConfig | None = Field(
+        None, description="Site origin: alerts carry latitude/longitude (drones: from telemetry)."
     )
     clips: ClipsConfig | None = Field(
         None, description="Record a short clip around each incident's start (None: no clips)."

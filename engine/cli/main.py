@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from engine import __version__
 from engine.cli import (
     bench_cmd,
+    calibrate_cmd,
     check_cmd,
     console_cmd,
     demo_cmd,
@@ -30,7 +31,7 @@ __all__ = ["build_parser", "main"]
 
 COMMANDS = (
     demo_cmd, run_cmd, check_cmd, subscribe_cmd, console_cmd, keys_cmd, models_cmd, sim_cmd,
-    bench_cmd,
+    calibrate_cmd, bench_cmd,
 )  # fmt: skip
 
 

@@ -28,6 +28,7 @@ from engine.rules import Rule, build_rules
 from engine.runtime.batcher import InferenceBatcher
 from engine.runtime.clips import ClipRecorder, with_clip
 from engine.runtime.inference import SourceInference
+from engine.runtime.positions import build_locators, with_position
 from engine.runtime.scene_view import SceneView
 from engine.sources import Source, build_source
 from engine.track import ByteTracker, TrackerSettings
@@ -96,6 +97,7 @@ class Runner:
                 else None
             )
             self.rules: dict[str, list[Rule]] = build_rules(cfg, self.detector.class_names)
+            self._locators = build_locators(cfg)
             self.sources: list[Source] = [build_source(s, self._on_health) for s in cfg.sources]
             for src in self.sources:
                 src.open()
@@ -187,6 +189,7 @@ class Runner:
         moving = cfg.moving if cfg.moving is not None else isinstance(cfg, DroneSourceConfig)
         scene = SceneView(moving, rules)
         clips = ClipRecorder(self.cfg.clips, src.id) if self.cfg.clips and rules else None
+        locator = self._locators.get(src.id)
         last: Frame | None = None
         try:
             while not stop.is_set():
@@ -202,6 +205,8 @@ class Runner:
                 report.inferences[src.id] = infer.inferences
                 view = scene.view(frame, tracks) if rules else None
                 events = [e for rule in rules for e in rule.step(tracks, frame, view)]
+                if locator is not None and events:
+                    events = [with_position(e, locator, frame) for e in events]
                 if clips is not None:
                     clips.add(frame)
                     events = [with_clip(e, clips) for e in events]
