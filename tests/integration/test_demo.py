@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,6 +63,10 @@ def test_demo_crowd_alerts_come_at_the_right_moments(
     g, d = truth["crowd_gathering"], truth["crowd_dispersal"]
     assert g["start_s"] - 1 <= gathering[0]["stream_pts_s"] <= g["end_s"] + 2
     assert d["start_s"] - 1 <= dispersal[0]["stream_pts_s"] <= d["start_s"] + 3
+    # placed on the ground: near where the crowd stood
+    pos = gathering[0]["position"]
+    assert pos is not None and pos["uncertainty_m"] > 0
+    assert np.hypot(pos["east_m"] - g["place_m"][0], pos["north_m"] - g["place_m"][1]) < 5.0
     assert gathering[0]["attributes"]["clip"]["file"].startswith("gatecam2-")
     assert (DEMO / "clips" / gathering[0]["attributes"]["clip"]["file"]).is_file()
 
