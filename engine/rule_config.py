@@ -202,8 +202,9 @@ class CrowdRuleConfig(_Rule):
 
 
 class DumpingRuleConfig(_Rule):
-    """Illegal dumping: a vehicle stops in the zone, a new static object (debris class, or a new
-    static region of the background model on fixed cameras) appears where it stood, and stays.
+    """Illegal dumping: a vehicle drives in and stops in the zone, a new static object (debris
+    class, or a new static region of the background model on fixed cameras) appears where it
+    stood, and stays. A vehicle never seen moving (parked, or a false detection) never stops.
 
     With a debris detection the incident starts once it has been seen for `confirm_s` beside the
     stopped vehicle (the dumping is under way) and updates when the vehicle leaves; a region of

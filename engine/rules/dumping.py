@@ -104,6 +104,9 @@ class DumpingRule:
         self._memory = TrackMemory(horizon_s=cfg.stop_s + 1.0)
         self._stops: dict[int, _Stop] = {}
         self._debris_first: dict[int, float] = {}  # debris track -> first seen
+        # vehicles seen driving: only they can "stop" (a box that never moved is a parked car,
+        # or a false detection on a kiosk or a bench)
+        self._drove: set[int] = set()
 
     def step(self, tracks: Tracks, frame: Frame, view: View | None = None) -> list[Event]:
         """Follow vehicles and piles; start, update or end dumping incidents."""
@@ -137,8 +140,10 @@ class DumpingRule:
         cx, cy = view.to_scene(np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]]))[0]
         diag = math.hypot(float(box[2] - box[0]), float(box[3] - box[1]))
         self._memory.add(tid, frame.pts_s, (float(cx), float(cy)), float(box[3] - box[1]), diag)
+        if self._moving(tid):
+            self._drove.add(tid)
         stop = self._stops.get(tid)
-        if stop is not None and stop.left_pts is None:
+        if tid not in self._drove or (stop is not None and stop.left_pts is None):
             return
         span = self._memory.span(tid, self.cfg.stop_s)
         _, median_diag = self._memory.size(tid)
@@ -278,6 +283,7 @@ class DumpingRule:
         self._memory.forget(track_ids)
         for t in track_ids:
             self._debris_first.pop(t, None)
+            self._drove.discard(t)
         # stops stay: `step` marks their vehicle gone, and they expire `memory_s` later
 
     def close(self, frame: Frame) -> list[Event]:
@@ -288,7 +294,7 @@ class DumpingRule:
     @property
     def tracked(self) -> int:
         """Entries held in memory (stops, vehicle histories, debris)."""
-        return len(self._stops) + len(self._memory) + len(self._debris_first)
+        return len(self._stops) + len(self._memory) + len(self._debris_first) + len(self._drove)
 
 
 def _with(event: Event, jpeg: bytes) -> Event:

@@ -336,8 +336,17 @@ def test_dumping_starts_while_the_truck_unloads_and_updates_when_it_leaves() -> 
         ],
         [truck(3.0, 12.0), Obj(7, 3, lambda t: PILE(t) if 6.0 <= t < 6.2 else None)],  # a blip
         [truck(3.0, 12.0), Obj(7, 3, lambda t: (560, 420, 600, 445) if t >= 6 else None)],  # far
+        # a "truck" that never moved (a kiosk seen as one), and a pile appears beside it
+        [Obj(1, 2, still(300, 200, 120, 60)), Obj(7, 3, lambda t: PILE(t) if t >= 6.0 else None)],
     ],
-    ids=["no-pile", "pile-before", "passing-truck", "one-frame-blip", "pile-elsewhere"],
+    ids=[
+        "no-pile",
+        "pile-before",
+        "passing-truck",
+        "one-frame-blip",
+        "pile-elsewhere",
+        "parked-never-moved",
+    ],
 )
 def test_no_dumping(objs: list[Obj]) -> None:
     assert play(dump_rule(), objs, 20) == []
