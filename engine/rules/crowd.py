@@ -52,6 +52,7 @@ class CrowdRule:
         self._max_count = 0
         self._first_pts: float | None = None
         self._coming = 0  # people the forecast puts in one crowd
+        self._offset = (0.0, 0.0)  # this frame's view offset (scene - image)
 
     def step(self, tracks: Tracks, frame: Frame, view: View | None = None) -> list[Event]:
         """Count, follow people, and run both lifecycles."""
@@ -71,6 +72,8 @@ class CrowdRule:
         members = self._cluster(tracks, inside)
         count = int(members.sum())
         self._coming = 0
+        self._offset = view.offset_px
+        coming = np.zeros(len(tracks), bool)
         if cfg.forecast_s > 0:
             coming = self._cluster(tracks, inside, cfg.forecast_s)
             self._coming = int(coming.sum()) if coming.sum() >= cfg.min_count else 0
@@ -86,6 +89,15 @@ class CrowdRule:
             self._crowd_pts = pts
             inside = members
         converging = self._coming - count >= cfg.gather_rise
+        if converging and not crowd:
+            # where they are heading: the mean of their positions `forecast_s` ahead
+            feet = view.to_scene(anchor_points(tracks.xyxy[coming], cfg.anchor))
+            ahead = []
+            for (x, y), tid in zip(feet, tracks.track_id[coming], strict=True):
+                v = self._memory.velocity(int(tid), window_s=1.0) or (0.0, 0.0)
+                ahead.append((x + v[0] * cfg.forecast_s, y + v[1] * cfg.forecast_s))
+            centre = np.mean(ahead, axis=0)
+            self._crowd_xy = (float(centre[0]), float(centre[1]))
         events = self._gather_step(tracks, frame, inside, count, crowd, converging)
         events += self._disperse_step(tracks, frame, idx, xy)
         return events
@@ -115,6 +127,11 @@ class CrowdRule:
         out[idx[near[best]]] = True
         return out
 
+    def _centre_px(self) -> list[float]:
+        """The crowd's centre in this frame's image pixels."""
+        (x, y), (ox, oy) = self._crowd_xy, self._offset
+        return [round(x - ox, 1), round(y - oy, 1)]
+
     def _history_s(self) -> float:
         return self._counts[-1][0] - self._counts[0][0] if self._counts else 0.0
 
@@ -125,7 +142,7 @@ class CrowdRule:
 
     def _attrs(self, count: int) -> dict[str, object]:
         a: dict[str, object] = {"count": count, "max_count": self._max_count,
-                                "centre_px": [round(v, 1) for v in self._crowd_xy]}  # fmt: skip
+                                "centre_px": self._centre_px()}  # fmt: skip
         if self.cfg.area_m2:
             a["density_per_m2"] = round(count / self.cfg.area_m2, 3)
         return a
@@ -185,7 +202,7 @@ class CrowdRule:
             if not inc.open and inc.can_start(pts):
                 inc.start(pts)
                 attrs = {"runners": len(runners), "outward": outward,
-                         "centre_px": [round(v, 1) for v in self._crowd_xy]}  # fmt: skip
+                         "centre_px": self._centre_px()}  # fmt: skip
                 return [self._event(inc, "crowd_dispersal", "start", frame, tracks, mask, attrs)]
             return []
         if not inc.open:
