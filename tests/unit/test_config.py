@@ -118,8 +118,9 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_demo_pipeline_is_valid_and_uses_the_bundled_model() -> None:
     cfg = load_config(REPO / "pipelines" / "demo.yaml")
     assert cfg.detector.model == REPO / "pipelines" / ".." / "models" / "lookout_sim_yolo11n.onnx"
-    assert {s.id for s in cfg.sources} == {"drone7", "gatecam2"}
-    assert {r.classes[0] for r in cfg.rules} == {"debris", "truck", "person"}
+    assert {s.id for s in cfg.sources} == {"drone7", "gatecam2", "pole3"}
+    assert {r.type for r in cfg.rules} == {"dumping", "crowd"}
+    assert cfg.geo is not None and cfg.clips is not None
 
 
 LIVE = GOOD.replace(
