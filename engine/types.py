@@ -143,6 +143,9 @@ class Tracks:
         track_id: i64 [n], unique within one source for the life of the tracker.
         velocity: f32 [n, 2] box-centre velocity in pixels per second (0 where untracked).
         stationary: bool [n], the object has not moved for a while (parked, dumped).
+        ground_m: f32 [n, 2] foot point on the ground, metres east/north of the site origin
+            (nan where the source is not mapped to the ground).
+        speed_mps: f32 [n] ground speed, metres per second (nan where unknown).
     """
 
     xyxy: npt.NDArray[np.float32]
@@ -152,6 +155,8 @@ class Tracks:
     class_names: tuple[str, ...] = ()
     velocity: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 2), np.float32))
     stationary: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
+    ground_m: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    speed_mps: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def __post_init__(self) -> None:
         Detections(self.xyxy, self.score, self.class_id)  # same checks for the shared fields
@@ -164,10 +169,19 @@ class Tracks:
             object.__setattr__(self, "velocity", np.zeros((n, 2), np.float32))
         if n and isinstance(self.stationary, np.ndarray) and len(self.stationary) == 0:
             object.__setattr__(self, "stationary", np.zeros(n, np.bool_))
+        if n and isinstance(self.ground_m, np.ndarray) and len(self.ground_m) == 0:
+            object.__setattr__(self, "ground_m", np.full((n, 2), np.nan, np.float32))
+        if n and isinstance(self.speed_mps, np.ndarray) and len(self.speed_mps) == 0:
+            object.__setattr__(self, "speed_mps", np.full(n, np.nan, np.float32))
         _check_array("Tracks.velocity", self.velocity, np.float32, 2, 2)
         _check_array("Tracks.stationary", self.stationary, np.bool_, 1)
-        if len(self.velocity) != n or len(self.stationary) != n:
-            raise ValueError(f"Tracks: velocity/stationary rows differ from xyxy's {n}")
+        _check_array("Tracks.ground_m", self.ground_m, np.float32, 2, 2)
+        _check_array("Tracks.speed_mps", self.speed_mps, np.float32, 1)
+        rows = {len(self.velocity), len(self.stationary), len(self.ground_m), len(self.speed_mps)}
+        if rows != {n}:
+            raise ValueError(
+                f"Tracks: velocity/stationary/ground_m/speed_mps rows differ from xyxy's {n}"
+            )
 
     def __len__(self) -> int:
         return len(self.xyxy)

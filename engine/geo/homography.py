@@ -31,7 +31,8 @@ class GroundHomography:
     """Image <-> ground plane of one fixed camera.
 
     Attributes:
-        H: 3x3 ground (x east, y north, metres) -> image pixels.
+        H: 3x3 ground (x east, y north, metres) -> image pixels, scaled so that ground points
+            in front of the camera have a positive homogeneous scale (as K [r1 r2 t] does).
         rms_px: RMS reprojection error of the calibration points in the image.
         rms_m: RMS error of the calibration points on the ground.
         errors_px, errors_m: per point.
@@ -89,7 +90,9 @@ def fit_homography(image_px: F64, ground_m: F64) -> GroundHomography:
         raise ConfigError("calibration: the points fix no plane (are three of them on a line?)")
     H = H / H[2, 2]
     w = (np.column_stack([ground_m, np.ones(len(ground_m))]) @ H.T)[:, 2]
-    sign = 1.0 if np.median(w) > 0 else -1.0  # the calibration points are in front
+    if np.median(w) < 0:  # H and -H are the same mapping: choose the one that keeps the
+        H = -H  # calibration points (in front of the camera) at a positive scale
+    sign = 1.0
     hom = GroundHomography(H, sign)
     err_px = np.hypot(*(hom.to_image(ground_m) - image_px).T)
     err_m = np.hypot(*(hom.to_ground(image_px) - ground_m).T)

@@ -37,9 +37,8 @@ def homography_of(cal: CalibrationConfig, origin: GeoOrigin | None) -> GroundHom
     """
     from engine.errors import ConfigError
 
-    if cal.homography is not None:
-        H = np.asarray(cal.homography, np.float64)
-        return GroundHomography(H / H[2, 2])
+    if cal.homography is not None:  # as `lookout calibrate` writes it: front at positive scale
+        return GroundHomography(np.asarray(cal.homography, np.float64))
     assert cal.points is not None
     ground = []
     for p in cal.points:
@@ -82,6 +81,25 @@ class Locator:
         self.homography = homography
         self.pixel_sigma = pixel_sigma
 
+    def ground_many(self, uv: F64, frame: Frame) -> F64:
+        """(east, north) metres of image points (n, 2); nan rows where they map nowhere."""
+        uv = np.asarray(uv, np.float64).reshape(-1, 2)
+        if self.homography is not None:
+            return self.homography.to_ground(uv)
+        cam = self._drone_camera(frame)
+        if cam is None:
+            return np.full((len(uv), 2), np.nan)
+        return cam.pixel_to_ground(uv)
+
+    def _drone_camera(self, frame: Frame) -> Any:
+        tel = frame.telemetry
+        try:
+            pos = self.origin.to_enu(float(tel["sensor_lat_deg"]), float(tel["sensor_lon_deg"]),
+                                     float(tel["sensor_alt_m"]))[0]  # fmt: skip
+            return camera_from_telemetry(tel, pos, frame.width, frame.height)
+        except (KeyError, TypeError, ValueError):
+            return None
+
     def ground(self, uv: tuple[float, float], frame: Frame) -> tuple[F64, float] | None:
         """(east, north) metres of an image point and the 95 % radius, or None (no mapping)."""
         p = np.array([uv], np.float64)
@@ -92,13 +110,10 @@ class Locator:
             mpp = float(self.homography.metres_per_pixel(p)[0])
             sigma = math.hypot(self.pixel_sigma * mpp, self.homography.rms_m)
             return g, K95 * sigma
-        tel = frame.telemetry
-        try:
-            pos = self.origin.to_enu(float(tel["sensor_lat_deg"]), float(tel["sensor_lon_deg"]),
-                                     float(tel["sensor_alt_m"]))[0]  # fmt: skip
-            cam = camera_from_telemetry(tel, pos, frame.width, frame.height)
-        except (KeyError, TypeError, ValueError):
+        cam = self._drone_camera(frame)
+        if cam is None:
             return None
+        pos = cam.position_m
         g = cam.pixel_to_ground(p)[0]
         if not np.all(np.isfinite(g)):
             return None

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections import deque
+
+import numpy as np
 
 from engine.config import Config, DroneSourceConfig
 from engine.geo.geodesy import GeoOrigin
 from engine.geo.locate import Locator, homography_of
-from engine.types import Event, Frame
+from engine.types import Event, Frame, Tracks
 
-__all__ = ["build_locators", "with_position"]
+__all__ = ["GroundTracks", "build_locators", "with_position"]
 
 
 def build_locators(cfg: Config) -> dict[str, Locator]:
@@ -36,3 +40,41 @@ def with_position(event: Event, locator: Locator, frame: Frame) -> Event:
     if position is None:
         return event
     return dataclasses.replace(event, attributes={**event.attributes, "position": position})
+
+
+class GroundTracks:
+    """Puts one source's tracks on the ground: foot points in metres and ground speed.
+
+    Speed is the distance covered over the last `window_s` of a track's positions, so a box
+    that jitters by a few pixels does not read as walking. State per track is freed with
+    `forget` when the tracker ends it.
+    """
+
+    def __init__(self, locator: Locator, window_s: float = 1.0) -> None:
+        self.locator = locator
+        self.window_s = window_s
+        self._hist: dict[int, deque[tuple[float, float, float]]] = {}
+
+    def __call__(self, tracks: Tracks, frame: Frame) -> Tracks:
+        """The tracks with `ground_m` and `speed_mps` filled where the source maps."""
+        if not len(tracks):
+            return tracks
+        feet = np.column_stack([(tracks.xyxy[:, 0] + tracks.xyxy[:, 2]) / 2, tracks.xyxy[:, 3]])
+        ground = self.locator.ground_many(feet, frame).astype(np.float32)
+        speed = np.full(len(tracks), np.nan, np.float32)
+        for k, tid in enumerate(tracks.track_id.tolist()):
+            if tid < 0 or not np.all(np.isfinite(ground[k])):
+                continue
+            h = self._hist.setdefault(tid, deque())
+            h.append((frame.pts_s, float(ground[k, 0]), float(ground[k, 1])))
+            while len(h) > 2 and frame.pts_s - h[1][0] >= self.window_s:
+                h.popleft()
+            dt = h[-1][0] - h[0][0]
+            if dt >= 0.5 * self.window_s:
+                speed[k] = math.hypot(h[-1][1] - h[0][1], h[-1][2] - h[0][2]) / dt
+        return dataclasses.replace(tracks, ground_m=ground, speed_mps=speed)
+
+    def forget(self, track_ids: list[int]) -> None:
+        """Ended tracks: drop their positions."""
+        for t in track_ids:
+            self._hist.pop(t, None)

@@ -28,7 +28,7 @@ from engine.rules import Rule, build_rules
 from engine.runtime.batcher import InferenceBatcher
 from engine.runtime.clips import ClipRecorder, with_clip
 from engine.runtime.inference import SourceInference
-from engine.runtime.positions import build_locators, with_position
+from engine.runtime.positions import GroundTracks, build_locators, with_position
 from engine.runtime.scene_view import SceneView
 from engine.sources import Source, build_source
 from engine.track import ByteTracker, TrackerSettings
@@ -190,6 +190,7 @@ class Runner:
         scene = SceneView(moving, rules)
         clips = ClipRecorder(self.cfg.clips, src.id) if self.cfg.clips and rules else None
         locator = self._locators.get(src.id)
+        on_ground = GroundTracks(locator) if locator is not None else None
         last: Frame | None = None
         try:
             while not stop.is_set():
@@ -202,6 +203,10 @@ class Runner:
                 if tracker is not None and tracker.ended:
                     for rule in rules:
                         rule.forget(tracker.ended)
+                    if on_ground is not None:
+                        on_ground.forget(tracker.ended)
+                if on_ground is not None:
+                    tracks = on_ground(tracks, frame)
                 report.inferences[src.id] = infer.inferences
                 view = scene.view(frame, tracks) if rules else None
                 events = [e for rule in rules for e in rule.step(tracks, frame, view)]

@@ -99,3 +99,29 @@ def test_calibrate_command_reports_errors_and_writes_the_block(tmp_path: Path) -
     r = subprocess.run([sys.executable, "-m", "engine.cli.main", "calibrate", str(points)],
                        capture_output=True, text=True, timeout=60, cwd=REPO)  # fmt: skip
     assert r.returncode != 0 and "points" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_tracks_get_ground_positions_and_speeds() -> None:
+    from engine.geo import GroundHomography
+    from engine.runtime.positions import GroundTracks
+    from engine.types import Tracks
+
+    cam = Camera.from_attitude((0, -15, 9), 0, -30, 0, W, H, 70)
+    on_ground = GroundTracks(Locator(ORIGIN, GroundHomography(cam.ground_homography())))
+    speeds = []
+    for k in range(30):  # 3 s at 10 fps: a walker at 1.5 m/s east, someone standing
+        t = k / 10
+        walker, stander = np.array([[-3 + 1.5 * t, 12.0, 0]]), np.array([[4.0, 18.0, 0]])
+        boxes = []
+        for g in (walker, stander):
+            (u, v), _ = cam.project(g)[0][0], None
+            boxes.append([u - 8, v - 60, u + 8, v])
+        tr = Tracks(np.array(boxes, np.float32), np.full(2, 0.9, np.float32),
+                    np.zeros(2, np.int32), np.array([1, 2], np.int64), ("person",))  # fmt: skip
+        out = on_ground(tr, Frame("cam", k, t, 0, np.zeros((H, W, 3), np.uint8)))
+        assert np.allclose(out.ground_m[0], walker[0, :2], atol=1e-3)
+        speeds.append(out.speed_mps.copy())
+    assert np.isnan(speeds[0]).all()  # no history yet
+    assert speeds[-1][0] == pytest.approx(1.5, abs=0.01) and speeds[-1][1] == pytest.approx(0.0)
+    on_ground.forget([1, 2])
+    assert on_ground._hist == {}
