@@ -34,6 +34,7 @@ __all__ = [
     "DetectorConfig",
     "DroneSourceConfig",
     "FileSourceConfig",
+    "FusionConfig",
     "GeoConfig",
     "JsonlOutputConfig",
     "MotionConfig",
@@ -126,6 +127,18 @@ class CalibrationConfig(_Model):
         if h is not None and (len(h) != 3 or any(len(r) != 3 for r in h)):
             raise ValueError(f"homography: expected 3 rows of 3 numbers, got {h}")
         return self
+
+
+class FusionConfig(_Model):
+    """Several sensors, one picture: incidents of the same kind at the same place merge."""
+
+    merge_incidents: bool = Field(
+        True, description="One alert per incident seen by several sensors (needs positions)."
+    )
+    merge_m: float = Field(10.0, gt=0, le=1000, description="Same place: within this distance.")
+    merge_s: float = Field(
+        30.0, gt=0, le=3600, description="... and this long after the incident's last event."
+    )
 
 
 class GeoConfig(_Model):
@@ -506,6 +519,7 @@ class Config(_Model):
     geo: GeoConfig | None = Field(
         None, description="Site origin: alerts carry latitude/longitude (drones: from telemetry)."
     )
+    fusion: FusionConfig = Field(default_factory=FusionConfig)
     clips: ClipsConfig | None = Field(
         None, description="Record a short clip around each incident's start (None: no clips)."
     )

@@ -136,7 +136,7 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
             "phase": e.phase,
             "severity": e.severity,
             "site": alert.site,
-            "sensors": [e.source_id],
+            "sensors": list(e.attributes.get("sensors") or [e.source_id]),
             "rule": e.rule_id,
             "zone": e.zone_id,
             "stream_pts_s": round(e.pts_s, 6),

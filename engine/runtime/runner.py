@@ -24,6 +24,7 @@ from engine.alerts import AlertStamper, JsonlSink, ZmqPublisher, with_snapshot
 from engine.config import Config, DroneSourceConfig, JsonlOutputConfig, ZmqOutputConfig
 from engine.detect import OnnxDetector, build_detector
 from engine.errors import EngineError
+from engine.fusion import IncidentMerger
 from engine.rules import Rule, build_rules
 from engine.runtime.batcher import InferenceBatcher
 from engine.runtime.clips import ClipRecorder, with_clip
@@ -98,6 +99,9 @@ class Runner:
             )
             self.rules: dict[str, list[Rule]] = build_rules(cfg, self.detector.class_names)
             self._locators = build_locators(cfg)
+            fu = cfg.fusion
+            self._merger = (IncidentMerger(fu.merge_m, fu.merge_s)
+                            if fu.merge_incidents and self._locators else None)  # fmt: skip
             self.sources: list[Source] = [build_source(s, self._on_health) for s in cfg.sources]
             for src in self.sources:
                 src.open()
@@ -286,6 +290,8 @@ class Runner:
                     batch.append(self._events.get_nowait())
                 except queue.Empty:
                     break
+            if self._merger is not None:
+                batch = [self._merger(e) if isinstance(e, Event) else e for e in batch]
             alerts = [self._stamper.stamp(event) for event in batch]
             for sink in self._sinks:
                 try:

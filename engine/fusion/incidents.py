@@ -1,0 +1,105 @@
+"""One incident, one alert: events of the same kind at the same place from several sensors merge.
+
+An incident's `start` from one sensor opens a merged incident. A `start` of the same kind from
+another sensor within `merge_m` of it (ground positions) and `merge_s` of its last activity
+becomes an `update` of that incident, under its event id, listing every sensor that sees it
+(attribute `sensors`). Later phases of a merged sensor's own incident are renamed likewise; its
+`end` is an `update` until the last sensor's incident ends. Events without a ground position pass
+through unchanged. Times are capture times (one monotonic clock for all sources).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from engine.types import Event
+
+__all__ = ["IncidentMerger"]
+
+
+@dataclass(slots=True)
+class _Merged:
+    event_id: str
+    kind: str
+    east: float
+    north: float
+    last_ns: int
+    open_by: dict[str, str] = field(default_factory=dict)  # sensor -> its own event id
+    sensors: list[str] = field(default_factory=list)
+
+
+class IncidentMerger:
+    """Merges events about the same incident seen by several sensors (one thread only).
+
+    Args:
+        merge_m: ground distance within which two sensors' incidents are one.
+        merge_s: ... and time since the merged incident's last event.
+    """
+
+    def __init__(self, merge_m: float = 10.0, merge_s: float = 30.0) -> None:
+        self.merge_m = merge_m
+        self.merge_s = merge_s
+        self._open: list[_Merged] = []
+        self._alias: dict[str, _Merged] = {}  # a sensor's event id -> its merged incident
+        self.merged = 0  # starts turned into updates
+
+    def __call__(self, event: Event) -> Event:
+        """The event as it goes out (renamed and re-phased when merged)."""
+        self._expire(event.capture_ns)
+        m = self._alias.get(event.event_id)
+        if m is None and event.phase == "start":
+            m = self._join(event)
+            if m is None:
+                return event
+        if m is None:
+            return event
+        m.last_ns = max(m.last_ns, event.capture_ns)
+        phase = event.phase
+        if phase == "start":
+            if event.event_id != m.event_id:
+                self.merged += 1
+                phase = "update"
+        elif phase == "end":
+            m.open_by.pop(event.source_id, None)
+            self._alias.pop(event.event_id, None)
+            if m.open_by:
+                phase = "update"
+            else:
+                self._open.remove(m)
+        attrs = {**event.attributes, "sensors": list(m.sensors)}
+        if event.event_id != m.event_id:
+            attrs["sensor_event_id"] = event.event_id
+        return dataclasses.replace(event, event_id=m.event_id, phase=phase, attributes=attrs)
+
+    def _join(self, event: Event) -> _Merged | None:
+        pos = event.attributes.get("position")
+        if not isinstance(pos, dict) or "east_m" not in pos:
+            return None
+        east, north = float(pos["east_m"]), float(pos["north_m"])
+        best = None
+        for m in self._open:
+            if m.kind != event.kind or event.source_id in m.open_by:
+                continue
+            d = math.hypot(m.east - east, m.north - north)
+            if d <= self.merge_m and (best is None or d < best[0]):
+                best = (d, m)
+        if best is None:
+            m = _Merged(event.event_id, event.kind, east, north, event.capture_ns)
+            self._open.append(m)
+        else:
+            m = best[1]
+        m.open_by[event.source_id] = event.event_id
+        if event.source_id not in m.sensors:
+            m.sensors.append(event.source_id)
+        self._alias[event.event_id] = m
+        return m
+
+    def _expire(self, now_ns: int) -> None:
+        horizon = self.merge_s * 1e9
+        for m in [m for m in self._open if now_ns - m.last_ns > horizon and not m.open_by]:
+            self._open.remove(m)
+
+    def __len__(self) -> int:
+        return len(self._open)

@@ -1,0 +1,91 @@
+"""Fusion: global tracks across sensors, and incidents merged into one alert."""
+
+import numpy as np
+
+from engine.fusion import IncidentMerger, WorldTracker
+from engine.rules.base import make_event
+from engine.types import Frame, Tracks
+
+NAMES = ("person", "car", "truck")
+
+
+def tracks(
+    ids: list[int], ground: list[tuple[float, float]], cls: list[int] | None = None
+) -> Tracks:
+    n = len(ids)
+    boxes = np.tile(np.array([0, 0, 1, 1], np.float32), (n, 1))
+    return Tracks(boxes, np.full(n, 0.9, np.float32),
+                  np.array(cls or [0] * n, np.int32), np.array(ids, np.int64), NAMES,
+                  ground_m=np.array(ground, np.float32).reshape(n, 2))  # fmt: skip
+
+
+def test_same_objects_seen_by_two_sensors_share_global_ids() -> None:
+    w = WorldTracker(gate_m=2.0)
+    rng = np.random.default_rng(0)
+    truth = {1: (0.0, 0.0), 2: (10.0, 0.0), 3: (20.0, 5.0)}
+    seen_a, seen_b = {}, {}
+    for k in range(20):
+        t = k * 0.1
+        pos = {i: (x + 1.0 * t, y) for i, (x, y) in truth.items()}  # all walk east at 1 m/s
+        a = w.update("cam", tracks([11, 12, 13], [pos[i] for i in (1, 2, 3)]), t)
+        noisy = [(x + rng.normal(0, 0.3), y + rng.normal(0, 0.3)) for x, y in
+                 (pos[1], pos[2], (50.0, 50.0))]  # fmt: skip
+        b = w.update("drone", tracks([7, 8, 9], noisy), t + 0.03)
+        for obj, g in zip((1, 2, 3), a, strict=True):
+            seen_a.setdefault(obj, set()).add(int(g))
+        for obj, g in zip((1, 2, "extra"), b, strict=True):
+            seen_b.setdefault(obj, set()).add(int(g))
+    assert all(len(v) == 1 for v in [*seen_a.values(), *seen_b.values()])
+    assert seen_a[1] == seen_b[1] and seen_a[2] == seen_b[2]
+    assert seen_b["extra"].isdisjoint(seen_a[1] | seen_a[2] | seen_a[3])
+    assert len(w) == 4
+    g1 = next(g for g in w.tracks if g.global_id in seen_a[1])
+    assert set(g1.sensors) == {"cam", "drone"}
+
+
+def test_a_local_id_switch_is_bridged_and_classes_in_a_group_match() -> None:
+    w = WorldTracker(gate_m=2.0)
+    first = w.update("cam", tracks([1], [(0.0, 0.0)], [2]), 0.0)  # a truck
+    w.update("drone", tracks([5], [(0.3, 0.1)], [1]), 0.05)  # seen as a car from above
+    w.forget("cam", [1])  # the camera's tracker lost it ...
+    again = w.update("cam", tracks([2], [(0.4, 0.0)], [2]), 0.1)  # ... and gave a new id
+    assert again[0] == first[0]
+    person = w.update("cam", tracks([3], [(0.2, 0.2)], [0]), 0.1)
+    assert person[0] != first[0]  # a person is never that truck
+
+
+def test_global_tracks_end_when_unseen() -> None:
+    w = WorldTracker(lost_s=1.0)
+    w.update("cam", tracks([1], [(0.0, 0.0)]), 0.0)
+    w.update("cam", tracks([], []), 2.0)
+    assert len(w) == 0 and w.ended
+
+
+def event(source: str, eid: str, phase: str, east: float | None, t_ns: int = 0):
+    frame = Frame(source, 0, 1.0, t_ns, np.zeros((4, 4, 3), np.uint8))
+    e = make_event(rule_id="r", kind="dumping", phase=phase, event_id=eid,  # type: ignore[arg-type]
+                   frame=frame, severity="critical")  # fmt: skip
+    if east is not None:
+        e.attributes["position"] = {"lat": 0, "lon": 0, "uncertainty_m": 1, "east_m": east,
+                                    "north_m": 0.0}  # fmt: skip
+    return e
+
+
+def test_incident_seen_by_two_sensors_is_one_alert() -> None:
+    m = IncidentMerger(merge_m=10)
+    out = [m(event("cam", "a1", "start", 0.0)), m(event("drone", "b1", "start", 3.0)),
+           m(event("drone", "b1", "end", 3.0)), m(event("cam", "a1", "end", 0.0))]  # fmt: skip
+    assert [(e.event_id, e.phase) for e in out] == [("a1", "start"), ("a1", "update"),
+                                                    ("a1", "update"), ("a1", "end")]  # fmt: skip
+    assert out[1].attributes["sensors"] == ["cam", "drone"]
+    assert out[1].attributes["sensor_event_id"] == "b1"
+    assert m.merged == 1 and len(m) == 0
+
+
+def test_far_apart_or_unplaced_incidents_stay_apart() -> None:
+    m = IncidentMerger(merge_m=10)
+    a = m(event("cam", "a1", "start", 0.0))
+    b = m(event("drone", "b1", "start", 50.0))
+    c = m(event("drone", "c1", "start", None))
+    assert (a.event_id, b.event_id, c.event_id) == ("a1", "b1", "c1")
+    assert b.phase == c.phase == "start"
