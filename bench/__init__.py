@@ -15,4 +15,5 @@ SUITES: dict[str, str] = {
     "alerts": "bench.alerts",
     "gpu-check": "bench.gpu_check",
     "events": "bench.events",
+    "fusion": "bench.fusion",
 }
