@@ -2,8 +2,9 @@
 
 Each source's tracks arrive with ground positions (metres) and their stream time, shifted by the
 source's clock offset onto one time base. A local track keeps the global track it was first
-given (sticky links), so identities survive a sensor's own id switch only if the other sensor
-bridges it; new local tracks are matched to global tracks of the same class group by ground
+given (sticky links); a new local track — a new object, or a sensor's own id switch — is matched
+to the global tracks not fed by that sensor's current tracks, so an id switch keeps the global
+identity; new local tracks are matched to global tracks of the same class group by ground
 distance after predicting them to the local track's time (constant velocity), within a gate,
 with an assignment solver (lap); what matches nothing starts a global track. Global tracks not
 seen for `lost_s` end, and their links go with them.
@@ -102,10 +103,8 @@ class WorldTracker:
 
     def _assign(self, source: str, tracks: Tracks, labels: list[str], pending: list[int],
                 t: float, out: npt.NDArray[np.int64]) -> None:  # fmt: skip
-        taken = {int(x) for x in out if x >= 0}
-        # a global track already fed by this source through another local track is not free
-        busy = {gid for (src, _), gid in self._links.items() if src == source}
-        cands = [g for g in self._tracks.values() if g.global_id not in taken | busy]
+        taken = {int(x) for x in out if x >= 0}  # fed by this source's tracks seen now
+        cands = [g for g in self._tracks.values() if g.global_id not in taken]
         if cands:
             pos = np.array([tracks.ground_m[k] for k in pending], np.float64)
             pred = np.array([g.predict(t) for g in cands])
