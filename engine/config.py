@@ -135,6 +135,10 @@ class FusionConfig(_Model):
     merge_incidents: bool = Field(
         True, description="One alert per incident seen by several sensors (needs positions)."
     )
+    gate_m: float = Field(
+        2.5, gt=0, le=100, description="Global tracks: a sensor's track joins one this close."
+    )
+    lost_s: float = Field(3.0, gt=0, le=600, description="A global track unseen this long ends.")
     merge_m: float = Field(10.0, gt=0, le=1000, description="Same place: within this distance.")
     merge_s: float = Field(
         30.0, gt=0, le=3600, description="... and this long after the incident's last event."
@@ -157,6 +161,11 @@ class _SourceOptions(_Model):
     calibration: CalibrationConfig | None = Field(
         None, description="Fixed cameras: pixels to ground (alerts then carry lat/lon)."
     )
+    clock_offset_s: float = Field(
+        0.0, ge=-86400, le=86400,
+        description="Added to this source's stream time to put it on the site's time base "
+        "(fusion matches what sensors see at the same moment).",
+    )  # fmt: skip
     moving: bool | None = Field(
         None,
         description="The camera moves (a drone): rules follow the scene by estimating the image "

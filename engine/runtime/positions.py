@@ -37,12 +37,17 @@ def build_locators(cfg: Config) -> dict[str, Locator]:
     return out
 
 
-def with_position(event: Event, locator: Locator, frame: Frame) -> Event:
-    """The event with `attributes.position` (lat, lon, uncertainty) when it can be placed."""
+def with_position(event: Event, locator: Locator, frame: Frame,
+                  global_ids: dict[int, int] | None = None) -> Event:  # fmt: skip
+    """The event with `attributes.position` (lat, lon, uncertainty) when it can be placed, and
+    `attributes.global_ids` (each object's identity across sensors, -1 where it has none)."""
+    attrs = dict(event.attributes)
     position = locator.position(event, frame)
-    if position is None:
-        return event
-    return dataclasses.replace(event, attributes={**event.attributes, "position": position})
+    if position is not None:
+        attrs["position"] = position
+    if global_ids:
+        attrs["global_ids"] = [global_ids.get(int(t), -1) for t in event.track_id.tolist()]
+    return dataclasses.replace(event, attributes=attrs)
 
 
 class GroundTracks:

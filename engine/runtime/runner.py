@@ -24,7 +24,7 @@ from engine.alerts import AlertStamper, JsonlSink, ZmqPublisher, with_snapshot
 from engine.config import Config, DroneSourceConfig, JsonlOutputConfig, ZmqOutputConfig
 from engine.detect import OnnxDetector, build_detector
 from engine.errors import EngineError
-from engine.fusion import IncidentMerger
+from engine.fusion import IncidentMerger, WorldTracker
 from engine.rules import Rule, build_rules
 from engine.runtime.batcher import InferenceBatcher
 from engine.runtime.clips import ClipRecorder, with_clip
@@ -102,6 +102,9 @@ class Runner:
             fu = cfg.fusion
             self._merger = (IncidentMerger(fu.merge_m, fu.merge_s)
                             if fu.merge_incidents and self._locators else None)  # fmt: skip
+            groups = tuple(tuple(g) for g in cfg.tracking.class_groups)
+            self.world = WorldTracker(fu.gate_m, fu.lost_s, groups)
+            self._world_lock = threading.Lock()
             self.sources: list[Source] = [build_source(s, self._on_health) for s in cfg.sources]
             for src in self.sources:
                 src.open()
@@ -209,13 +212,19 @@ class Runner:
                         rule.forget(tracker.ended)
                     if on_ground is not None:
                         on_ground.forget(tracker.ended)
+                        with self._world_lock:
+                            self.world.forget(src.id, tracker.ended)
+                global_ids: dict[int, int] = {}
                 if on_ground is not None:
                     tracks = on_ground(tracks, frame)
+                    with self._world_lock:
+                        gids = self.world.update(src.id, tracks, frame.pts_s + cfg.clock_offset_s)
+                    global_ids = dict(zip(tracks.track_id.tolist(), gids.tolist(), strict=True))
                 report.inferences[src.id] = infer.inferences
                 view = scene.view(frame, tracks) if rules else None
                 events = [e for rule in rules for e in rule.step(tracks, frame, view)]
                 if locator is not None and events:
-                    events = [with_position(e, locator, frame) for e in events]
+                    events = [with_position(e, locator, frame, global_ids) for e in events]
                 if clips is not None:
                     clips.add(frame)
                     events = [with_clip(e, clips) for e in events]
