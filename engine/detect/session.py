@@ -130,11 +130,11 @@ def _input_of(model: Path) -> tuple[str, list[Any]]:
 def _describe(name: str, options: dict[str, str]) -> str:
     if name == TENSORRT:
         fp = "fp16" if options.get("trt_fp16_enable") == "True" else "fp32"
-        return f"{name} ({fp}, engine cache {options['trt_engine_cache_path']})"
+        return f"{name} ({fp}, engine cache {options.get('trt_engine_cache_path')})"
     if name == CUDA:
-        return f"{name} (GPU {options['device_id']})"
+        return f"{name} (GPU {options.get('device_id', 0)})"
     if name == OPENVINO:
-        return f"{name} ({options['device_type']})"
+        return f"{name} ({options.get('device_type', 'CPU')})"
     return name
 
 
@@ -174,7 +174,7 @@ def open_session(cfg: DetectorConfig) -> tuple[ort.InferenceSession, str]:
                 raise ModelError(f"{model}: not a loadable ONNX model: {reason}") from None
             continue
         running = session.get_providers()[0]  # onnxruntime drops providers that fail to start
-        options = dict(specs[0][1]) if running == specs[0][0] else {}
+        options = next((dict(o) for n, o in specs if n == running), {})
         if running != specs[0][0]:
             failures.append(f"{specs[0][0]}: did not start (onnxruntime fell back)")
         notes = []

@@ -82,6 +82,8 @@ class IncidentMerger:
         for m in self._open:
             if m.kind != event.kind or event.source_id in m.open_by:
                 continue
+            if event.capture_ns - m.last_ns > self.merge_s * 1e9:
+                continue  # too long since that incident last said anything
             d = math.hypot(m.east - east, m.north - north)
             if d <= self.merge_m and (best is None or d < best[0]):
                 best = (d, m)
@@ -97,9 +99,11 @@ class IncidentMerger:
         return m
 
     def _expire(self, now_ns: int) -> None:
-        horizon = self.merge_s * 1e9
-        for m in [m for m in self._open if now_ns - m.last_ns > horizon and not m.open_by]:
+        # silent for an hour: its sensors' incidents will not come back (bounded memory)
+        for m in [m for m in self._open if now_ns - m.last_ns > 3600e9]:
             self._open.remove(m)
+            for eid in m.open_by.values():
+                self._alias.pop(eid, None)
 
     def __len__(self) -> int:
         return len(self._open)

@@ -44,6 +44,7 @@ class GlobalTrack:
     velocity: F64
     last_s: float
     sensors: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, tuple[float, F64]] = field(default_factory=dict)  # source -> (t, xy) last
 
     def predict(self, t: float) -> F64:
         """Position at time t (constant velocity, at most 2 s ahead)."""
@@ -68,6 +69,7 @@ class WorldTracker:
         self._tracks: dict[int, GlobalTrack] = {}
         self._links: dict[tuple[str, int], int] = {}  # (source, local id) -> global id
         self._next = 1
+        self._now: dict[str, float] = {}  # each source's latest time
         self.ended: list[int] = []
 
     def __len__(self) -> int:
@@ -98,7 +100,7 @@ class WorldTracker:
                 pending.append(k)
         if pending:
             self._assign(source, tracks, labels, pending, t, out)
-        self._expire(t)
+        self._expire(source, t)
         return out
 
     def _assign(self, source: str, tracks: Tracks, labels: list[str], pending: list[int],
@@ -130,17 +132,26 @@ class WorldTracker:
 
     def _observe(self, gt: GlobalTrack, g: F64, t: float, label: str, source: str,
                  tid: int) -> None:  # fmt: skip
-        dt = t - gt.last_s
-        if dt > 1e-3:
-            v = (g - gt.xy) / dt
-            gt.velocity = 0.7 * gt.velocity + 0.3 * v if np.any(gt.velocity) else v * 0.3
-        gt.xy = g.copy() if dt >= 0 else 0.5 * (gt.xy + g)
+        prev = gt.seen.get(source)
+        if prev is not None and t - prev[0] > 1e-3:
+            # velocity from one sensor's own positions: two sensors' small offsets, milliseconds
+            # apart, would read as tens of metres per second
+            v = (g - prev[1]) / (t - prev[0])
+            gt.velocity = 0.7 * gt.velocity + 0.3 * v
+        gt.xy = g.copy() if t >= gt.last_s else 0.5 * (gt.xy + g)
         gt.last_s = max(gt.last_s, t)
         gt.label = label
         gt.sensors[source] = tid
+        gt.seen[source] = (t, g.copy())
 
-    def _expire(self, t: float) -> None:
-        gone = [gid for gid, g in self._tracks.items() if t - g.last_s > self.lost_s]
+    def _expire(self, source: str, t: float) -> None:
+        # each sensor judges by its own clock: one running behind does not age the others' tracks
+        self._now[source] = t
+        # (and a backstop: a sensor that stopped delivering frames cannot keep tracks forever)
+        gone = [gid for gid, g in self._tracks.items()
+                if t - g.last_s > 10 * self.lost_s
+                or all(self._now.get(s, t) - seen_t > self.lost_s
+                       for s, (seen_t, _) in g.seen.items())]  # fmt: skip
         for gid in gone:
             del self._tracks[gid]
         if gone:

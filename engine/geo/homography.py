@@ -70,7 +70,11 @@ class GroundHomography:
         gx = self.to_ground(uv + dx) - self.to_ground(uv - dx)  # per pixel: step is 1 px
         gy = self.to_ground(uv + dy) - self.to_ground(uv - dy)
         J = np.stack([gx, gy], axis=2)  # (n, 2, 2)
-        return np.asarray(np.linalg.svd(J, compute_uv=False)[:, 0], np.float64)
+        out = np.full(len(uv), np.inf)
+        ok = np.isfinite(J).all(axis=(1, 2))  # at the horizon a neighbour maps nowhere
+        if ok.any():
+            out[ok] = np.linalg.svd(J[ok], compute_uv=False)[:, 0]
+        return out
 
 
 def fit_homography(image_px: F64, ground_m: F64) -> GroundHomography:

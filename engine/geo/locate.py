@@ -22,7 +22,7 @@ from engine.geo.geodesy import GeoOrigin
 from engine.geo.homography import GroundHomography, fit_homography
 from engine.types import Event, Frame
 
-__all__ = ["Locator", "event_point", "homography_of"]
+__all__ = ["PEOPLE", "Locator", "event_point", "foot_points", "homography_of"]
 
 F64 = npt.NDArray[np.float64]
 K95 = 2.448  # radius of the 95 % circle of a 2-D Gaussian, in sigmas
@@ -53,7 +53,28 @@ def homography_of(cal: CalibrationConfig, origin: GeoOrigin | None) -> GroundHom
     return fit_homography(np.array([p.image for p in cal.points]), np.array(ground))
 
 
-def event_point(event: Event) -> tuple[float, float] | None:
+PEOPLE = frozenset({"person", "pedestrian", "people", "rider"})
+
+
+def foot_points(xyxy: npt.NDArray[np.floating[Any]], labels: list[str] | tuple[str, ...],
+                overhead: bool) -> F64:  # fmt: skip
+    """The image point where each object stands on the ground (n, 2).
+
+    Seen from straight above (a drone): the box's centre. Seen obliquely (a fixed camera): a
+    person's feet are the box's bottom; a vehicle or a pile covers ground from its bottom edge
+    upwards, its footprint's centre ~30 % up (measured on simulator scenes: car 1.67 -> 0.86 m,
+    truck 3.1 -> 1.4 m, pile 1.2 -> 0.2 m median error against the bottom edge; people 0.17 m
+    at the feet).
+    """
+    xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    cx = (xyxy[:, 0] + xyxy[:, 2]) / 2
+    if overhead:
+        return np.column_stack([cx, (xyxy[:, 1] + xyxy[:, 3]) / 2])
+    up = np.array([0.0 if n in PEOPLE else 0.3 for n in labels]) if len(labels) else 0.0
+    return np.column_stack([cx, xyxy[:, 3] - up * (xyxy[:, 3] - xyxy[:, 1])])
+
+
+def event_point(event: Event, overhead: bool = False) -> tuple[float, float] | None:
     """The image point that stands for the event (see the module docstring)."""
     a = event.attributes
     for key in ("pile_px", "centre_px"):
@@ -62,7 +83,7 @@ def event_point(event: Event) -> tuple[float, float] | None:
             return float(v[0]), float(v[1])
     if len(event.xyxy) == 0:
         return None
-    feet = np.column_stack([(event.xyxy[:, 0] + event.xyxy[:, 2]) / 2, event.xyxy[:, 3]])
+    feet = foot_points(event.xyxy, event.labels, overhead)
     return float(feet[:, 0].mean()), float(feet[:, 1].mean())
 
 
@@ -108,6 +129,8 @@ class Locator:
             if not np.all(np.isfinite(g)):
                 return None
             mpp = float(self.homography.metres_per_pixel(p)[0])
+            if not math.isfinite(mpp):
+                return None  # at the horizon: no meaningful place
             sigma = math.hypot(self.pixel_sigma * mpp, self.homography.rms_m)
             return g, K95 * sigma
         cam = self._drone_camera(frame)
@@ -125,7 +148,7 @@ class Locator:
 
     def position(self, event: Event, frame: Frame) -> dict[str, Any] | None:
         """The alert's `position` field: lat, lon, uncertainty_m (and east/north metres)."""
-        uv = event_point(event)
+        uv = event_point(event, overhead=self.homography is None)
         if uv is None:
             return None
         found = self.ground(uv, frame)

@@ -50,6 +50,7 @@ class EgoMotion:
         self._key_offset = (0.0, 0.0)
         self._window: F32 | None = None
         self._velocity = (0.0, 0.0)  # offset change per frame, smoothed
+        self._accepted = 0  # measurements accepted so far
         self.offset_px = (0.0, 0.0)
 
     def update(self, image: npt.NDArray[np.uint8]) -> tuple[float, float]:
@@ -57,7 +58,8 @@ class EgoMotion:
 
         A measurement that jumps more than `max_jerk_px` from the motion of the frames before
         (moving objects or a repetitive texture fooled the correlation) is replaced by that
-        motion, and the key frame restarts here.
+        motion, and the key frame restarts here. The first five measurements are taken as they
+        come: a pan may already be under way when the stream starts.
         """
         cur = small_grey(image, self.scale)
         key = self._key
@@ -74,15 +76,19 @@ class EgoMotion:
         kx, ky = self._key_offset
         measured = (kx - dx * self.scale, ky - dy * self.scale)
         ok = response >= self.min_response and math.isfinite(dx) and math.isfinite(dy)
-        if ok and math.hypot(measured[0] - predicted[0], measured[1] - predicted[1]) <= (
-            self.max_jerk_px
-        ):
+        jump = math.hypot(measured[0] - predicted[0], measured[1] - predicted[1])
+        # the first measurements have no motion to compare with (a pan may already be under way)
+        if ok and (jump <= self.max_jerk_px or self._accepted < 5):
+            self._accepted += 1
             new = measured
             h, w = cur.shape
             rebase = abs(dx) > w / 10 or abs(dy) > h / 10
         else:
             new, rebase = predicted, True
-        self._velocity = (0.7 * vx + 0.3 * (new[0] - ox), 0.7 * vy + 0.3 * (new[1] - oy))
+        if self._accepted <= 5:  # learning the motion: follow the measurements closely
+            self._velocity = (new[0] - ox, new[1] - oy)
+        else:
+            self._velocity = (0.7 * vx + 0.3 * (new[0] - ox), 0.7 * vy + 0.3 * (new[1] - oy))
         self.offset_px = new
         if rebase:
             self._key, self._key_offset = cur, new

@@ -36,6 +36,7 @@ from engine.types import Event, Frame, Tracks
 __all__ = ["DumpingRule", "before_after_jpeg"]
 
 F32 = npt.NDArray[np.float32]
+LEAVE_S = 1.0  # gone or moving this long: the vehicle has left
 
 
 def before_after_jpeg(before: npt.NDArray[np.uint8], after: npt.NDArray[np.uint8],
@@ -59,6 +60,7 @@ class _Stop:
     box: F32  # scene xyxy at the stop
     before: npt.NDArray[np.uint8]  # small copy of the frame when it stopped
     left_pts: float | None = None
+    away_since: float | None = None  # gone or moving since (not yet long enough to have left)
     incident: Incident = field(default_factory=Incident)
     pile_seen_pts: float = 0.0
     left_reported: bool = False
@@ -119,8 +121,14 @@ class DumpingRule:
             present.add(int(tracks.track_id[i]))
             self._follow_vehicle(tracks, int(i), frame, view)
         for tid, stop in self._stops.items():
-            if stop.left_pts is None and (tid not in present or self._moving(tid)):
-                stop.left_pts = pts
+            if stop.left_pts is not None:
+                continue
+            if tid not in present or self._moving(tid):
+                stop.away_since = pts if stop.away_since is None else stop.away_since
+                if pts - stop.away_since >= LEAVE_S:  # not a missed frame or a jittery box
+                    stop.left_pts = stop.away_since
+            else:
+                stop.away_since = None
         piles = self._piles(tracks, view, pts)
         events: list[Event] = []
         for stop in list(self._stops.values()):

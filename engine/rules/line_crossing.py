@@ -35,7 +35,8 @@ class LineCrossingRule:
         self._ids = class_ids(cfg.id, cfg.classes, class_names)
         a, b = np.asarray(cfg.line, np.float64)
         self._a = a
-        self._dir = (b - a) / np.linalg.norm(b - a)
+        self._len = float(np.linalg.norm(b - a))
+        self._dir = (b - a) / self._len
         self._side: dict[int, int] = {}  # track id -> +1 (left of A->B) or -1, once clear
         self._incident = Incident(cfg.cooldown_s)
         self._last_crossing_pts = 0.0
@@ -57,10 +58,15 @@ class LineCrossingRule:
             pts = anchor_points(tracks.xyxy[idx], self.cfg.anchor)
             dist = self._signed_distance(pts)
             height = tracks.xyxy[idx, 3] - tracks.xyxy[idx, 1]
+            along = (pts - self._a) @ self._dir  # position along A->B
             for k, i in enumerate(idx):
                 margin = self.cfg.hysteresis * float(height[k])
                 if abs(dist[k]) <= margin:
                     continue  # on the line: the side stays what it was
+                if not 0.0 <= along[k] <= self._len:
+                    # beyond the segment's ends: passing there crosses nothing
+                    self._side.pop(int(tracks.track_id[i]), None)
+                    continue
                 tid = int(tracks.track_id[i])
                 side = 1 if dist[k] > 0 else -1
                 before = self._side.get(tid)

@@ -10,13 +10,10 @@ import numpy as np
 
 from engine.config import Config, DroneSourceConfig
 from engine.geo.geodesy import GeoOrigin
-from engine.geo.locate import Locator, homography_of
-from engine.rules.geometry import anchor_points
+from engine.geo.locate import Locator, foot_points, homography_of
 from engine.types import Event, Frame, Tracks
 
-__all__ = ["PEOPLE", "GroundTracks", "build_locators", "with_position"]
-
-PEOPLE = frozenset({"person", "pedestrian", "people", "rider"})
+__all__ = ["GroundTracks", "build_locators", "with_position"]
 
 
 def build_locators(cfg: Config) -> dict[str, Locator]:
@@ -61,12 +58,7 @@ class GroundTracks:
     def __init__(self, locator: Locator, window_s: float = 1.0) -> None:
         self.locator = locator
         self.window_s = window_s
-        # Where the object stands in its box. Seen from straight above (a drone): the centre.
-        # Seen obliquely (a fixed camera): a person's feet are the box's bottom; a vehicle or a
-        # pile covers ground from its bottom edge upwards, its footprint's centre ~30 % up
-        # (measured on simulator scenes: car 1.67 -> 0.86 m, truck 3.1 -> 1.4 m, pile 1.2 ->
-        # 0.2 m median error against the bottom edge; people 0.17 m at the feet).
-        self.overhead = locator.homography is None
+        self.overhead = locator.homography is None  # a drone looks straight down
         self._hist: dict[int, deque[tuple[float, float, float]]] = {}
 
     def __call__(self, tracks: Tracks, frame: Frame) -> Tracks:
@@ -89,13 +81,8 @@ class GroundTracks:
         return dataclasses.replace(tracks, ground_m=ground, speed_mps=speed)
 
     def foot_points(self, tracks: Tracks) -> np.ndarray:
-        """The image point of each track that stands on the ground (see __init__)."""
-        if self.overhead:
-            return anchor_points(tracks.xyxy, "center")
-        feet = anchor_points(tracks.xyxy, "bottom_center")
-        up = np.array([0.0 if n in PEOPLE else 0.3 for n in tracks.labels()])
-        feet[:, 1] -= up * (tracks.xyxy[:, 3] - tracks.xyxy[:, 1])
-        return feet
+        """The image point of each track that stands on the ground (geo.locate.foot_points)."""
+        return foot_points(tracks.xyxy, tracks.labels(), self.overhead)
 
     def forget(self, track_ids: list[int]) -> None:
         """Ended tracks: drop their positions."""

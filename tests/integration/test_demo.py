@@ -67,7 +67,7 @@ def test_demo_crowd_alerts_come_at_the_right_moments(
     pos = gathering[0]["position"]
     assert pos is not None and pos["uncertainty_m"] > 0
     assert np.hypot(pos["east_m"] - g["place_m"][0], pos["north_m"] - g["place_m"][1]) < 5.0
-    assert gathering[0]["attributes"]["clip"]["file"].startswith("gatecam2-")
+    assert gathering[0]["attributes"]["clip"]["file"].startswith("gatecam2/")
     assert (DEMO / "clips" / gathering[0]["attributes"]["clip"]["file"]).is_file()
 
 

@@ -109,3 +109,21 @@ def test_geodetic_distances_match_wgs84_arc_lengths(lat: float) -> None:
     back = origin.to_geodetic(corner)[0]
     assert np.allclose(back, [lat + d, 10 + d, 3.0], atol=1e-9)
     assert np.allclose(origin.to_geodetic(np.zeros((1, 3)))[0], [lat, 10.0, 0.0])
+
+
+def test_no_place_at_the_horizon() -> None:
+    from engine.geo import GroundHomography
+    from engine.geo.locate import Locator
+    from engine.rules.base import make_event
+    from engine.types import Frame
+
+    cam = Camera.from_attitude((0, 0, 5), 0, -10, 0, W, H, 70)
+    hom = GroundHomography(cam.ground_homography())
+    row = float(cam.horizon_row(np.array([640.0]))[0])
+    mpp = hom.metres_per_pixel(np.array([[640.0, row + 0.2], [640.0, H - 1]]))
+    assert not np.isfinite(mpp[0]) and np.isfinite(mpp[1])
+    frame = Frame("c", 0, 0.0, 0, np.zeros((H, W, 3), np.uint8))
+    box = np.array([[630, row - 40, 650, row + 0.2]], np.float32)
+    ev = make_event(rule_id="r", kind="intrusion", phase="start", event_id="e", frame=frame,
+                    severity="info", xyxy=box, labels=("person",))  # fmt: skip
+    assert Locator(GeoOrigin(0, 0), hom).position(ev, frame) is None

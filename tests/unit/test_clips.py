@@ -31,7 +31,7 @@ def test_clip_holds_pre_and_post_seconds_at_the_clip_rate(tmp_path: Path) -> Non
             event = with_clip(event, rec)
             clip_name = event.attributes["clip"]["file"]
     rec.close()
-    assert clip_name == "cam1-e1.mp4"
+    assert clip_name == "cam1/e1.mp4"
     with av.open(str(tmp_path / clip_name)) as c:
         frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
     assert frames[0].shape == (180, 320, 3)
@@ -51,7 +51,7 @@ def test_later_phases_name_the_same_clip_and_old_clips_are_pruned(tmp_path: Path
                            frame=frame, severity="warning")  # fmt: skip
             with_clip(e, rec)
     rec.close()
-    assert sorted(p.name for p in tmp_path.glob("*.mp4")) == ["cam1-e20.mp4", "cam1-e30.mp4"]
+    assert sorted(p.name for p in (tmp_path / "cam1").glob("*.mp4")) == ["e20.mp4", "e30.mp4"]
     end = make_event(rule_id="r", kind="intrusion", phase="end", event_id="e30",
                      frame=frame_at(45), severity="warning")  # fmt: skip
-    assert with_clip(end, rec).attributes["clip"]["file"] == "cam1-e30.mp4"
+    assert with_clip(end, rec).attributes["clip"]["file"] == "cam1/e30.mp4"

@@ -89,3 +89,10 @@ def test_far_apart_or_unplaced_incidents_stay_apart() -> None:
     c = m(event("drone", "c1", "start", None))
     assert (a.event_id, b.event_id, c.event_id) == ("a1", "b1", "c1")
     assert b.phase == c.phase == "start"
+
+
+def test_a_start_long_after_the_incident_went_quiet_is_a_new_incident() -> None:
+    m = IncidentMerger(merge_m=10, merge_s=30)
+    m(event("cam", "a1", "start", 0.0, t_ns=0))
+    late = m(event("drone", "b1", "start", 1.0, t_ns=int(60e9)))
+    assert (late.event_id, late.phase) == ("b1", "start")

@@ -488,3 +488,9 @@ def test_density_needs_an_area_and_unknown_classes_are_refused() -> None:
     cfg = parse_config(head + "  - {id: e, type: dumping, zone: z, debris_classes: [rubble]}\n")
     with pytest.raises(ConfigError, match=r"classes \['rubble'\] are not known"):
         build_rules(cfg, NAMES)
+
+
+def test_passing_beyond_the_end_of_a_line_is_no_crossing() -> None:
+    short = {**LINE, "line": [(300, 0), (300, 100)]}  # a gate 100 px long at the top
+    rule = LineCrossingRule(LineCrossingRuleConfig(**short), NAMES)
+    assert play(rule, [Obj(1, 0, moving(200, 200, 50, 0, 20, 60))], 8) == []  # feet at y=260

@@ -45,3 +45,11 @@ def test_static_foreground_finds_what_was_left_not_what_passes() -> None:
     assert 5.0 <= age[0] <= 7.0
     early = [len(b) for t, b, _ in found if t < 3.0]
     assert max(early) == 0  # the moving block never counts
+
+
+def test_ego_motion_catches_up_with_a_pan_already_under_way() -> None:
+    world = textured(1000, 2400)
+    ego = EgoMotion()  # 15 px per frame from the first frame: beyond its 12 px jump limit
+    for k in range(40):
+        offset = ego.update(np.ascontiguousarray(world[100:820, 50 + 15 * k : 1330 + 15 * k]))
+    assert offset == pytest.approx((15 * 39, 0.0), abs=20.0)
