@@ -13,7 +13,7 @@ from engine.geo import Camera, GeoOrigin
 from engine.geo.locate import Locator, homography_of
 from engine.rules.base import make_event
 from engine.sim import Simulation, load_scenario
-from engine.types import Frame
+from engine.types import Event, Frame
 
 REPO = Path(__file__).resolve().parents[2]
 ORIGIN = GeoOrigin(22.5431, 114.0579, 10.0)
@@ -24,9 +24,10 @@ def frame(telemetry: dict | None = None) -> Frame:
     return Frame("cam", 0, 1.0, 0, np.zeros((H, W, 3), np.uint8), telemetry or {})
 
 
-def event_at(uv: tuple[float, float]):
-    # a person whose feet are at uv
-    box = np.array([[uv[0] - 8, uv[1] - 50, uv[0] + 8, uv[1]]], np.float32)
+def event_at(uv: tuple[float, float], overhead: bool = False) -> Event:
+    # a person whose feet are at uv (seen from above: whose box is centred there)
+    top, bottom = (uv[1] - 8, uv[1] + 8) if overhead else (uv[1] - 50, uv[1])
+    box = np.array([[uv[0] - 8, top, uv[0] + 8, bottom]], np.float32)
     return make_event(rule_id="r", kind="intrusion", phase="start", event_id="e", frame=frame(),
                       severity="warning", xyxy=box, labels=("person",))  # fmt: skip
 
@@ -70,7 +71,7 @@ def test_drone_alert_from_telemetry_within_a_metre_at_60_m() -> None:
     cam = pose.camera
     for truth in ([-3.8, 7.3], [5.0, 2.0]):
         p, _ = cam.project(np.array([[*truth, 0.0]]))
-        ev = event_at((float(p[0, 0]), float(p[0, 1])))
+        ev = event_at((float(p[0, 0]), float(p[0, 1])), overhead=True)
         image = np.zeros((cam.height, cam.width, 3), np.uint8)
         pos = loc.position(ev, Frame("d", 0, 12.0, 0, image, pose.telemetry))
         assert pos is not None
