@@ -32,7 +32,7 @@ def test_every_supported_model_has_a_valid_card() -> None:
 
 def test_a_broken_card_names_its_file_and_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    text = (REPO / "models" / "yolov8n_coco_640.yaml").read_text()
+    text = (REPO / "models" / "coco-yolov8n-640.yaml").read_text()
     bad.write_text(text.replace("channel_order: rgb", "channel_order: rgbx"))
     with pytest.raises(ConfigError, match=r"bad\.yaml: not a model card: input\.channel_order"):
         load_card(bad)
