@@ -35,7 +35,7 @@ from engine.runtime.positions import GroundTracks, with_position
 from engine.runtime.scene_view import SceneView
 from engine.sim import Simulation
 from engine.sim.scenario import parse_scenario
-from engine.track import ByteTracker, TrackerSettings
+from engine.track import ByteTracker, TrackerSettings, iou_matrix
 from engine.types import Detections, Frame
 
 __all__ = ["add_arguments", "run"]
@@ -61,17 +61,6 @@ def _sims(seed: int) -> dict[str, Simulation]:
     raw["sensor"] = {**DRONE, "effects": raw["sensor"].get("effects", {})}
     drone = Simulation(parse_scenario(yaml.safe_dump(raw), "drone"), seed)
     return {"pole3": fixed, "drone9": drone}
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    iw, ih = np.clip(x2 - x1, 0, None), np.clip(y2 - y1, 0, None)
-    inter = iw * ih
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
 
 
 def run_once(seed: int, detector: OnnxDetector | None, names: tuple[str, ...],
@@ -134,7 +123,7 @@ def run_once(seed: int, detector: OnnxDetector | None, names: tuple[str, ...],
                 truth_xy[x.actor_id] = np.array(x.world_m[:2])
             # position errors of tracks that match a true object in this sensor's picture
             if len(tracks) and visible:
-                iou = _iou(tracks.xyxy, np.array([x.box_xyxy for x in visible], np.float32))
+                iou = iou_matrix(tracks.xyxy, np.array([x.box_xyxy for x in visible], np.float32))
                 for k in range(len(tracks)):
                     j = int(np.argmax(iou[k]))
                     if iou[k, j] < 0.5 or not np.all(np.isfinite(tracks.ground_m[k])):

@@ -21,6 +21,7 @@ from engine.rules.base import (
     Incident,
     TrackMemory,
     View,
+    ZoneRule,
     class_ids,
     covered,
     in_zone,
@@ -50,7 +51,7 @@ class _Object:
     incident: Incident = field(default_factory=Incident)
 
 
-class AbandonedObjectRule:
+class AbandonedObjectRule(ZoneRule):
     """Watches one zone for objects left behind.
 
     Args:
@@ -61,14 +62,12 @@ class AbandonedObjectRule:
 
     kind = "abandoned_object"
 
+    cfg: AbandonedObjectRuleConfig
+
     def __init__(self, cfg: AbandonedObjectRuleConfig, zone: ZoneConfig,
                  class_names: tuple[str, ...]) -> None:  # fmt: skip
-        self.cfg = cfg
-        self.id = cfg.id
-        self.source_id = zone.source
-        self.zone = zone
+        super().__init__(cfg, zone)
         self.needs_foreground = cfg.use_foreground
-        self._polygon = np.asarray(zone.polygon, np.float64)
         self._objects_cls = class_ids(cfg.id, cfg.object_classes, class_names)
         self._owners = class_ids(cfg.id, cfg.owner_classes, class_names)
         self._memory = TrackMemory(horizon_s=3.0)

@@ -27,6 +27,7 @@ __all__ = [
     "Rule",
     "TrackMemory",
     "View",
+    "ZoneRule",
     "class_ids",
     "covered",
     "in_zone",
@@ -76,6 +77,22 @@ class Rule(Protocol):
     def close(self, frame: Frame) -> list[Event]:
         """End open incidents because the stream ended."""
         ...
+
+
+class ZoneRule:
+    """What every rule that watches a zone holds: its config, id, source, zone and polygon.
+
+    Args:
+        cfg: the rule's configuration (its `id` names the rule).
+        zone: the zone it watches, in its source's image pixels.
+    """
+
+    def __init__(self, cfg: Any, zone: Any) -> None:
+        self.cfg = cfg
+        self.id: str = cfg.id
+        self.source_id: str = zone.source
+        self.zone = zone
+        self._polygon = np.asarray(zone.polygon, np.float64)
 
 
 def class_ids(rule_id: str, wanted: Iterable[str], class_names: tuple[str, ...]) -> frozenset[int]:

@@ -17,14 +17,14 @@ import numpy as np
 
 from engine.config import ZoneConfig
 from engine.rule_config import CrowdRuleConfig
-from engine.rules.base import Incident, TrackMemory, View, class_ids, in_zone, make_event
+from engine.rules.base import Incident, TrackMemory, View, ZoneRule, class_ids, in_zone, make_event
 from engine.rules.geometry import anchor_points
 from engine.types import Event, Frame, Tracks
 
 __all__ = ["CrowdRule"]
 
 
-class CrowdRule:
+class CrowdRule(ZoneRule):
     """Watches one zone for crowds forming and scattering.
 
     Args:
@@ -33,13 +33,11 @@ class CrowdRule:
         class_names: the detector's class names.
     """
 
+    cfg: CrowdRuleConfig
+
     def __init__(self, cfg: CrowdRuleConfig, zone: ZoneConfig,
                  class_names: tuple[str, ...]) -> None:  # fmt: skip
-        self.cfg = cfg
-        self.id = cfg.id
-        self.source_id = zone.source
-        self.zone = zone
-        self._polygon = np.asarray(zone.polygon, np.float64)
+        super().__init__(cfg, zone)
         self._ids = class_ids(cfg.id, cfg.classes, class_names)
         self._counts: deque[tuple[float, int]] = deque()
         self._memory = TrackMemory(horizon_s=2.0)

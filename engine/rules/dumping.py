@@ -26,6 +26,7 @@ from engine.rules.base import (
     Incident,
     TrackMemory,
     View,
+    ZoneRule,
     class_ids,
     covered,
     in_zone,
@@ -82,7 +83,7 @@ def _small(image: npt.NDArray[np.uint8], width: int = 480) -> npt.NDArray[np.uin
     return np.asarray(cv2.resize(image, (width, h), interpolation=cv2.INTER_AREA), np.uint8)
 
 
-class DumpingRule:
+class DumpingRule(ZoneRule):
     """Watches one no-dumping zone.
 
     Args:
@@ -93,14 +94,12 @@ class DumpingRule:
 
     kind = "dumping"
 
+    cfg: DumpingRuleConfig
+
     def __init__(self, cfg: DumpingRuleConfig, zone: ZoneConfig,
                  class_names: tuple[str, ...]) -> None:  # fmt: skip
-        self.cfg = cfg
-        self.id = cfg.id
-        self.source_id = zone.source
-        self.zone = zone
+        super().__init__(cfg, zone)
         self.needs_foreground = cfg.use_foreground
-        self._polygon = np.asarray(zone.polygon, np.float64)
         self._vehicles = class_ids(cfg.id, cfg.vehicle_classes, class_names)
         self._debris = class_ids(cfg.id, cfg.debris_classes, class_names)
         self._memory = TrackMemory(horizon_s=cfg.stop_s + 1.0)

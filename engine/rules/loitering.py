@@ -16,7 +16,7 @@ import numpy as np
 
 from engine.config import ZoneConfig
 from engine.rule_config import LoiteringRuleConfig
-from engine.rules.base import Incident, View, class_ids, in_zone, make_event
+from engine.rules.base import Incident, View, ZoneRule, class_ids, in_zone, make_event
 from engine.rules.geometry import anchor_points
 from engine.types import Event, Frame, Tracks
 
@@ -39,7 +39,7 @@ class _Stay:
         return max(self.hi[0] - self.lo[0], self.hi[1] - self.lo[1]) / max(self.height, 1.0)
 
 
-class LoiteringRule:
+class LoiteringRule(ZoneRule):
     """Watches one zone for people staying too long.
 
     Args:
@@ -50,13 +50,11 @@ class LoiteringRule:
 
     kind = "loitering"
 
+    cfg: LoiteringRuleConfig
+
     def __init__(self, cfg: LoiteringRuleConfig, zone: ZoneConfig,
                  class_names: tuple[str, ...]) -> None:  # fmt: skip
-        self.cfg = cfg
-        self.id = cfg.id
-        self.source_id = zone.source
-        self.zone = zone
-        self._polygon = np.asarray(zone.polygon, np.float64)
+        super().__init__(cfg, zone)
         self._ids = class_ids(cfg.id, cfg.classes, class_names)
         self._stays: dict[int, _Stay] = {}
         self._lost: list[_Stay] = []  # stays of ended tracks, for identity switches

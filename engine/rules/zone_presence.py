@@ -12,13 +12,13 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.config import ZoneConfig, ZonePresenceRuleConfig
-from engine.rules.base import Incident, View, class_ids, in_zone
+from engine.rules.base import Incident, View, ZoneRule, class_ids, in_zone
 from engine.types import Detections, Event, EventPhase, Frame, Tracks
 
 __all__ = ["ZonePresenceRule"]
 
 
-class ZonePresenceRule:
+class ZonePresenceRule(ZoneRule):
     """Watches one zone of one source.
 
     Args:
@@ -30,15 +30,13 @@ class ZonePresenceRule:
         ConfigError: a class in `cfg.classes` is not one the detector knows.
     """
 
+    cfg: ZonePresenceRuleConfig
+
     def __init__(
         self, cfg: ZonePresenceRuleConfig, zone: ZoneConfig, class_names: tuple[str, ...]
     ) -> None:
-        self.cfg = cfg
-        self.id = cfg.id
-        self.source_id = zone.source
-        self.zone = zone
+        super().__init__(cfg, zone)
         self.kind = cfg.type  # "zone_presence", or "intrusion" for closed areas
-        self._polygon = np.asarray(zone.polygon, np.float64)
         self._ids = class_ids(cfg.id, cfg.classes, class_names)
         self._incident = Incident(cfg.cooldown_s)
         self._consecutive = 0
