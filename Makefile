@@ -12,7 +12,7 @@ TRAIN_VENV ?= .venv-train
 $(BIN)/lookout: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $@
 
 setup: $(BIN)/lookout

@@ -37,10 +37,12 @@ __all__ = [
     "FusionConfig",
     "GeoConfig",
     "JsonlOutputConfig",
+    "MetricsConfig",
     "MotionConfig",
     "PreprocessOverride",
     "RouteConfig",
     "RtspSourceConfig",
+    "SupervisorConfig",
     "TilingConfig",
     "TrackingConfig",
     "ZmqOutputConfig",
@@ -187,6 +189,15 @@ class FileSourceConfig(_SourceOptions):
     loop: bool = Field(False, description="Start again at the end; timestamps keep counting up.")
     max_frames: int | None = Field(
         None, ge=1, description="Stop after this many frames (all loops counted)."
+    )
+    buffer_frames: int = Field(
+        4, ge=1, le=256, description="Frames decoded ahead and held for the engine."
+    )
+    when_behind: Literal["auto", "drop_oldest", "wait"] = Field(
+        "auto",
+        description="When the engine is slower than the file: drop the oldest held frame (like "
+        "a live camera; latency stays bounded) or wait (nothing lost). auto: drop_oldest at "
+        "native rate, wait at max rate.",
     )
 
 
@@ -508,6 +519,41 @@ class ClipsConfig(_Model):
     keep: int = Field(1000, ge=1, le=1_000_000, description="At most this many clips (oldest go).")
 
 
+class MetricsConfig(_Model):
+    """Prometheus metrics over HTTP (per source and stage; see engine/runtime/metrics.py)."""
+
+    listen: str = Field(
+        "127.0.0.1:9108", pattern=r"^[^\s:]+:\d{1,5}$",
+        description="host:port of the /metrics endpoint (port 0: any free port).",
+    )  # fmt: skip
+    tls_cert: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM).")
+    tls_key: Path | None = Field(None, description="The certificate's private key (PEM).")
+    client_ca: Path | None = Field(
+        None, description="Only scrapers with a client certificate signed by this CA."
+    )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> MetricsConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.client_ca is not None and self.tls_cert is None:
+            raise ValueError("client_ca needs tls_cert and tls_key")
+        return self
+
+
+class SupervisorConfig(_Model):
+    """How a failed per-source stage is restarted (the other sources go on meanwhile)."""
+
+    backoff_initial_s: float = Field(0.5, gt=0, le=60, description="First restart delay.")
+    backoff_max_s: float = Field(30.0, gt=0, le=3600, description="Longest restart delay.")
+    healthy_s: float = Field(
+        60.0, gt=0, description="Running this long without failing resets the delay."
+    )
+    max_restarts: int | None = Field(
+        None, ge=0, description="Give a source up after this many restarts (None: never)."
+    )
+
+
 # --- the whole file --------------------------------------------------------------------------
 
 
@@ -532,6 +578,10 @@ class Config(_Model):
     clips: ClipsConfig | None = Field(
         None, description="Record a short clip around each incident's start (None: no clips)."
     )
+    metrics: MetricsConfig | None = Field(
+        None, description="Serve Prometheus metrics over HTTP (None: not served)."
+    )
+    supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -552,6 +602,9 @@ class Config(_Model):
         update: dict[str, object] = {"sources": sources, "outputs": outputs, "detector": detector}
         if self.clips is not None and self.clips.dir is not None:
             update["clips"] = self.clips.model_copy(update={"dir": fix(self.clips.dir)})
+        if self.metrics is not None:
+            update["metrics"] = self.metrics.model_copy(update={
+                k: fix(v) for k, v in self.metrics if isinstance(v, Path)})  # fmt: skip
         return self.model_copy(update=update)
 
 

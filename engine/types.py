@@ -25,7 +25,8 @@ __all__ = [
 
 EventPhase = Literal["start", "update", "end"]
 HealthKind = Literal[
-    "source.online", "source.offline", "source.stalled", "source.recovered", "source.lagging"
+    "source.online", "source.offline", "source.stalled", "source.recovered", "source.lagging",
+    "stage.failed", "stage.restarted", "config.reloaded", "config.rejected",
 ]  # fmt: skip
 HEALTH_KINDS: tuple[str, ...] = HealthKind.__args__  # type: ignore[attr-defined]
 
@@ -290,10 +291,12 @@ class HealthEvent:
 
     @property
     def severity(self) -> Literal["info", "warning", "critical"]:
-        """critical when a source is lost, warning when degraded, info otherwise."""
-        if self.kind == "source.offline":
+        """critical when a source is lost (or a stage gave up), warning when degraded, info
+        otherwise."""
+        if self.kind == "source.offline" or self.attributes.get("final"):
             return "critical"
-        return "warning" if self.kind in ("source.stalled", "source.lagging") else "info"
+        degraded = ("source.stalled", "source.lagging", "stage.failed", "config.rejected")
+        return "warning" if self.kind in degraded else "info"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from engine.alerts.wire import alert_to_dict
@@ -40,7 +41,7 @@ class JsonlSink:
         for alert in alerts:
             self.send(alert)
 
-    def tick(self, stats: dict[str, Any]) -> None:
+    def tick(self, stats: Callable[[], dict[str, Any]] | None = None) -> None:
         """Nothing to do periodically."""
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -169,8 +170,9 @@ class ZmqPublisher:
             self._since_prune = 0
             self.journal.prune()
 
-    def tick(self, stats: dict[str, Any] | None = None) -> None:
-        """Send the heartbeat if it is due (the publisher thread calls this often)."""
+    def tick(self, stats: Callable[[], dict[str, Any]] | None = None) -> None:
+        """Send the heartbeat if it is due (the publisher thread calls this often); `stats`
+        gives the engine's figures to carry (called only when a heartbeat goes out)."""
         if not self.cfg.heartbeat_s or self._sock is None:
             return
         now = time.monotonic()
@@ -186,7 +188,7 @@ class ZmqPublisher:
             "data": {"epoch": self.epoch, "head_seq": self.head_seq, "published": self.sent,
                      "subscriptions": self.subscribers,
                      "uptime_s": round(now - self._t0, 1),
-                     "replay": self.cfg.replay_endpoint, **(stats or {})},
+                     "replay": self.cfg.replay_endpoint, **(stats() if stats else {})},
         }  # fmt: skip
         topic = f"health.{self.site}.{HEARTBEAT_SOURCE}."
         self._sock.send_multipart([topic.encode(), json.dumps(beat).encode()])

@@ -53,6 +53,10 @@ class InferenceBatcher:
         self._requests.put(req)
         return req.done.result()
 
+    def pending(self) -> int:
+        """Requests waiting for the inference thread."""
+        return self._requests.qsize()
+
     def close(self) -> None:
         """Stop the inference thread once the waiting requests are served."""
         self._requests.put(None)

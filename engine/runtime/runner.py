@@ -1,11 +1,16 @@
 """The runner: composes sources, detector, rules and sinks, and owns their threads.
 
-One named thread per source reads frames, runs the (shared, thread-safe) detector and that
-source's rules, and puts events on a bounded queue; one publisher thread stamps them into alerts
-and hands them to every sink. Live sources' health events (online, offline, stalled, ...) take
-the same queue and go out on the alert stream under the `health.` topic. A failure in one source
-is logged and recorded; the others go on. Every blocking call has a timeout, so `stop` ends the
-run within a bound.
+Stages, each on its own threads with bounded hand-overs:
+- ingest: one thread per source decodes into a small buffer (live cameras and native-rate files
+  drop the oldest frame when the engine is behind, counted; max-rate files wait);
+- inference: one shared thread batches frames of all sources into one detector call;
+- per source, one worker: tracking, ground positions, rules, clips, snapshots;
+- one publisher: stamps events into alerts (journal, then ZeroMQ) and beats the heartbeat.
+A supervisor restarts a source's worker that failed, with backoff, and reports it on the alert
+stream (`stage.failed`, `stage.restarted`); the other sources go on. Metrics per source and
+stage go to Prometheus (`metrics:`) and into the heartbeat. Zones and rules are reloaded from
+the config file between frames. Every blocking call has a timeout, so `stop` ends the run within
+a bound: open incidents are ended, queued alerts published, the journal and sockets closed.
 """
 
 from __future__ import annotations
@@ -20,19 +25,20 @@ from typing import Any, Protocol
 
 import zmq
 
-from engine.alerts import AlertStamper, JsonlSink, ZmqPublisher, with_snapshot
-from engine.config import Config, DroneSourceConfig, JsonlOutputConfig, ZmqOutputConfig
+from engine.alerts import AlertStamper, JsonlSink, ZmqPublisher
+from engine.config import Config, JsonlOutputConfig, ZmqOutputConfig
 from engine.detect import OnnxDetector, build_detector
 from engine.errors import EngineError
 from engine.fusion import IncidentMerger, WorldTracker
 from engine.rules import Rule, build_rules
 from engine.runtime.batcher import InferenceBatcher
-from engine.runtime.clips import ClipRecorder, with_clip
-from engine.runtime.inference import SourceInference
-from engine.runtime.positions import GroundTracks, build_locators, with_position
-from engine.runtime.scene_view import SceneView
-from engine.sources import Source, build_source
-from engine.track import ByteTracker, TrackerSettings
+from engine.runtime.metrics import RuntimeMetrics, SourceProbe
+from engine.runtime.metrics_http import MetricsServer
+from engine.runtime.pipeline import SharedWorld, SourcePipeline
+from engine.runtime.positions import build_locators
+from engine.runtime.reload import ConfigWatcher, plan_rules
+from engine.runtime.supervisor import RestartPolicy, StageFailed, supervise
+from engine.sources import FileSource, Source, build_source
 from engine.types import Alert, Event, Frame, HealthEvent, Tracks
 
 __all__ = ["FrameHook", "RunReport", "Runner"]
@@ -41,7 +47,10 @@ log = logging.getLogger(__name__)
 
 EVENT_QUEUE_SIZE = 10_000
 PUBLISH_BATCH = 500
-JOIN_TIMEOUT_S = 10.0
+SHUTDOWN_S = 10.0  # every thread joined within this, all together
+WATCH_EVERY_S = 1.0  # config file polls, lag checks
+LAGGING_EVERY_S = 10.0
+ENGINE = "@engine"  # health events about the engine itself (not a valid source id)
 
 
 FrameHook = Callable[[Frame, Tracks, list[Event]], None]
@@ -53,7 +62,7 @@ class Sink(Protocol):
     sent: int
 
     def send_many(self, alerts: list[Alert]) -> None: ...
-    def tick(self, stats: dict[str, Any]) -> None: ...
+    def tick(self, stats: Callable[[], dict[str, Any]] | None = None) -> None: ...
     def close(self) -> None: ...
 
 
@@ -61,10 +70,12 @@ class Sink(Protocol):
 class RunReport:
     """What a run did."""
 
-    frames: dict[str, int] = field(default_factory=dict)
+    frames: dict[str, int] = field(default_factory=dict)  # processed, per source
     inferences: dict[str, int] = field(default_factory=dict)  # below frames: motion gating
     alerts: int = 0
     errors: dict[str, str] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    reloads: int = 0
     elapsed_s: float = 0.0
 
 
@@ -74,21 +85,33 @@ class Runner:
     Args:
         cfg: a validated config.
         context: ZeroMQ context for the publishers (created and owned here if None).
+        watch: the config file to reload zones and rules from when it changes (None: no reload).
 
     Raises:
-        EngineError: a model, source or output cannot be set up; the message names it.
+        EngineError: a model, source, output or the metrics endpoint cannot be set up; the
+            message names it.
     """
 
-    def __init__(self, cfg: Config, context: zmq.Context | None = None) -> None:
+    def __init__(self, cfg: Config, context: zmq.Context | None = None,
+                 watch: ConfigWatcher | None = None) -> None:  # fmt: skip
         self.cfg = cfg
         self._own_context = context is None
         self._context = context or zmq.Context()
         self._sinks: list[Sink] = []
         self._batcher: InferenceBatcher | None = None
+        self._metrics_server: MetricsServer | None = None
+        self._watch = watch
+        self._reload_asked = threading.Event()
         self._stamper = AlertStamper(cfg.site, cfg.routing)
         self._snapshots = any(isinstance(o, ZmqOutputConfig) and o.snapshots for o in cfg.outputs)
         self._events: queue.Queue[Event | HealthEvent] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
+        self._rules_lock = threading.Lock()
+        self._pending: dict[str, tuple[list[Rule], Config]] = {}
         self.health: list[HealthEvent] = []
+        self.metrics = RuntimeMetrics([s.id for s in cfg.sources])
+        sv = cfg.supervisor
+        self._policy = RestartPolicy(sv.backoff_initial_s, sv.backoff_max_s, sv.healthy_s,
+                                     sv.max_restarts)  # fmt: skip
         try:
             self.detector: OnnxDetector = build_detector(cfg.detector)
             det = cfg.detector
@@ -104,10 +127,14 @@ class Runner:
                             if fu.merge_incidents and self._locators else None)  # fmt: skip
             groups = tuple(tuple(g) for g in cfg.tracking.class_groups)
             self.world = WorldTracker(fu.gate_m, fu.lost_s, groups)
-            self._world_lock = threading.Lock()
+            self._shared_world = SharedWorld(self.world, threading.Lock())
             self.sources: list[Source] = [build_source(s, self._on_health) for s in cfg.sources]
             for src in self.sources:
                 src.open()
+                self.metrics.probe(src.id, _probe(src))
+            self.metrics.queue("events", self._events.qsize)
+            if self._batcher is not None:
+                self.metrics.queue("inference", self._batcher.pending)
             for out in cfg.outputs:
                 if isinstance(out, ZmqOutputConfig):
                     self._sinks.append(
@@ -115,9 +142,20 @@ class Runner:
                     )
                 elif isinstance(out, JsonlOutputConfig):
                     self._sinks.append(JsonlSink(out))
+            if cfg.metrics is not None:
+                self._metrics_server = MetricsServer(cfg.metrics, self.metrics)
         except BaseException:
             self.close()
             raise
+
+    @property
+    def metrics_url(self) -> str | None:
+        """Where the Prometheus endpoint serves (None when not configured)."""
+        return self._metrics_server.url if self._metrics_server is not None else None
+
+    def request_reload(self) -> None:
+        """Reload zones and rules from the watched file now (SIGHUP)."""
+        self._reload_asked.set()
 
     def run(
         self,
@@ -130,8 +168,9 @@ class Runner:
         Args:
             stop: set it (from a signal handler, say) to end the run.
             on_alert: called in the publisher thread with each alert after it was sent.
-            on_frame: called in the source's thread after each frame, with the frame, its tracks
-                and the events it caused (recorders, previews).
+            on_frame: called in the source's worker thread after each frame, with the frame,
+                its tracks and the events it caused (recorders, previews). If it raises, the
+                worker is restarted like any failed stage.
         """
         report = RunReport()
         t0 = time.monotonic()
@@ -147,119 +186,137 @@ class Runner:
         publisher.start()
         workers = [
             threading.Thread(
-                target=self._source_loop,
+                target=self._supervised,
                 args=(src, stop, report, on_frame),
-                name=f"lookout-source-{src.id}",
+                name=f"lookout-worker-{src.id}",
             )
             for src in self.sources
         ]
         for w in workers:
             w.start()
+        lag = _LagWatch([s for s in self.sources if isinstance(s, FileSource)], self._on_health)
         try:
             while any(w.is_alive() for w in workers) and not stop.is_set():
-                stop.wait(0.1)
+                if self._reload_asked.wait(WATCH_EVERY_S):
+                    self._reload_asked.clear()
+                    self._reload(report, force=True)
+                elif self._watch is not None and self._watch.changed():
+                    self._reload(report)
+                lag.check()
         finally:
+            deadline = time.monotonic() + SHUTDOWN_S
             for src in self.sources:
                 src.close()
             for w in workers:
-                w.join(JOIN_TIMEOUT_S)
-                if w.is_alive():
-                    log.error("thread %s did not stop within %.0f s", w.name, JOIN_TIMEOUT_S)
+                _join(w, deadline)
             sources_done.set()
-            publisher.join(JOIN_TIMEOUT_S)
+            _join(publisher, deadline)
             self.close()
         report.elapsed_s = time.monotonic() - t0
         return report
 
-    def _source_loop(
-        self,
-        src: Source,
-        stop: threading.Event,
-        report: RunReport,
-        on_frame: FrameHook | None,
-    ) -> None:
-        rules = self.rules.get(src.id, [])
-        cfg = src.cfg
-        infer = SourceInference(
-            self._batcher.detect if self._batcher else self.detector.detect_images,
-            getattr(cfg, "motion", None),
-            getattr(cfg, "tiling", None),
-            [z.polygon for z in self.cfg.zones if z.source == src.id],
-            self.cfg.detector.max_det,
-        )
-        tc = self.cfg.tracking
-        tracker = ByteTracker(TrackerSettings(
-            high_score=tc.high_score, new_track_score=tc.new_track_score, lost_s=tc.lost_s,
-            stationary_s=tc.stationary_s, stationary_lost_s=tc.stationary_lost_s,
-            class_groups=tuple(tuple(g) for g in tc.class_groups),
-        ), self.detector.class_names) if tc.enabled else None  # fmt: skip
-        moving = cfg.moving if cfg.moving is not None else isinstance(cfg, DroneSourceConfig)
-        scene = SceneView(moving, rules)
-        clips = ClipRecorder(self.cfg.clips, src.id) if self.cfg.clips and rules else None
-        locator = self._locators.get(src.id)
-        on_ground = GroundTracks(locator) if locator is not None else None
-        last: Frame | None = None
+    # --- per source -----------------------------------------------------------------------------
+
+    def _supervised(self, src: Source, stop: threading.Event, report: RunReport,
+                    on_frame: FrameHook | None) -> None:  # fmt: skip
+        def restarted(stage: str) -> None:
+            self.metrics.restarted(src.id, stage)
+            report.restarts[src.id] = report.restarts.get(src.id, 0) + 1
+
+        error = supervise(src.id, lambda: self._work(src, stop, report, on_frame), stop,
+                          self._on_health, restarted, self._policy)  # fmt: skip
+        if error is not None:
+            report.errors[src.id] = error
+
+    def _work(self, src: Source, stop: threading.Event, report: RunReport,
+              on_frame: FrameHook | None) -> None:  # fmt: skip
+        """One source's worker: frames from its ingest buffer through its pipeline. Raises
+        StageFailed (restart) or EngineError (the source is done for)."""
+        with self._rules_lock:
+            self._pending.pop(src.id, None)
+            if src.id in report.restarts:  # a restarted worker starts with fresh rules
+                self.rules[src.id] = build_rules(self.cfg, self.detector.class_names)[src.id]
+            rules, cfg = self.rules[src.id], self.cfg
+        pipe = SourcePipeline(
+            cfg, src.cfg, self._batcher.detect if self._batcher else self.detector.detect_images,
+            self.detector.class_names, rules, self._locators.get(src.id), self._shared_world,
+            self.metrics, self._snapshots,
+        )  # fmt: skip
+        base = report.inferences.get(src.id, 0)
+        sid = src.id
         try:
             while not stop.is_set():
+                if sid in self._pending:
+                    with self._rules_lock:
+                        new_rules, new_cfg = self._pending.pop(sid)
+                    self._put_all(pipe.set_rules(new_rules, new_cfg), stop)
                 frame = src.read()
                 if frame is None:
                     break
-                dets = infer.detections(frame)
-                tracks = (tracker.update(dets, frame.pts_s) if tracker is not None
-                          else Tracks.untracked(dets))  # fmt: skip
-                if tracker is not None and tracker.ended:
-                    for rule in rules:
-                        rule.forget(tracker.ended)
-                    if on_ground is not None:
-                        on_ground.forget(tracker.ended)
-                        with self._world_lock:
-                            self.world.forget(src.id, tracker.ended)
-                global_ids: dict[int, int] = {}
-                if on_ground is not None:
-                    tracks = on_ground(tracks, frame)
-                    with self._world_lock:
-                        gids = self.world.update(src.id, tracks, frame.pts_s + cfg.clock_offset_s)
-                    global_ids = dict(zip(tracks.track_id.tolist(), gids.tolist(), strict=True))
-                report.inferences[src.id] = infer.inferences
-                view = scene.view(frame, tracks) if rules else None
-                events = [e for rule in rules for e in rule.step(tracks, frame, view)]
-                if locator is not None and events:
-                    events = [with_position(e, locator, frame, global_ids) for e in events]
-                if clips is not None:
-                    clips.add(frame)
-                    events = [with_clip(e, clips) for e in events]
-                if events and self._snapshots:
-                    events = with_snapshot(events, frame)
-                for event in events:
-                    self._put(event, stop)
-                last = frame
-                report.frames[src.id] = frame.seq + 1
-                if on_frame is not None:
-                    on_frame(frame, tracks, events)
-        except EngineError as exc:
-            report.errors[src.id] = str(exc)
-            log.error("%s", exc)
-        except Exception as exc:  # a bug in one stream must not take the others down
-            report.errors[src.id] = f"source {src.id}: internal error: {exc!r}"
-            log.exception("source %s failed", src.id)
+                self.metrics.frame_in(sid)
+                try:
+                    tracks, events = pipe.process(frame)
+                    self._put_all(events, stop)
+                    self.metrics.stage_done(sid, "rules", frame.capture_ns)
+                    report.frames[sid] = report.frames.get(sid, 0) + 1
+                    report.inferences[sid] = base + pipe.inferences
+                    if on_frame is not None:
+                        pipe.stage = "frame hook"
+                        on_frame(frame, tracks, events)
+                except EngineError:
+                    raise
+                except Exception as exc:
+                    raise StageFailed(pipe.stage, exc) from exc
         finally:
-            if clips is not None:
-                clips.close()
-            if last is not None:
-                closing = [e for rule in rules for e in rule.close(last)]
-                if closing and self._snapshots:
-                    closing = with_snapshot(closing, last)
-                for event in closing:
-                    self._put(event, stop)
+            try:
+                self._put_all(pipe.close(), stop)
+            except Exception:
+                log.exception("source %s: closing its open incidents failed", sid)
+
+    # --- reload ---------------------------------------------------------------------------------
+
+    def _reload(self, report: RunReport, force: bool = False) -> None:
+        """Apply the watched file's zones and rules; a bad file is refused, the run goes on."""
+        if self._watch is None:
+            log.warning("reload asked, but the engine was not started from a config file")
+            return
+        try:
+            new_cfg = self._watch.load()
+            built = build_rules(new_cfg, self.detector.class_names)
+        except EngineError as exc:
+            log.error("config reload refused; the running config stays: %s", exc)
+            self._on_health(HealthEvent("config.rejected", ENGINE, time.monotonic_ns(),
+                                        f"config reload refused: {exc}"))  # fmt: skip
+            return
+        with self._rules_lock:
+            plan = plan_rules(self.cfg, self.rules, new_cfg, built)
+            running = {s.id for s in self.sources}
+            self.rules = {sid: plan.rules.get(sid, []) for sid in running}
+            self.cfg = self.cfg.model_copy(update={"zones": new_cfg.zones,
+                                                   "rules": new_cfg.rules})  # fmt: skip
+            for sid, rules in self.rules.items():
+                self._pending[sid] = (rules, self.cfg)
+        report.reloads += 1
+        text = f"config reloaded{' (asked)' if force else ''}: {plan.describe()}"
+        log.info("%s", text)
+        self._on_health(HealthEvent("config.reloaded", ENGINE, time.monotonic_ns(), text, {
+            "added": plan.added, "replaced": plan.replaced, "removed": plan.removed,
+            "kept": plan.kept, "needs_restart": plan.needs_restart}))  # fmt: skip
+
+    # --- events and alerts ----------------------------------------------------------------------
 
     def _on_health(self, event: HealthEvent) -> None:
-        """From a source's threads: never blocks capture; a full queue is logged, not waited."""
+        """From any thread: never blocks capture; a full queue is logged, not waited."""
         self.health.append(event)
         try:
             self._events.put_nowait(event)
         except queue.Full:
             log.error("event queue full: health event %s of %s not published", event.kind,
                       event.source_id)  # fmt: skip
+
+    def _put_all(self, events: list[Event], stop: threading.Event) -> None:
+        for event in events:
+            self._put(event, stop)
 
     def _put(self, event: Event, stop: threading.Event) -> None:
         """Queue an event, waiting while the publisher catches up. Only at shutdown, with the
@@ -274,6 +331,9 @@ class Runner:
                     log.error("dropping event %s at shutdown: queue full", event.event_id)
                     return
 
+    def _stats(self) -> dict[str, Any]:
+        return self.metrics.summary()
+
     def _publish_loop(
         self,
         sources_done: threading.Event,
@@ -285,7 +345,7 @@ class Runner:
         while True:
             for sink in self._sinks:
                 try:
-                    sink.tick({"frames": dict(report.frames), "alerts": report.alerts})
+                    sink.tick(self._stats)
                 except Exception:
                     log.exception("sink %s failed its heartbeat", type(sink).__name__)
             try:
@@ -309,18 +369,27 @@ class Runner:
                     log.exception("sink %s failed on alerts %d-%d", type(sink).__name__,
                                   alerts[0].seq, alerts[-1].seq)  # fmt: skip
             report.alerts += len(alerts)
-            if on_alert is not None:
-                for alert in alerts:
+            now = time.monotonic_ns()
+            for alert in alerts:
+                e = alert.event
+                if isinstance(e, Event):
+                    self.metrics.stage_done(e.source_id, "alert", e.capture_ns, now)
+                self.metrics.published(e.kind)
+                if on_alert is not None:
                     on_alert(alert)
 
     def close(self) -> None:
-        """Close sources, the batcher and sinks (idempotent); `run` does it when it returns."""
+        """Close sources, the batcher, sinks and the metrics endpoint (idempotent); `run` does it
+        when it returns."""
         for src in getattr(self, "sources", []):
             src.close()
         if self._batcher is not None:
             self._batcher.close()
             self._batcher = None
         self._close_sinks()
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+            self._metrics_server = None
         if self._own_context and not self._context.closed:
             self._context.term()
 
@@ -328,3 +397,36 @@ class Runner:
         for sink in self._sinks:
             sink.close()
         self._sinks = []
+
+
+def _probe(src: Source) -> SourceProbe:
+    return SourceProbe(lambda: src.dropped, lambda: src.queued)
+
+
+def _join(thread: threading.Thread, deadline: float) -> None:
+    thread.join(max(0.0, deadline - time.monotonic()))
+    if thread.is_alive():
+        log.error("thread %s did not stop within the %.0f s shutdown bound", thread.name,
+                  SHUTDOWN_S)  # fmt: skip
+
+
+class _LagWatch:
+    """`source.lagging` for native-rate files that drop frames (live sources say it themselves)."""
+
+    def __init__(self, sources: list[FileSource], on_health: Callable[[HealthEvent], None]) -> None:
+        self._sources = [s for s in sources if s.drops_when_behind]
+        self._on_health = on_health
+        self._reported = {s.id: 0 for s in self._sources}
+        self._last = {s.id: 0.0 for s in self._sources}
+
+    def check(self) -> None:
+        now = time.monotonic()
+        for src in self._sources:
+            new = src.dropped - self._reported[src.id]
+            if new >= 3 and now - self._last[src.id] >= LAGGING_EVERY_S:
+                self._reported[src.id] = src.dropped
+                self._last[src.id] = now
+                self._on_health(HealthEvent(
+                    "source.lagging", src.id, time.monotonic_ns(),
+                    f"engine behind: {new} frames dropped ({src.dropped} in all)",
+                    {"dropped": src.dropped}))  # fmt: skip

@@ -1,9 +1,12 @@
 """Recorded footage as a source: any file FFmpeg demuxes (MP4, MPEG-TS, MKV, GIF, ...).
 
-Frames come with their stream timestamps. At `rate: native` the file is replayed at its own pace,
-like a camera; at `rate: max` as fast as the consumer reads. With `loop`, timestamps keep counting
-up across loops so that downstream time never goes back. A corrupt packet is counted, logged and
-skipped; the stream goes on.
+Frames come with their stream timestamps. An ingest thread decodes ahead into a small bounded
+buffer, so decoding overlaps with inference. At `rate: native` the file is replayed at its own
+pace, like a camera, and when the engine falls behind the oldest buffered frame is dropped and
+counted (`when_behind: auto` = `drop_oldest`): latency stays bounded, as with a live camera. At
+`rate: max` the reader waits for the engine and nothing is lost (`auto` = `wait`). With `loop`,
+timestamps keep counting up across loops so that downstream time never goes back. A corrupt
+packet is counted, logged and skipped; the stream goes on.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy.typing as npt
 
 from engine.config import FileSourceConfig
 from engine.errors import SourceError
+from engine.sources.buffer import FrameBuffer
 from engine.types import Frame
 
 __all__ = ["FileSource", "SourceStats", "decode_or_skip"]
@@ -40,11 +44,15 @@ def decode_or_skip(packet: av.Packet, source_id: str, stats: Any) -> list[Any]:
         return []
 
 
+_Decoded = tuple[float, int, "npt.NDArray[np.uint8]"]  # stream pts, capture ns, BGR image
+
+
 @dataclass(slots=True)
 class SourceStats:
     """Counters of one source, for health reports."""
 
-    frames: int = 0
+    frames: int = 0  # delivered to the engine
+    decoded: int = 0
     corrupt_packets: int = 0
     loops: int = 0
 
@@ -67,32 +75,91 @@ class FileSource:
         self.cfg = cfg
         self.id = cfg.id
         self.stats = SourceStats()
-        self._frames: Iterator[Frame] | None = None
-        self._closed = threading.Event()
         self.fps: float = 0.0
         self.size: tuple[int, int] = (0, 0)
+        policy = cfg.when_behind
+        if policy == "auto":
+            policy = "drop_oldest" if cfg.rate == "native" else "wait"
+        self.drops_when_behind = policy == "drop_oldest"
+        self._buffer: FrameBuffer[_Decoded] = FrameBuffer(cfg.buffer_frames,
+                                                          self.drops_when_behind)  # fmt: skip
+        self._closed = threading.Event()
+        self._ended = threading.Event()
+        self._error: SourceError | None = None
+        self._thread: threading.Thread | None = None
+        self._seq = 0
 
     def open(self) -> None:
-        """Open the file and check it holds video; raises SourceError naming the file."""
+        """Check the file holds video and start decoding ahead; raises SourceError naming it."""
+        if self._thread is not None:
+            raise SourceError(f"source {self.id}: opened twice")
         container = self._open_container()
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else 0.0
         self.size = (stream.codec_context.width, stream.codec_context.height)
         container.close()
-        self._frames = self._generate()
+        self._thread = threading.Thread(target=self._ingest, name=f"lookout-ingest-{self.id}",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
 
     def read(self) -> Frame | None:
-        """The next frame, or None at the end of the file (or once closed)."""
-        if self._frames is None:
-            raise SourceError(f"source {self.id}: read() before open()")
-        if self._closed.is_set():
-            return None
-        return next(self._frames, None)
+        """The next frame; None at the end of the file (or once closed).
 
-    def close(self) -> None:
-        """Stop: a `read` waiting for its frame's time returns None. Safe from any thread."""
+        Raises:
+            SourceError: the file could not be read on (said once; then None).
+        """
+        if self._thread is None:
+            raise SourceError(f"source {self.id}: read() before open()")
+        while True:
+            if self._closed.is_set():
+                return None
+            item = self._buffer.get(0.2)
+            if item is not None:
+                break
+            if self._ended.is_set() and not len(self._buffer):
+                error, self._error = self._error, None
+                if error is not None:
+                    raise error
+                return None
+        pts_s, capture_ns, image = item
+        frame = Frame(self.id, self._seq, pts_s, capture_ns, image)
+        self._seq += 1
+        self.stats.frames = self._seq
+        return frame
+
+    def close(self, join_timeout_s: float = 2.0) -> None:
+        """Stop decoding: a waiting `read` returns None. Safe from any thread."""
         self._closed.set()
+        self._buffer.close()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(join_timeout_s)
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped because the engine was behind (native rate only)."""
+        return self._buffer.dropped
+
+    @property
+    def queued(self) -> int:
+        """Frames decoded and waiting for the engine."""
+        return len(self._buffer)
+
+    def _ingest(self) -> None:
+        """The ingest thread: decode (paced at native rate) into the buffer until the end."""
+        try:
+            for item in self._generate():
+                self.stats.decoded += 1
+                if not self._buffer.put(item):
+                    return  # closed
+        except SourceError as exc:
+            self._error = exc
+            log.error("%s", exc)
+        except Exception as exc:  # a bug: the stream ends with a clear error, not silently
+            log.exception("source %s: ingest failed", self.id)
+            self._error = SourceError(f"source {self.id}: ingest failed: {exc!r}")
+        finally:
+            self._ended.set()
 
     @property
     def _nominal_step_s(self) -> float:
@@ -114,7 +181,7 @@ class FileSource:
             raise SourceError(f"source {self.id}: no video stream in {path}")
         return container
 
-    def _generate(self) -> Iterator[Frame]:
+    def _generate(self) -> Iterator[_Decoded]:
         seq = 0
         offset_s = 0.0  # added to pts so that looped replays keep counting up
         t0_wall: float | None = None
@@ -134,9 +201,8 @@ class FileSource:
                 if last_pts is not None:
                     step = pts - last_pts
                 last_pts = pts
-                yield Frame(self.id, seq, stream_pts, time.monotonic_ns(), image)
+                yield stream_pts, time.monotonic_ns(), image
                 seq += 1
-                self.stats.frames = seq
                 if self.cfg.max_frames is not None and seq >= self.cfg.max_frames:
                     return
             if not self.cfg.loop or last_pts is None:

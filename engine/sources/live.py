@@ -157,6 +157,11 @@ class LiveSource:
             t.join(join_timeout_s)
 
     @property
+    def queued(self) -> int:
+        """Frames captured and waiting for the engine."""
+        return len(self._buffer)
+
+    @property
     def dropped(self) -> int:
         """Frames dropped because the engine was behind."""
         return self._buffer.dropped

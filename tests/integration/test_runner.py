@@ -75,8 +75,10 @@ def test_a_failing_source_does_not_stop_the_others(tmp_path: Path) -> None:
         config([("good", good), ("doomed", doomed)], model, tmp_path / "a.jsonl",
                ", class_names: [person, car]")
     )  # fmt: skip
+    doomed_cfg = cfg.sources[1].model_copy(update={"loop": True})
+    cfg = cfg.model_copy(update={"sources": [cfg.sources[0], doomed_cfg]})
     runner = Runner(cfg)
-    doomed.unlink()  # opened fine, gone when its thread starts reading
+    doomed.unlink()  # opened fine; gone when its ingest thread opens it again (the next loop)
     report = runner.run(threading.Event())
     assert report.frames.get("good") == 30
     assert "doomed" in report.errors and "doomed.mp4" in report.errors["doomed"]

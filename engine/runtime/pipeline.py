@@ -1,0 +1,178 @@
+"""One source's processing after ingest: detect (through the shared batcher), track, place on
+the ground, rules, clips and snapshots. Not thread-safe: one per source worker thread.
+
+`stage` always names the step in progress, so that when a step raises, the supervisor can say
+which stage failed. Rules can be swapped between frames (`set_rules`, for config reloads): the
+rules that did not change keep their state; the others end their open incidents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.alerts import with_snapshot
+from engine.config import Config, DroneSourceConfig
+from engine.fusion import WorldTracker
+from engine.geo.locate import Locator
+from engine.rules import Rule
+from engine.runtime.clips import ClipRecorder, with_clip
+from engine.runtime.inference import DetectFn, SourceInference
+from engine.runtime.metrics import RuntimeMetrics
+from engine.runtime.positions import GroundTracks, with_position
+from engine.runtime.scene_view import SceneView
+from engine.track import ByteTracker, TrackerSettings
+from engine.types import Event, Frame, Tracks
+
+__all__ = ["SharedWorld", "SourcePipeline"]
+
+
+@dataclass
+class SharedWorld:
+    """The world tracker shared by all sources, and the lock that guards it."""
+
+    tracker: WorldTracker
+    lock: Any
+
+
+class SourcePipeline:
+    """Everything one source's frames go through after ingest.
+
+    Args:
+        cfg: the whole config (tracking, zones, clips settings).
+        source_cfg: this source's config.
+        detect: runs the detector (directly or through the shared batcher).
+        class_names: the detector's classes.
+        rules: this source's rules.
+        locator: maps this source's pixels to the ground, or None.
+        world: the shared world tracker (used when `locator` is set).
+        metrics: where stage latencies go.
+        snapshots: attach a JPEG of the frame to each event.
+    """
+
+    def __init__(self, cfg: Config, source_cfg: Any, detect: DetectFn,
+                 class_names: tuple[str, ...], rules: Sequence[Rule], locator: Locator | None,
+                 world: SharedWorld, metrics: RuntimeMetrics, snapshots: bool) -> None:  # fmt: skip
+        self.id: str = source_cfg.id
+        self.cfg = cfg
+        self.stage = "setup"
+        self.last: Frame | None = None
+        self._src_cfg = source_cfg
+        self._world = world
+        self._metrics = metrics
+        self._snapshots = snapshots
+        self._detect = detect
+        self._class_names = class_names
+        self._locator = locator
+        self._ground = GroundTracks(locator) if locator is not None else None
+        tc = cfg.tracking
+        self._tracker = ByteTracker(TrackerSettings(
+            high_score=tc.high_score, new_track_score=tc.new_track_score, lost_s=tc.lost_s,
+            stationary_s=tc.stationary_s, stationary_lost_s=tc.stationary_lost_s,
+            class_groups=tuple(tuple(g) for g in tc.class_groups),
+        ), class_names) if tc.enabled else None  # fmt: skip
+        moving = source_cfg.moving
+        self._moving = moving if moving is not None else isinstance(source_cfg, DroneSourceConfig)
+        self.rules: list[Rule] = []
+        self._zones: list[Any] = []
+        self._infer: SourceInference | None = None
+        self._scene = SceneView(self._moving, [])
+        self._clips: ClipRecorder | None = None
+        self._set_rules(list(rules), cfg)
+
+    @property
+    def inferences(self) -> int:
+        """Frames that went to the detector."""
+        return self._infer.inferences if self._infer is not None else 0
+
+    def process(self, frame: Frame) -> tuple[Tracks, list[Event]]:
+        """This frame's tracks and the events it caused (positions, clips, snapshots added)."""
+        m, sid = self._metrics, self.id
+        self.stage = "detect"
+        assert self._infer is not None
+        dets = self._infer.detections(frame)
+        m.stage_done(sid, "detect", frame.capture_ns)
+        m.inferred(sid, self._infer.inferences)
+        self.stage = "track"
+        tracker = self._tracker
+        tracks = (
+            tracker.update(dets, frame.pts_s) if tracker is not None else Tracks.untracked(dets)
+        )
+        if tracker is not None and tracker.ended:
+            self._forget(tracker.ended)
+        global_ids: dict[int, int] = {}
+        if self._ground is not None:
+            self.stage = "ground"
+            tracks = self._ground(tracks, frame)
+            site_time = frame.pts_s + self._src_cfg.clock_offset_s
+            with self._world.lock:
+                gids = self._world.tracker.update(sid, tracks, site_time)
+            global_ids = dict(zip(tracks.track_id.tolist(), gids.tolist(), strict=True))
+        m.stage_done(sid, "track", frame.capture_ns)
+        self.stage = "rules"
+        rules = self.rules
+        view = self._scene.view(frame, tracks) if rules else None
+        events = [e for rule in rules for e in rule.step(tracks, frame, view)]
+        if self._locator is not None and events:
+            events = [with_position(e, self._locator, frame, global_ids) for e in events]
+        if self._clips is not None:
+            self.stage = "clips"
+            self._clips.add(frame)
+            events = [with_clip(e, self._clips) for e in events]
+        if events and self._snapshots:
+            events = with_snapshot(events, frame)
+        self.last = frame
+        self.stage = "publish"
+        return tracks, events
+
+    def set_rules(self, rules: Sequence[Rule], cfg: Config) -> list[Event]:
+        """Swap in a new rule set (config reload) between frames. Rules equal to a current one
+        (same id and configuration) keep the current instance and its state; the rest of the
+        current rules end their open incidents: those events are returned."""
+        keep = {id(r) for r in rules}
+        closing = self._close_rules([r for r in self.rules if id(r) not in keep])
+        self._set_rules(list(rules), cfg)
+        return closing
+
+    def close(self) -> list[Event]:
+        """End every open incident (the stream ended, or the stage is restarted)."""
+        if self._clips is not None:
+            self._clips.close()
+        return self._close_rules(self.rules)
+
+    def _set_rules(self, rules: list[Rule], cfg: Config) -> None:
+        zones = [z.polygon for z in cfg.zones if z.source == self.id]
+        if self._infer is None or zones != self._zones:
+            sc = self._src_cfg
+            old, self._infer = self._infer, SourceInference(
+                self._detect, getattr(sc, "motion", None), getattr(sc, "tiling", None), zones,
+                cfg.detector.max_det)  # fmt: skip
+            if old is not None:  # counters go on across a reload
+                self._infer.frames, self._infer.inferences = old.frames, old.inferences
+            self._zones = zones
+        needs = any(getattr(r, "needs_foreground", False) for r in rules)
+        had = any(getattr(r, "needs_foreground", False) for r in self.rules)
+        if needs != had or not self.rules:
+            self._scene = SceneView(self._moving, rules)
+        if rules and self._clips is None and cfg.clips is not None:
+            self._clips = ClipRecorder(cfg.clips, self.id)
+        self.rules = rules
+
+    def _close_rules(self, rules: Sequence[Rule]) -> list[Event]:
+        last = self.last
+        if last is None or not rules:
+            return []
+        self.stage = "close"
+        closing = [e for rule in rules for e in rule.close(last)]
+        if closing and self._snapshots:
+            closing = with_snapshot(closing, last)
+        return closing
+
+    def _forget(self, ended: list[int]) -> None:
+        for rule in self.rules:
+            rule.forget(ended)
+        if self._ground is not None:
+            self._ground.forget(ended)
+            with self._world.lock:
+                self._world.tracker.forget(self.id, ended)
