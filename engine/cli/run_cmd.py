@@ -5,6 +5,8 @@
                 --zone 100,100,600,100,600,400,100,400 --publish tcp://127.0.0.1:5556
 
 Ctrl-C or SIGTERM stops cleanly: open incidents are ended, queued alerts sent, sockets closed.
+Zones and rules are reloaded when the config file changes, or on SIGHUP (`--no-reload`: never);
+a config that does not load is refused and the running one stays.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.alerts.wire import alert_to_dict
-from engine.cli.shutdown import stop_on_signals
+from engine.cli.shutdown import reload_on_sighup, stop_on_signals
 from engine.cli.subscribe_cmd import format_alert_line
 from engine.config import (
     PATTERN_MEANING,
@@ -30,6 +32,7 @@ from engine.config import (
 )
 from engine.errors import ConfigError, EngineError
 from engine.runtime import Runner
+from engine.runtime.reload import ConfigWatcher
 from engine.types import Alert
 from engine.yamlconf import format_validation_error
 
@@ -93,6 +96,9 @@ def register(sub: Any) -> None:
         help="wait up to 10 s for this many subscriptions before the first alert",
     )
     p.add_argument("--quiet", action="store_true", help="do not print alerts on stdout")
+    p.add_argument(
+        "--no-reload", action="store_true", help="do not reload zones and rules on file changes"
+    )
     p.set_defaults(func=run)
 
 
@@ -196,10 +202,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-frames: expected a positive number, got {args.max_frames}")
     cfg = load_config(args.config) if args.config else config_from_flags(args)
     cfg = _apply_overrides(cfg, args)
-    runner = Runner(cfg)
+    watch = None
+    if args.config and not args.no_reload:
+        watch = ConfigWatcher(args.config, lambda p: _apply_overrides(load_config(p), args))
+    runner = Runner(cfg, watch=watch)
     stop = threading.Event()
 
     stop_on_signals(stop)
+    reload_on_sighup(runner.request_reload)
 
     def on_alert(alert: Alert) -> None:
         if not args.quiet:

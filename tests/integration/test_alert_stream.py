@@ -221,7 +221,15 @@ routing:
     assert len(got["all"]) >= 2 and not got["city"]
     assert [r.alert["seq"] for r in got["police"]] == [r.alert["seq"] for r in got["all"]]
     assert all(r.topic.startswith("@police.zone_presence.station.gate.") for r in got["police"])
-    assert everything.heartbeat is not None and everything.heartbeat["head_seq"] >= 1
+    beat = everything.heartbeat
+    assert beat is not None and beat["head_seq"] >= 1
+    # the heartbeat summarises the runtime: per-source figures, queues, the process
+    gate = beat["sources"]["gate"]
+    assert gate["frames"] > 0 and gate["dropped"] == 0 and gate["latency_ms_p50"] > 0
+    assert beat["process"]["rss_mb"] > 0 and "events" in beat["queues"]
+    validate_message({"specversion": "1.0", "type": "lookout.engine.heartbeat",
+                      "source": "lookout://station/@engine", "time": "2026-01-01T00:00:00Z",
+                      "dataschema": "lookout.heartbeat/v1", "data": beat})  # fmt: skip
     for r in got["all"]:
         validate_message(r.alert)
         assert r.alert["data"]["routes"] == ["police"]
