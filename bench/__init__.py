@@ -16,4 +16,6 @@ SUITES: dict[str, str] = {
     "gpu-check": "bench.gpu_check",
     "events": "bench.events",
     "fusion": "bench.fusion",
+    "streams": "bench.streams",
+    "soak": "bench.soak",
 }

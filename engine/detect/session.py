@@ -107,9 +107,10 @@ def provider_plan(
     return plan, missing
 
 
-def _session_options(threads: int) -> ort.SessionOptions:
+def _session_options(threads: int, spin: bool = False) -> ort.SessionOptions:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     opts.log_severity_level = 3  # onnxruntime's own warnings would repeat what we report
     return opts
 
@@ -163,7 +164,7 @@ def open_session(cfg: DetectorConfig) -> tuple[ort.InferenceSession, str]:
         try:
             session = ort.InferenceSession(
                 str(model),
-                sess_options=_session_options(cfg.threads),
+                sess_options=_session_options(cfg.threads, cfg.spin),
                 providers=[name for name, _ in specs],
                 provider_options=[options for _, options in specs],
             )
