@@ -18,4 +18,5 @@ SUITES: dict[str, str] = {
     "fusion": "bench.fusion",
     "streams": "bench.streams",
     "soak": "bench.soak",
+    "run": "bench.footage",
 }

@@ -181,10 +181,12 @@ def _pct(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-def score(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def score(
+    results: list[dict[str, Any]], kinds: tuple[str, ...] = KINDS
+) -> dict[str, dict[str, Any]]:
     """Precision, recall, F1 and delays per kind over all cases (see the module docstring)."""
     out: dict[str, dict[str, Any]] = {}
-    for kind in KINDS:
+    for kind in kinds:
         tp = fp = fn = 0
         delays: list[float] = []
         for r in results:

@@ -363,7 +363,8 @@ class DetectorConfig(_Model):
 
     batch_max: int = Field(
         1, ge=1, le=64,
-        description="Frames of different sources per inference call (dynamic-batch models).",
+        description="Frames per inference call (dynamic-batch models): of different sources, "
+        "and of one source when several of its frames are already waiting.",
     )  # fmt: skip
     batch_wait_ms: float = Field(
         5.0, ge=0, le=1000, description="How long a frame waits for others to batch with."

@@ -2,7 +2,9 @@
 
 On a still frame (motion gating) the last detections stand and the detector is not called.
 With tiling, the frame (if asked) and its tiles go to the detector together — one batch — and
-their detections are merged. The detector is called directly, or through the shared batcher
+their detections are merged. Several frames of one source that were already waiting (a
+recorded file replayed as fast as possible, or a live feed the engine fell behind on) go to
+the detector in one call too. The detector is called directly, or through the shared batcher
 that groups frames of several sources into one call.
 """
 
@@ -48,22 +50,40 @@ class SourceInference:
 
     def detections(self, frame: Frame) -> Detections:
         """Detections for this frame (the last ones again if the gate says nothing moved)."""
-        self.frames += 1
+        return self.detections_many([frame])[0]
+
+    def detections_many(self, frames: Sequence[Frame]) -> list[Detections]:
+        """Detections for consecutive frames of this source, those to detect in one call."""
         # the gate sees every frame (its background follows the scene); until there are
         # detections to reuse, the detector runs whatever it says
-        still = self.gate is not None and not self.gate.should_detect(frame.image, frame.pts_s)
-        if still and self._last is not None:
-            return self._last
-        self.inferences += 1
-        self._last = self._run(frame.image)
-        return self._last
+        run: list[int] = []  # frames that go to the detector
+        reuse: list[int] = []  # per frame: index into `run` whose detections it takes, or -1
+        for frame in frames:
+            self.frames += 1
+            still = self.gate is not None and not self.gate.should_detect(frame.image, frame.pts_s)
+            if still and (run or self._last is not None):
+                reuse.append(len(run) - 1)
+                continue
+            reuse.append(len(run))
+            run.append(len(reuse) - 1)
+        self.inferences += len(run)
+        found = self._run([frames[i].image for i in run]) if run else []
+        out = [found[k] if k >= 0 else self._last for k in reuse]
+        self._last = out[-1]
+        return out  # type: ignore[return-value]
 
-    def _run(self, image: npt.NDArray[np.uint8]) -> Detections:
+    def _run(self, images: list[npt.NDArray[np.uint8]]) -> list[Detections]:
         if self.tiling is None:
-            return self._detect([image])[0]
-        h, w = image.shape[:2]
-        windows = tile_windows(h, w, self.tiling)
-        if self.tiling.full_frame:
-            windows = [(0, 0, w, h), *windows]
-        crops = [image[y0:y1, x0:x1] for x0, y0, x1, y1 in windows]
-        return merge_tiles(self._detect(crops), windows, max_det=self.max_det)
+            return self._detect(images)
+        crops: list[npt.NDArray[np.uint8]] = []
+        spans: list[tuple[int, list[tuple[int, int, int, int]]]] = []
+        for image in images:
+            h, w = image.shape[:2]
+            windows = tile_windows(h, w, self.tiling)
+            if self.tiling.full_frame:
+                windows = [(0, 0, w, h), *windows]
+            spans.append((len(crops), windows))
+            crops += [image[y0:y1, x0:x1] for x0, y0, x1, y1 in windows]
+        found = self._detect(crops)
+        return [merge_tiles(found[k : k + len(wins)], wins, max_det=self.max_det)
+                for k, wins in spans]  # fmt: skip

@@ -104,6 +104,7 @@ class RuntimeMetrics:
         self._last_summary = time.monotonic()
         self._last_cpu = process_stats(self._proc)["cpu_s"]
         self._summary: dict[str, Any] | None = None
+        self._stage_sums: dict[str, list[float]] = {}  # stage: [seconds, frames], all sources
         for s in sources:
             self.frames_in.labels(s)
             self.frames_out.labels(s)
@@ -132,6 +133,10 @@ class RuntimeMetrics:
         """A stage finished a frame captured at `capture_ns` (monotonic ns)."""
         seconds = ((now_ns or time.monotonic_ns()) - capture_ns) / 1e9
         self.latency.labels(source, stage).observe(seconds)
+        with self._lock:
+            acc = self._stage_sums.setdefault(stage, [0.0, 0])
+            acc[0] += seconds
+            acc[1] += 1
         if stage == "rules":
             with self._lock:
                 w = self._win[source]
@@ -167,6 +172,12 @@ class RuntimeMetrics:
         with self._lock:
             w = self._win[source]
             return list(w.alert_latency_ms if alerts else w.latency_ms)
+
+    def stage_means_ms(self) -> dict[str, float]:
+        """Mean ms from capture to the end of each stage, over every frame of every source."""
+        with self._lock:
+            return {st: acc[0] / acc[1] * 1000 for st in STAGES
+                    if (acc := self._stage_sums.get(st)) and acc[1]}  # fmt: skip
 
     def summary(self, min_interval_s: float = 1.0) -> dict[str, Any]:
         """Per-source and process figures since the last summary (for the heartbeat); within

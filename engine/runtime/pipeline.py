@@ -8,6 +8,7 @@ rules that did not change keep their state; the others end their open incidents.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from engine.runtime.metrics import RuntimeMetrics
 from engine.runtime.positions import GroundTracks, with_position
 from engine.runtime.scene_view import SceneView
 from engine.track import ByteTracker, TrackerSettings
-from engine.types import Event, Frame, Tracks
+from engine.types import Detections, Event, Frame, Tracks
 
 __all__ = ["SharedWorld", "SourcePipeline"]
 
@@ -88,12 +89,24 @@ class SourcePipeline:
 
     def process(self, frame: Frame) -> tuple[Tracks, list[Event]]:
         """This frame's tracks and the events it caused (positions, clips, snapshots added)."""
+        return self.follow(frame, self.detect([frame])[0])
+
+    def detect(self, frames: list[Frame]) -> list[Detections]:
+        """Detections of consecutive frames of this source, in one detector call; then `follow`
+        each, in order."""
         m, sid = self._metrics, self.id
         self.stage = "detect"
         assert self._infer is not None
-        dets = self._infer.detections(frame)
-        m.stage_done(sid, "detect", frame.capture_ns)
+        found = self._infer.detections_many(frames)
+        now = time.monotonic_ns()
+        for frame in frames:
+            m.stage_done(sid, "detect", frame.capture_ns, now)
         m.inferred(sid, self._infer.inferences)
+        return found
+
+    def follow(self, frame: Frame, dets: Detections) -> tuple[Tracks, list[Event]]:
+        """Track, place, rule one detected frame: its tracks and the events it caused."""
+        m, sid = self._metrics, self.id
         self.stage = "track"
         tracker = self._tracker
         tracks = (

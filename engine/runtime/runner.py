@@ -107,7 +107,10 @@ class Runner:
         self._events: queue.Queue[Event | HealthEvent] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
         self._rules_lock = threading.Lock()
         self._pending: dict[str, tuple[list[Rule], Config]] = {}
+        self._leftover: dict[str, list[Frame]] = {}  # frames a failed worker had not processed
         self.health: list[HealthEvent] = []
+        self.inference_calls = 0  # detector calls of the shared batcher (known once closed)
+        self.inference_images = 0
         self.metrics = RuntimeMetrics([s.id for s in cfg.sources])
         sv = cfg.supervisor
         self._policy = RestartPolicy(sv.backoff_initial_s, sv.backoff_max_s, sv.healthy_s,
@@ -244,34 +247,57 @@ class Runner:
         )  # fmt: skip
         base = report.inferences.get(src.id, 0)
         sid = src.id
+        take = self.cfg.detector.batch_max if self.detector.info.batch_dynamic else 1
         try:
             while not stop.is_set():
                 if sid in self._pending:
                     with self._rules_lock:
                         new_rules, new_cfg = self._pending.pop(sid)
                     self._put_all(pipe.set_rules(new_rules, new_cfg), stop)
-                frame = src.read()
-                if frame is None:
+                frames = self._take(src, take)
+                if not frames:
                     break
-                self.metrics.frame_in(sid)
+                done = 0
                 try:
-                    tracks, events = pipe.process(frame)
-                    self._put_all(events, stop)
-                    self.metrics.stage_done(sid, "rules", frame.capture_ns)
-                    report.frames[sid] = report.frames.get(sid, 0) + 1
-                    report.inferences[sid] = base + pipe.inferences
-                    if on_frame is not None:
-                        pipe.stage = "frame hook"
-                        on_frame(frame, tracks, events)
+                    found = pipe.detect(frames)
+                    for frame, dets in zip(frames, found, strict=True):
+                        done += 1
+                        tracks, events = pipe.follow(frame, dets)
+                        self._put_all(events, stop)
+                        self.metrics.stage_done(sid, "rules", frame.capture_ns)
+                        report.frames[sid] = report.frames.get(sid, 0) + 1
+                        report.inferences[sid] = base + pipe.inferences
+                        if on_frame is not None:
+                            pipe.stage = "frame hook"
+                            on_frame(frame, tracks, events)
                 except EngineError:
                     raise
                 except Exception as exc:
+                    # the frame that failed is lost; those behind it wait for the restart
+                    self._leftover[sid] = frames[max(done, 1) :]
                     raise StageFailed(pipe.stage, exc) from exc
         finally:
             try:
                 self._put_all(pipe.close(), stop)
             except Exception:
                 log.exception("source %s: closing its open incidents failed", sid)
+
+    def _take(self, src: Source, most: int) -> list[Frame]:
+        """The next frame (waiting for it) and those already waiting behind it, up to `most`:
+        [] at the end of the source. Frames a failed worker left come first."""
+        left = self._leftover.pop(src.id, [])
+        if left:
+            return left
+        first = src.read()
+        if first is None:
+            return []
+        frames = [first]
+        while len(frames) < most and src.queued > 0:
+            nxt = src.read()
+            if nxt is None:
+                break
+            frames.append(nxt)
+        return frames
 
     # --- reload ---------------------------------------------------------------------------------
 
@@ -384,6 +410,8 @@ class Runner:
         for src in getattr(self, "sources", []):
             src.close()
         if self._batcher is not None:
+            self.inference_calls = self._batcher.calls
+            self.inference_images = self._batcher.images
             self._batcher.close()
             self._batcher = None
         self._close_sinks()
