@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo example test setup system-deps lint clean model ultralytics-env
+.PHONY: demo example test setup system-deps lint clean model ultralytics-env bench-results bench-soak
 
 # Ultralytics (training, export, the peer in benchmarks) needs torch; it lives in its own
 # environment so the engine never does. torch 2.14.1 / torchvision 0.29.1 run on the CPU.
@@ -69,6 +69,19 @@ model: setup ultralytics-env
 	$(BIN)/python -m models.sim_detector.card --model models/lookout_sim_yolo11n.onnx \
 	  --bench runs/sim_model_bench.json --train-summary runs/sim_detector/train_summary.json \
 	  --dataset-summary runs/sim_dataset/summary.json
+
+## bench-results: regenerate bench/results/ (shared footage and models; about 15 minutes)
+ASSETS ?= ../shared/assets
+RESULTS := bench/results
+bench-results: setup ultralytics-env
+	$(BIN)/lookout --log-level WARNING bench run $(ASSETS)/footage/intel_one-by-one-person-detection.mp4 \
+	  $(ASSETS)/footage/intel_car-detection.mp4 --model $(ASSETS)/models/yolo11n_coco_320_dynbatch.onnx \
+	  --streams 4 --peers --out $(RESULTS)/run-yolo11n-320
+	$(BIN)/lookout --log-level WARNING bench streams --json $(RESULTS)/streams.json
+
+## bench-soak: the 30-minute soak (4 streams, worker faults, reloads) into bench/results/
+bench-soak: setup
+	$(BIN)/lookout --log-level WARNING bench soak --minutes 30 --json $(RESULTS)/soak.json
 
 lint: setup
 	$(BIN)/ruff check engine bench tests

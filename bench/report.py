@@ -17,14 +17,30 @@ def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     import os
 
+    import psutil
+
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": _cpu_model(),
         "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "numpy": np.__version__,
         "onnxruntime": ort.__version__,
+        "onnxruntime_providers": ort.get_available_providers(),
     }
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux), or the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -198,14 +198,17 @@ class Runner:
         for w in workers:
             w.start()
         lag = _LagWatch([s for s in self.sources if isinstance(s, FileSource)], self._on_health)
+        next_watch = time.monotonic() + WATCH_EVERY_S
         try:
-            while any(w.is_alive() for w in workers) and not stop.is_set():
-                if self._reload_asked.wait(WATCH_EVERY_S):
+            while any(w.is_alive() for w in workers) and not stop.wait(0.1):
+                if self._reload_asked.is_set():
                     self._reload_asked.clear()
                     self._reload(report, force=True)
-                elif self._watch is not None and self._watch.changed():
-                    self._reload(report)
-                lag.check()
+                if time.monotonic() >= next_watch:
+                    next_watch += WATCH_EVERY_S
+                    if self._watch is not None and self._watch.changed():
+                        self._reload(report)
+                    lag.check()
         finally:
             deadline = time.monotonic() + SHUTDOWN_S
             for src in self.sources:
@@ -270,9 +273,7 @@ class Runner:
                         if on_frame is not None:
                             pipe.stage = "frame hook"
                             on_frame(frame, tracks, events)
-                except EngineError:
-                    raise
-                except Exception as exc:
+                except Exception as exc:  # also ModelError: inference may work again
                     # the frame that failed is lost; those behind it wait for the restart
                     self._leftover[sid] = frames[max(done, 1) :]
                     raise StageFailed(pipe.stage, exc) from exc
