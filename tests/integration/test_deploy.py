@@ -83,8 +83,8 @@ def test_systemd_unit_runs_the_same_command_and_verifies(tmp_path: Path) -> None
     text = (DEPLOY / "lookout.service").read_text().replace(
         exec_start[0], str(Path(sys.executable).parent / "lookout"))  # fmt: skip
     (tmp_path / "lookout.service").write_text(text)
-    proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(tmp_path / "lookout.service")],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    cmd = ["systemd-analyze", "verify", "--man=no", str(tmp_path / "lookout.service")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     problems = [line for line in proc.stderr.splitlines() if "lookout.service" in line]
     assert proc.returncode == 0 and not problems, proc.stderr
 
@@ -94,13 +94,13 @@ def test_the_image_build_context_installs_and_runs_the_command(tmp_path: Path) -
     and `lookout run /etc/lookout/lookout.yaml --quiet` runs the bundled model to the end."""
     ctx = tmp_path / "ctx"
     ctx.mkdir()
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
     for step, args in instructions(DEPLOY / "Dockerfile.cpu"):
         if step == "COPY":
             *sources, _ = args.split()
             for src in sources:
                 if (REPO / src).is_dir():
-                    shutil.copytree(REPO / src, ctx / src,
-                                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
+                    shutil.copytree(REPO / src, ctx / src, ignore=skip)
                 else:
                     shutil.copy2(REPO / src, ctx / src)
     wheels = tmp_path / "wheels"
@@ -136,6 +136,6 @@ def test_the_image_build_context_installs_and_runs_the_command(tmp_path: Path) -
     assert run.returncode == 0, run.stderr[-2000:]
     assert "done: 20 frames from 1 sources" in run.stderr
     # it ran the installed copy, not this checkout
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import engine; print(engine.__file__)"],
-                           capture_output=True, text=True, env=env, cwd=tmp_path)  # fmt: skip
+    probe = [str(venv / "bin" / "python"), "-c", "import engine; print(engine.__file__)"]
+    where = subprocess.run(probe, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert str(site) in where.stdout, where.stdout + where.stderr
