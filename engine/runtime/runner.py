@@ -19,21 +19,22 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import zmq
 
-from engine.alerts import AlertStamper, JsonlSink, ZmqPublisher
-from engine.config import Config, JsonlOutputConfig, ZmqOutputConfig
+from engine.config import Config, ZmqOutputConfig
 from engine.detect import OnnxDetector, build_detector
 from engine.errors import EngineError
-from engine.fusion import IncidentMerger, WorldTracker
+from engine.fusion import WorldTracker
 from engine.rules import Rule, build_rules
 from engine.runtime.batcher import InferenceBatcher
 from engine.runtime.metrics import RuntimeMetrics, SourceProbe
 from engine.runtime.metrics_http import MetricsServer
+from engine.runtime.outlet import AlertOutlet
 from engine.runtime.pipeline import SharedWorld, SourcePipeline
 from engine.runtime.positions import build_locators
 from engine.runtime.reload import ConfigWatcher, plan_rules
@@ -50,20 +51,11 @@ PUBLISH_BATCH = 500
 SHUTDOWN_S = 10.0  # every thread joined within this, all together
 WATCH_EVERY_S = 1.0  # config file polls, lag checks
 LAGGING_EVERY_S = 10.0
+HEALTH_KEPT = 1000  # health events kept in memory (all are published and journaled)
 ENGINE = "@engine"  # health events about the engine itself (not a valid source id)
 
 
 FrameHook = Callable[[Frame, Tracks, list[Event]], None]
-
-
-class Sink(Protocol):
-    """Where alerts go."""
-
-    sent: int
-
-    def send_many(self, alerts: list[Alert]) -> None: ...
-    def tick(self, stats: Callable[[], dict[str, Any]] | None = None) -> None: ...
-    def close(self) -> None: ...
 
 
 @dataclass
@@ -97,18 +89,17 @@ class Runner:
         self.cfg = cfg
         self._own_context = context is None
         self._context = context or zmq.Context()
-        self._sinks: list[Sink] = []
+        self._outlet: AlertOutlet | None = None
         self._batcher: InferenceBatcher | None = None
         self._metrics_server: MetricsServer | None = None
         self._watch = watch
         self._reload_asked = threading.Event()
-        self._stamper = AlertStamper(cfg.site, cfg.routing)
         self._snapshots = any(isinstance(o, ZmqOutputConfig) and o.snapshots for o in cfg.outputs)
         self._events: queue.Queue[Event | HealthEvent] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
         self._rules_lock = threading.Lock()
         self._pending: dict[str, tuple[list[Rule], Config]] = {}
         self._leftover: dict[str, list[Frame]] = {}  # frames a failed worker had not processed
-        self.health: list[HealthEvent] = []
+        self.health: deque[HealthEvent] = deque(maxlen=HEALTH_KEPT)  # the latest, for callers
         self.inference_calls = 0  # detector calls of the shared batcher (known once closed)
         self.inference_images = 0
         self.metrics = RuntimeMetrics([s.id for s in cfg.sources])
@@ -126,8 +117,6 @@ class Runner:
             self.rules: dict[str, list[Rule]] = build_rules(cfg, self.detector.class_names)
             self._locators = build_locators(cfg)
             fu = cfg.fusion
-            self._merger = (IncidentMerger(fu.merge_m, fu.merge_s)
-                            if fu.merge_incidents and self._locators else None)  # fmt: skip
             groups = tuple(tuple(g) for g in cfg.tracking.class_groups)
             self.world = WorldTracker(fu.gate_m, fu.lost_s, groups)
             self._shared_world = SharedWorld(self.world, threading.Lock())
@@ -138,13 +127,8 @@ class Runner:
             self.metrics.queue("events", self._events.qsize)
             if self._batcher is not None:
                 self.metrics.queue("inference", self._batcher.pending)
-            for out in cfg.outputs:
-                if isinstance(out, ZmqOutputConfig):
-                    self._sinks.append(
-                        ZmqPublisher(out, self._context, self._stamper.epoch, cfg.site)
-                    )
-                elif isinstance(out, JsonlOutputConfig):
-                    self._sinks.append(JsonlSink(out))
+            merge = fu.merge_incidents and bool(self._locators)
+            self._outlet = AlertOutlet(cfg, self._context, merge)
             if cfg.metrics is not None:
                 self._metrics_server = MetricsServer(cfg.metrics, self.metrics)
         except BaseException:
@@ -177,13 +161,13 @@ class Runner:
         """
         report = RunReport()
         t0 = time.monotonic()
-        for sink in self._sinks:
-            if isinstance(sink, ZmqPublisher) and sink.cfg.wait_subscribers:
-                sink.wait_for_subscribers()
+        outlet = self._outlet
+        assert outlet is not None
+        outlet.wait_for_subscribers()
         sources_done = threading.Event()
         publisher = threading.Thread(
             target=self._publish_loop,
-            args=(sources_done, report, on_alert),
+            args=(outlet, sources_done, report, on_alert),
             name="lookout-publisher",
         )
         publisher.start()
@@ -363,6 +347,7 @@ class Runner:
 
     def _publish_loop(
         self,
+        outlet: AlertOutlet,
         sources_done: threading.Event,
         report: RunReport,
         on_alert: Callable[[Alert], None] | None,
@@ -370,11 +355,7 @@ class Runner:
         """Stamp events in batches (up to PUBLISH_BATCH waiting ones), hand each batch to every
         sink (the ZeroMQ sink journals it before sending), and let sinks beat their heart."""
         while True:
-            for sink in self._sinks:
-                try:
-                    sink.tick(self._stats)
-                except Exception:
-                    log.exception("sink %s failed its heartbeat", type(sink).__name__)
+            outlet.tick(self._stats)
             try:
                 batch = [self._events.get(timeout=0.1)]
             except queue.Empty:
@@ -386,15 +367,7 @@ class Runner:
                     batch.append(self._events.get_nowait())
                 except queue.Empty:
                     break
-            if self._merger is not None:
-                batch = [self._merger(e) if isinstance(e, Event) else e for e in batch]
-            alerts = [self._stamper.stamp(event) for event in batch]
-            for sink in self._sinks:
-                try:
-                    sink.send_many(alerts)
-                except Exception:
-                    log.exception("sink %s failed on alerts %d-%d", type(sink).__name__,
-                                  alerts[0].seq, alerts[-1].seq)  # fmt: skip
+            alerts = outlet.publish(batch)
             report.alerts += len(alerts)
             now = time.monotonic_ns()
             for alert in alerts:
@@ -415,17 +388,13 @@ class Runner:
             self.inference_images = self._batcher.images
             self._batcher.close()
             self._batcher = None
-        self._close_sinks()
+        if self._outlet is not None:
+            self._outlet.close()
         if self._metrics_server is not None:
             self._metrics_server.close()
             self._metrics_server = None
         if self._own_context and not self._context.closed:
             self._context.term()
-
-    def _close_sinks(self) -> None:
-        for sink in self._sinks:
-            sink.close()
-        self._sinks = []
 
 
 def _probe(src: Source) -> SourceProbe:
