@@ -17,7 +17,6 @@ frame processed, nothing dropped): what an engine without a drop policy does whe
 from __future__ import annotations
 
 import argparse
-import socket
 import tempfile
 import threading
 import time
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from bench.assets import assets_dir, missing_reason
+from bench.rtsp_process import free_port
 from engine.config import Config
 from engine.errors import EngineError
 from engine.runtime import Runner
@@ -48,14 +48,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=30.0, help="measured time per count")
     p.add_argument("--warmup", type=float, default=5.0, help="unmeasured start per count")
     p.add_argument("--no-reference", action="store_true", help="skip the queue-everything run")
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def stream_config(n: int, out_dir: Path, when_behind: str = "auto", batch_max: int = 8) -> Config:

@@ -39,6 +39,7 @@ __all__ = [
     "JsonlOutputConfig",
     "MetricsConfig",
     "MotionConfig",
+    "PlacementConfig",
     "PreprocessOverride",
     "RouteConfig",
     "RtspSourceConfig",
@@ -155,8 +156,25 @@ class GeoConfig(_Model):
     alt_m: float = Field(0.0, ge=-500, le=9000, description="Ground height (ellipsoidal).")
 
 
+class PlacementConfig(_Model):
+    """Where a source may run on a cluster (`lookout run --cluster`)."""
+
+    reach: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+        description="Camera group: only nodes labelled reach-<group>=1 can reach this camera.",
+    )  # fmt: skip
+    gpu: float = Field(0.0, ge=0, le=16, description="GPUs the source's detector takes.")
+    decode: float = Field(
+        0.0, ge=0, le=64, description="Decode slots it takes of a node's `decode` resource."
+    )
+
+
 class _SourceOptions(_Model):
     """What every source can have: motion gating and tiling."""
+
+    cluster: PlacementConfig | None = Field(
+        None, description="Placement on a cluster (ignored on a single box)."
+    )
 
     motion: MotionConfig | None = Field(None, description="Skip inference on still scenes.")
     tiling: TilingConfig | None = Field(None, description="Detect on tiles (small objects).")

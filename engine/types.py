@@ -27,6 +27,7 @@ EventPhase = Literal["start", "update", "end"]
 HealthKind = Literal[
     "source.online", "source.offline", "source.stalled", "source.recovered", "source.lagging",
     "stage.failed", "stage.restarted", "config.reloaded", "config.rejected",
+    "node.lost", "source.moved", "source.stranded",
 ]  # fmt: skip
 HEALTH_KINDS: tuple[str, ...] = HealthKind.__args__  # type: ignore[attr-defined]
 
@@ -272,7 +273,11 @@ class HealthEvent:
         kind: `source.online` (first frames), `source.offline` (connection lost or refused),
             `source.stalled` (connected, but no packets for the read timeout: the camera is
             silent), `source.recovered` (frames again after offline/stalled), `source.lagging`
-            (the engine is slower than the camera: frames were dropped to keep latency bounded).
+            (the engine is slower than the camera: frames were dropped to keep latency bounded),
+            `stage.failed` / `stage.restarted` (a source's worker failed and was restarted),
+            `config.reloaded` / `config.rejected` (zones and rules from the config file), and on
+            a cluster `node.lost` (a node died), `source.moved` (a source runs on another node
+            now), `source.stranded` (no node left that can reach the camera).
         source_id: the source concerned.
         time_ns: `time.monotonic_ns()` when it was noticed.
         reason: what happened, for people (credentials already redacted).
@@ -293,9 +298,12 @@ class HealthEvent:
     def severity(self) -> Literal["info", "warning", "critical"]:
         """critical when a source is lost (or a stage gave up), warning when degraded, info
         otherwise."""
-        if self.kind == "source.offline" or self.attributes.get("final"):
+        if self.kind in ("source.offline", "node.lost", "source.stranded") or self.attributes.get(
+            "final"
+        ):
             return "critical"
-        degraded = ("source.stalled", "source.lagging", "stage.failed", "config.rejected")
+        degraded = ("source.stalled", "source.lagging", "stage.failed", "config.rejected",
+                    "source.moved")  # fmt: skip
         return "warning" if self.kind in degraded else "info"
 
 

@@ -99,6 +99,11 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--no-reload", action="store_true", help="do not reload zones and rules on file changes"
     )
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the sources across the nodes of this Ray cluster (host:port of its head)",
+    )
     p.set_defaults(func=run)
 
 
@@ -196,12 +201,32 @@ def _apply_overrides(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg.model_copy(update={"sources": sources, "outputs": outputs})
 
 
+def _run_cluster(cfg: Config, address: str) -> int:
+    """The config across a Ray cluster; alerts go to its outputs (from the hub)."""
+    from engine.cluster import run_cluster
+
+    stop = threading.Event()
+    stop_on_signals(stop)
+    report = run_cluster(cfg, address, stop)
+    for sid, st in sorted(report.sources.items()):
+        node = (st["node"] or "-")[:12]
+        log.info("source %s: up to frame %d, %d records, on node %s (moves %d, duplicates "
+                 "dropped %d)", sid, st["next_seq"] - 1, st["frames"], node, st["moves"],
+                 st["duplicates"])  # fmt: skip
+    lost = len(report.nodes_lost)
+    log.info("done: cluster run of %d sources in %.1f s, %d alerts, %d node(s) lost",
+             len(report.sources), report.elapsed_s, report.alerts, lost)  # fmt: skip
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run until the sources end or a signal arrives; exit 1 if a source failed."""
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames: expected a positive number, got {args.max_frames}")
     cfg = load_config(args.config) if args.config else config_from_flags(args)
     cfg = _apply_overrides(cfg, args)
+    if args.cluster:
+        return _run_cluster(cfg, args.cluster)
     watch = None
     if args.config and not args.no_reload:
         watch = ConfigWatcher(args.config, lambda p: _apply_overrides(load_config(p), args))

@@ -44,7 +44,8 @@ def decode_or_skip(packet: av.Packet, source_id: str, stats: Any) -> list[Any]:
         return []
 
 
-_Decoded = tuple[float, int, "npt.NDArray[np.uint8]"]  # stream pts, capture ns, BGR image
+# position in the file (frames decoded before it, all loops), stream pts, capture ns, BGR image
+_Decoded = tuple[int, float, int, "npt.NDArray[np.uint8]"]
 
 
 @dataclass(slots=True)
@@ -62,6 +63,8 @@ class FileSource:
 
     Args:
         cfg: the source's configuration.
+        start_frame: resume here (frames before it are decoded but not delivered; the first
+            frame delivered has this `seq`), as a source moved to another node does.
 
     Raises:
         SourceError: (from `open`) the file is missing, not a video, or has no video stream.
@@ -71,9 +74,10 @@ class FileSource:
         >>> src.open(); frame = src.read()
     """
 
-    def __init__(self, cfg: FileSourceConfig) -> None:
+    def __init__(self, cfg: FileSourceConfig, start_frame: int = 0) -> None:
         self.cfg = cfg
         self.id = cfg.id
+        self.start_frame = start_frame
         self.stats = SourceStats()
         self.fps: float = 0.0
         self.size: tuple[int, int] = (0, 0)
@@ -87,7 +91,8 @@ class FileSource:
         self._ended = threading.Event()
         self._error: SourceError | None = None
         self._thread: threading.Thread | None = None
-        self._seq = 0
+        self._seq = start_frame
+        self.position = start_frame - 1  # of the last frame read (frames dropped count too)
 
     def open(self) -> None:
         """Check the file holds video and start decoding ahead; raises SourceError naming it."""
@@ -122,7 +127,7 @@ class FileSource:
                 if error is not None:
                     raise error
                 return None
-        pts_s, capture_ns, image = item
+        self.position, pts_s, capture_ns, image = item
         frame = Frame(self.id, self._seq, pts_s, capture_ns, image)
         self._seq += 1
         self.stats.frames = self._seq
@@ -192,16 +197,19 @@ class FileSource:
                 if self._closed.is_set():
                     return
                 stream_pts = pts + offset_s
+                if last_pts is not None:
+                    step = pts - last_pts
+                last_pts = pts
+                if seq < self.start_frame:  # resuming: decoded, not delivered, not paced
+                    seq += 1
+                    continue
                 if self.cfg.rate == "native":
                     if t0_wall is None:
                         t0_wall, t0_pts = time.monotonic(), stream_pts
                     delay = (stream_pts - t0_pts) - (time.monotonic() - t0_wall)
                     if delay > 0 and self._closed.wait(delay):
                         return
-                if last_pts is not None:
-                    step = pts - last_pts
-                last_pts = pts
-                yield stream_pts, time.monotonic_ns(), image
+                yield seq, stream_pts, time.monotonic_ns(), image
                 seq += 1
                 if self.cfg.max_frames is not None and seq >= self.cfg.max_frames:
                     return
