@@ -12,7 +12,7 @@ TRAIN_VENV ?= .venv-train
 $(BIN)/lookout: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,bench,cluster]'
 	touch $@
 
 setup: $(BIN)/lookout
@@ -76,7 +76,7 @@ RESULTS := bench/results
 bench-results: setup ultralytics-env
 	$(BIN)/lookout --log-level WARNING bench run $(ASSETS)/footage/intel_one-by-one-person-detection.mp4 \
 	  $(ASSETS)/footage/intel_car-detection.mp4 --model $(ASSETS)/models/yolo11n_coco_320_dynbatch.onnx \
-	  --streams 4 --peers --out $(RESULTS)/run-yolo11n-320
+	  --streams 4 --spin --peers --out $(RESULTS)/run-yolo11n-320
 	$(BIN)/lookout --log-level WARNING bench streams --json $(RESULTS)/streams.json
 
 ## bench-soak: the 30-minute soak (4 streams, worker faults, reloads) into bench/results/

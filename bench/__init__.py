@@ -19,4 +19,5 @@ SUITES: dict[str, str] = {
     "streams": "bench.streams",
     "soak": "bench.soak",
     "run": "bench.footage",
+    "cluster": "bench.cluster",
 }

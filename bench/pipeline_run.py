@@ -50,6 +50,7 @@ class RunSpec:
     motion: bool = False
     conf: float = 0.25
     iou: float = 0.7
+    spin: bool = False
     rules: dict[str, Any] = field(default_factory=dict)  # zones/rules (config keys)
     keep_detections: bool = False
 
@@ -65,7 +66,7 @@ class RunSpec:
                     src["motion"] = {}
                 sources.append(src)
         det: dict[str, Any] = {"model": str(self.model), "batch_max": self.batch,
-                               "conf": self.conf, "iou": self.iou}  # fmt: skip
+                               "conf": self.conf, "iou": self.iou, "spin": self.spin}  # fmt: skip
         if self.imgsz:
             det["imgsz"] = self.imgsz
         return Config.model_validate(

@@ -10,6 +10,7 @@ loopback cluster (see LOOPBACK_ENV), so import it before Ray.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from typing import Any
@@ -70,10 +71,8 @@ class LocalCluster:
                 except psutil.NoSuchProcess:
                     pass
         for p in procs:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
         self.cluster.remove_node(node, allow_graceful=False)
         return len(procs)
 

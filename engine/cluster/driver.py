@@ -41,7 +41,8 @@ class ClusterReport:
     """What a cluster run did."""
 
     alerts: int = 0
-    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # the hub's view
+    workers: dict[str, dict[str, Any]] = field(default_factory=dict)  # the last incarnations
     nodes_lost: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
 
@@ -108,6 +109,11 @@ def run_cluster(cfg: Config, address: str, stop: threading.Event) -> ClusterRepo
                     ray.get(actor.stop.remote(), timeout=15)
                 except Exception:
                     log.warning("a source actor did not stop in time")
+        for sid, actor in actors.items():
+            try:
+                report.workers[sid] = ray.get(actor.status.remote(), timeout=10)
+            except Exception:
+                log.warning("source %s: no status from its actor", sid)
         status = ray.get(hub.status.remote(), timeout=30)
         report.sources = status["sources"]
         report.alerts = status["published"]

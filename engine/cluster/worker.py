@@ -60,6 +60,8 @@ class WorkerStatus:
     done: bool
     fenced: bool
     error: str | None
+    records_sent: int  # records in batches handed to the hub (re-sends count again)
+    deliver_s: float  # seconds spent handing records to the hub and waiting for its acks
 
 
 class SourceWorker:
@@ -82,6 +84,8 @@ class SourceWorker:
         self.acked = self.start_frame - 1
         self.fenced = False
         self.error: str | None = None
+        self.records_sent = 0
+        self.deliver_s = 0.0
         self._done = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lookout-worker-{source_id}",
@@ -91,7 +95,8 @@ class SourceWorker:
     def status(self) -> WorkerStatus:
         """Where this worker stands."""
         return WorkerStatus(self.id, self.node, self.epoch, self.start_frame, self.frames,
-                            self.acked, self._done.is_set(), self.fenced, self.error)  # fmt: skip
+                            self.acked, self._done.is_set(), self.fenced, self.error,
+                            self.records_sent, self.deliver_s)  # fmt: skip
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """End the stream here: open incidents end, the last records are delivered."""
@@ -169,11 +174,16 @@ class SourceWorker:
         """Send what waits (up to SEND_MAX at a time); keep what is not acknowledged."""
         if not outbox:
             return outbox
+        batch = outbox[:SEND_MAX]
+        t0 = time.perf_counter()
         try:
-            ack = self._hub.submit(self.id, self.epoch, outbox[:SEND_MAX])
+            ack = self._hub.submit(self.id, self.epoch, batch)
         except Exception as exc:  # hub slow or away: keep everything, try again later
             log.warning("source %s: records not acknowledged yet: %s", self.id, exc)
             return outbox
+        finally:
+            self.deliver_s += time.perf_counter() - t0
+            self.records_sent += len(batch)
         if ack == FENCED:
             self.fenced = True
             return []
