@@ -105,7 +105,8 @@ class OnnxDetector:
         """Detections for each BGR uint8 [h, w, 3] image, boxes in that image's pixels."""
         if not images:
             return []
-        step = len(images) if self.info.batch_dynamic else 1
+        # never more than batch_max per call: TensorRT's optimisation profile ends there
+        step = max(1, self.cfg.batch_max) if self.info.batch_dynamic else 1
         out: list[Detections] = []
         for start in range(0, len(images), step):
             out.extend(self._run(images[start : start + step]))

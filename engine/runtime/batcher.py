@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.detect import OnnxDetector
+from engine.errors import ModelError
 from engine.types import Detections
 
 __all__ = ["InferenceBatcher"]
@@ -43,15 +44,27 @@ class InferenceBatcher:
         self.max_wait_s = max_wait_ms / 1000
         self.calls = 0
         self.images = 0
+        self._closed = False
         self._requests: queue.Queue[_Request | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="lookout-inference", daemon=True)
         self._thread.start()
 
     def detect(self, images: list[npt.NDArray[np.uint8]]) -> list[Detections]:
-        """Detections for these images (blocks until their batch ran); errors re-raised here."""
+        """Detections for these images (blocks until their batch ran); errors re-raised here.
+
+        Raises:
+            ModelError: the batcher was closed (the run is ending).
+        """
+        if self._closed:
+            raise ModelError("inference stopped: the engine is shutting down")
         req = _Request(images)
         self._requests.put(req)
-        return req.done.result()
+        while True:
+            try:
+                return req.done.result(timeout=1.0)
+            except TimeoutError:
+                if self._closed and not self._thread.is_alive():
+                    raise ModelError("inference stopped: the engine is shutting down") from None
 
     def pending(self) -> int:
         """Requests waiting for the inference thread."""
@@ -59,6 +72,7 @@ class InferenceBatcher:
 
     def close(self) -> None:
         """Stop the inference thread once the waiting requests are served."""
+        self._closed = True
         self._requests.put(None)
         self._thread.join(10)
 
@@ -89,9 +103,13 @@ class InferenceBatcher:
         images = [im for r in batch for im in r.images]
         try:
             dets = self.detector.detect_images(images)
-        except BaseException as exc:  # every waiting source gets the error
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].done.set_exception(exc)
+                return
+            # one source's frame may be the culprit: each request alone, so only it fails
             for r in batch:
-                r.done.set_exception(exc)
+                self._serve([r])
             return
         self.calls += 1
         self.images += len(images)

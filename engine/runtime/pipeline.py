@@ -8,6 +8,7 @@ rules that did not change keep their state; the others end their open incidents.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from engine.track import ByteTracker, TrackerSettings
 from engine.types import Detections, Event, Frame, Tracks
 
 __all__ = ["SharedWorld", "SourcePipeline"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -101,7 +104,6 @@ class SourcePipeline:
         now = time.monotonic_ns()
         for frame in frames:
             m.stage_done(sid, "detect", frame.capture_ns, now)
-        m.inferred(sid, self._infer.inferences)
         return found
 
     def follow(self, frame: Frame, dets: Detections) -> tuple[Tracks, list[Event]]:
@@ -150,9 +152,13 @@ class SourcePipeline:
 
     def close(self) -> list[Event]:
         """End every open incident (the stream ended, or the stage is restarted)."""
+        closing = self._close_rules(self.rules)
         if self._clips is not None:
-            self._clips.close()
-        return self._close_rules(self.rules)
+            try:
+                self._clips.close()
+            except Exception:
+                log.exception("source %s: closing its clips failed", self.id)
+        return closing
 
     def _set_rules(self, rules: list[Rule], cfg: Config) -> None:
         zones = [z.polygon for z in cfg.zones if z.source == self.id]
@@ -177,7 +183,12 @@ class SourcePipeline:
         if last is None or not rules:
             return []
         self.stage = "close"
-        closing = [e for rule in rules for e in rule.close(last)]
+        closing: list[Event] = []
+        for rule in rules:  # one broken rule must not leave the others' incidents open
+            try:
+                closing += rule.close(last)
+            except Exception:
+                log.exception("source %s: rule %s failed to end its incidents", self.id, rule.id)
         if closing and self._snapshots:
             closing = with_snapshot(closing, last)
         return closing

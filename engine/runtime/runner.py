@@ -169,6 +169,7 @@ class Runner:
             target=self._publish_loop,
             args=(outlet, sources_done, report, on_alert),
             name="lookout-publisher",
+            daemon=True,  # joined within the shutdown bound; never keeps the process alive
         )
         publisher.start()
         workers = [
@@ -176,6 +177,7 @@ class Runner:
                 target=self._supervised,
                 args=(src, stop, report, on_frame),
                 name=f"lookout-worker-{src.id}",
+                daemon=True,
             )
             for src in self.sources
         ]
@@ -254,6 +256,7 @@ class Runner:
                         self.metrics.stage_done(sid, "rules", frame.capture_ns)
                         report.frames[sid] = report.frames.get(sid, 0) + 1
                         report.inferences[sid] = base + pipe.inferences
+                        self.metrics.inferred(sid, base + pipe.inferences)
                         if on_frame is not None:
                             pipe.stage = "frame hook"
                             on_frame(frame, tracks, events)
@@ -282,6 +285,8 @@ class Runner:
             if nxt is None:
                 break
             frames.append(nxt)
+        for _ in frames:
+            self.metrics.frame_in(src.id)
         return frames
 
     # --- reload ---------------------------------------------------------------------------------
@@ -367,7 +372,11 @@ class Runner:
                     batch.append(self._events.get_nowait())
                 except queue.Empty:
                     break
-            alerts = outlet.publish(batch)
+            try:
+                alerts = outlet.publish(batch)
+            except Exception:  # a bug in stamping or merging: the batch is lost, not the stream
+                log.exception("publishing %d events failed; they are lost", len(batch))
+                continue
             report.alerts += len(alerts)
             now = time.monotonic_ns()
             for alert in alerts:
@@ -376,7 +385,10 @@ class Runner:
                     self.metrics.stage_done(e.source_id, "alert", e.capture_ns, now)
                 self.metrics.published(e.kind)
                 if on_alert is not None:
-                    on_alert(alert)
+                    try:
+                        on_alert(alert)
+                    except Exception:  # a caller's hook (say, stdout gone) must not stop alerts
+                        log.exception("on_alert failed on alert %d", alert.seq)
 
     def close(self) -> None:
         """Close sources, the batcher, sinks and the metrics endpoint (idempotent); `run` does it

@@ -32,6 +32,8 @@ __all__ = ["FileSource", "SourceStats", "decode_or_skip"]
 
 log = logging.getLogger(__name__)
 
+LATE_FRAMES = 2  # at native rate, a frame decoded this many frame times late is dropped
+
 
 def decode_or_skip(packet: av.Packet, source_id: str, stats: Any) -> list[Any]:
     """The frames of one packet; a corrupt packet is counted (`stats.corrupt_packets`), logged
@@ -92,6 +94,7 @@ class FileSource:
         self._error: SourceError | None = None
         self._thread: threading.Thread | None = None
         self._seq = start_frame
+        self._late = 0  # frames decoded too late to be shown at native rate
         self.position = start_frame - 1  # of the last frame read (frames dropped count too)
 
     def open(self) -> None:
@@ -142,8 +145,8 @@ class FileSource:
 
     @property
     def dropped(self) -> int:
-        """Frames dropped because the engine was behind (native rate only)."""
-        return self._buffer.dropped
+        """Frames dropped because the engine (or decoding) was behind (native rate only)."""
+        return self._buffer.dropped + self._late
 
     @property
     def queued(self) -> int:
@@ -209,6 +212,10 @@ class FileSource:
                     delay = (stream_pts - t0_pts) - (time.monotonic() - t0_wall)
                     if delay > 0 and self._closed.wait(delay):
                         return
+                    if self.drops_when_behind and delay < -LATE_FRAMES * self._nominal_step_s:
+                        self._late += 1  # decoding itself fell behind: a camera drops it too
+                        seq += 1
+                        continue
                 yield seq, stream_pts, time.monotonic_ns(), image
                 seq += 1
                 if self.cfg.max_frames is not None and seq >= self.cfg.max_frames:
