@@ -80,6 +80,8 @@ def _single_box(cfg: Config) -> dict[str, Any]:
 
 
 def _on_cluster(cfg: Config, workers: int, kill_after_s: float | None = None) -> dict[str, Any]:
+    import ray
+
     from engine.cluster import run_cluster
 
     labels = {"reach-site": "1"}
@@ -93,7 +95,10 @@ def _on_cluster(cfg: Config, workers: int, kill_after_s: float | None = None) ->
         thread.start()
         if kill_after_s is not None:
             time.sleep(kill_after_s)
-            cluster.kill(cluster.workers[0])
+            # the node that runs cam1 (the driver in this process knows where its actors are)
+            actor = ray.get_actor("lookout-source-cam1", namespace="lookout")
+            node = ray.get(actor.status.remote(), timeout=30)["node"]
+            cluster.kill(next(w for w in cluster.workers if w.node_id == node))
             cluster.add(labels)  # the replacement box
         thread.join(900)
         elapsed = time.monotonic() - t0
@@ -101,7 +106,8 @@ def _on_cluster(cfg: Config, workers: int, kill_after_s: float | None = None) ->
         stop.set()
         cluster.shutdown()
     report = out["r"]
-    frames = sum(s["frames"] for s in report.sources.values())
+    # records the hub accepted, less each stream's end record
+    frames = sum(s["frames"] - 1 for s in report.sources.values())
     sent = sum(w["records_sent"] for w in report.workers.values())
     deliver = sum(w["deliver_s"] for w in report.workers.values())
     return {"run": f"cluster, {workers} worker node{'s' if workers > 1 else ''}"
@@ -110,15 +116,23 @@ def _on_cluster(cfg: Config, workers: int, kill_after_s: float | None = None) ->
             "fps": round(frames / elapsed, 1),
             "control_ms_per_frame": round(deliver / max(1, sent) * 1000, 3),
             "alerts": report.alerts, "nodes_lost": len(report.nodes_lost),
+            "moves": sum(s["moves"] for s in report.sources.values()),
             "sources": report.sources}  # fmt: skip
 
 
 def _alerts_lost(out: Path, row: dict[str, Any], frames: int) -> int:
+    """Gaps in the journaled alert sequence, incidents that started and never ended, and
+    streams that did not reach their end record."""
+    if not row["moves"]:
+        raise EngineError("bench cluster: the killed node ran no source; nothing was measured")
     lines = [json.loads(x) for x in (out / "alerts.jsonl").read_text().splitlines()]
     seqs = [x["seq"] for x in lines]
     gaps = (seqs[-1] - len(set(seqs))) if seqs else 0
+    phases = [(x["data"].get("event_id"), x["data"].get("phase")) for x in lines]
+    starts = {e for e, p in phases if p == "start"}
+    ends = {e for e, p in phases if p == "end"}
     unfinished = sum(1 for s in row["sources"].values() if s["next_seq"] < frames + 1)
-    return gaps + unfinished
+    return gaps + len(starts - ends) + unfinished
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -48,8 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--imgsz", type=int, help="input size of a model with dynamic H and W")
     p.add_argument("--streams", type=int, default=1, help="scale up to N copies of each file")
     p.add_argument("--batch", type=int, default=4, help="frames per inference call at most")
-    p.add_argument("--spin", action="store_true",
-                   help="onnxruntime threads spin between runs (detector.spin)")
+    p.add_argument(
+        "--spin", action="store_true", help="onnxruntime threads spin between runs (detector.spin)"
+    )
     p.add_argument("--events", type=Path, help="ground truth of the events in the footage")
     p.add_argument("--rules", type=Path, help="config file whose zones and rules to run")
     p.add_argument("--peers", action="store_true", help="also run Ultralytics and bare ORT")

@@ -6,6 +6,7 @@ Imported only where Ray is installed (the `cluster` extra); the logic lives in `
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import ray
@@ -83,8 +84,10 @@ class _Source:
 
     def __init__(self, cfg_json: str, source_id: str, hub: Any) -> None:
         node = ray.get_runtime_context().get_node_id()
-        self._worker = SourceWorker(Config.model_validate_json(cfg_json), source_id,
-                                    _RemoteHub(hub), node)  # fmt: skip
+        # a failure retrying can fix ends this process: Ray restarts the actor (max_restarts)
+        cfg = Config.model_validate_json(cfg_json)
+        self._worker = SourceWorker(cfg, source_id, _RemoteHub(hub), node,
+                                    on_crash=lambda: os._exit(1))  # fmt: skip
 
     def status(self) -> dict[str, Any]:
         return vars(self._worker.status())

@@ -74,7 +74,9 @@ class Hub:
         self.published = 0
         # (seq, kind, source, event id, phase) of the latest alerts, for reports and tests
         self.alerts: deque[dict[str, Any]] = deque(maxlen=100_000)
-        self._outlet = AlertOutlet(cfg, self._context, merge=cfg.fusion.merge_incidents)
+        # no incident merging across nodes: each node's monotonic clock is its own (merging needs
+        # one time base; on a cluster every sensor's incidents go out as they are)
+        self._outlet = AlertOutlet(cfg, self._context, merge=False)
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, name="lookout-hub-beat", daemon=True)
         self._beat.start()
@@ -116,21 +118,26 @@ class Hub:
                 return FENCED
             st.last_seen_s = time.monotonic()
             accepted: list[Event | HealthEvent] = []
+            next_seq, frames, duplicates = st.next_seq, 0, 0
             for seq, events in records:
-                if seq < st.next_seq:
-                    st.duplicates += 1
+                if seq < next_seq:
+                    duplicates += 1
                     continue
-                st.next_seq = seq + 1
-                st.frames += 1
+                next_seq = seq + 1
+                frames += 1
                 accepted += events
-            for e in accepted:
-                assert isinstance(e, Event)
-                if e.phase == "end":
-                    st.open.pop(e.event_id, None)
-                else:
-                    st.open[e.event_id] = e
-            if accepted:
+            if accepted:  # published (journaled) before acknowledged: a failure is re-sent
                 self._publish(accepted)
+            st.next_seq, st.frames, st.duplicates = (
+                next_seq,
+                st.frames + frames,
+                st.duplicates + duplicates,
+            )
+            for e in accepted:
+                if isinstance(e, Event) and e.phase == "end":
+                    st.open.pop(e.event_id, None)
+                elif isinstance(e, Event):
+                    st.open[e.event_id] = e
             return st.next_seq - 1
 
     def health(self, source_id: str, epoch: int, event: HealthEvent) -> bool:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from engine.cluster.hub import FENCED
 from engine.config import Config, FileSourceConfig
 from engine.detect import build_detector
+from engine.errors import SourceError
 from engine.fusion import WorldTracker
 from engine.rules import build_rules
 from engine.runtime.metrics import RuntimeMetrics
@@ -35,6 +37,10 @@ log = logging.getLogger(__name__)
 SEND_EVERY_S = 0.2  # records go out at least this often
 SEND_MAX = 50  # records per batch
 ACK_TIMEOUT_S = 3.0
+FLUSH_S = 30.0  # at the end, records still go out for this long
+MAX_OUTBOX = 5000  # records waiting for the hub before a warning (kept: nothing is dropped)
+MAX_HEALTH = 100  # health events waiting for the hub (the oldest go)
+CRASH_BACKOFF_S = 2.0
 
 
 class HubLink(Protocol):
@@ -67,18 +73,28 @@ class WorkerStatus:
 class SourceWorker:
     """Runs one source on this node until its stream ends, it is fenced, or `stop`.
 
+    Two threads: the frame loop (read, detect, track, rules) puts each frame's record in an
+    outbox; the delivery thread hands the outbox to the hub every SEND_EVERY_S and keeps what is
+    not acknowledged, so records go out also while the camera is away, and a slow hub never
+    stalls capture. Health events take the same thread. A failure that retrying can fix (not a
+    source that cannot be read) is reported and handed to `on_crash`, which lets Ray restart the
+    actor (on this node or another); it resumes where the hub's records end.
+
     Args:
         cfg: the deployment's config.
         source_id: which source.
         hub: the hub.
         node: this node's id (for the hub's bookkeeping and health events).
+        on_crash: called after a retryable failure was reported (the actor ends its process).
     """
 
-    def __init__(self, cfg: Config, source_id: str, hub: HubLink, node: str) -> None:
+    def __init__(self, cfg: Config, source_id: str, hub: HubLink, node: str,
+                 on_crash: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.cfg = cfg
         self.id = source_id
         self.node = node
         self._hub = hub
+        self._on_crash = on_crash
         self.epoch, self.start_frame = hub.register(source_id, node)
         self.frames = 0
         self.acked = self.start_frame - 1
@@ -86,30 +102,43 @@ class SourceWorker:
         self.error: str | None = None
         self.records_sent = 0
         self.deliver_s = 0.0
-        self._done = threading.Event()
+        self._outbox: list[tuple[int, list[Event]]] = []
+        self._health: list[HealthEvent] = []
+        self._lock = threading.Lock()
+        self._src: Source | None = None
+        self._crashed = False
+        self._done = threading.Event()  # the frame loop ended (its last record is queued)
+        self._delivered = threading.Event()  # ... and everything went to the hub
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lookout-worker-{source_id}",
                                         daemon=True)  # fmt: skip
+        self._sender = threading.Thread(target=self._send_loop, name=f"lookout-send-{source_id}",
+                                        daemon=True)  # fmt: skip
         self._thread.start()
+        self._sender.start()
 
     def status(self) -> WorkerStatus:
         """Where this worker stands."""
         return WorkerStatus(self.id, self.node, self.epoch, self.start_frame, self.frames,
-                            self.acked, self._done.is_set(), self.fenced, self.error,
+                            self.acked, self._delivered.is_set(), self.fenced, self.error,
                             self.records_sent, self.deliver_s)  # fmt: skip
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """End the stream here: open incidents end, the last records are delivered."""
         self._stop.set()
+        src = self._src
+        if src is not None:
+            src.close()  # a read waiting for an absent camera returns now
         self._thread.join(timeout_s)
+        self._sender.join(timeout_s)
 
-    # --- inside -------------------------------------------------------------------------------
+    # --- the frame loop -------------------------------------------------------------------------
 
     def _on_health(self, event: HealthEvent) -> None:
-        try:
-            self._hub.health(self.id, self.epoch, event)
-        except Exception:  # the hub is away: health events are advisory
-            log.warning("source %s: health event %s not delivered", self.id, event.kind)
+        """From the capture threads: queued, never waits for the hub."""
+        with self._lock:
+            self._health.append(event)
+            del self._health[:-MAX_HEALTH]
 
     def _open(self) -> Source:
         scfg = next(s for s in self.cfg.sources if s.id == self.id)
@@ -126,6 +155,8 @@ class SourceWorker:
         detector = build_detector(cfg.detector)
         rules = build_rules(cfg, detector.class_names).get(self.id, [])
         fu = cfg.fusion
+        # each source's own world tracker: global ids across cameras need one place (the
+        # single-box runner); on a cluster, positions and per-source ids are what go out
         world = SharedWorld(WorldTracker(fu.gate_m, fu.lost_s), threading.Lock())
         scfg = next(s for s in cfg.sources if s.id == self.id)
         snapshots = any(getattr(o, "snapshots", False) for o in cfg.outputs)
@@ -133,67 +164,114 @@ class SourceWorker:
                               build_locators(cfg).get(self.id), world,
                               RuntimeMetrics([self.id]), snapshots)  # fmt: skip
 
+    def _queue(self, record: tuple[int, list[Event]]) -> None:
+        with self._lock:
+            self._outbox.append(record)
+            backlog = len(self._outbox)
+        if backlog > MAX_OUTBOX and backlog % MAX_OUTBOX == 1:  # the hub has been away long
+            log.warning("source %s: %d records wait for the hub", self.id, backlog)
+
     def _run(self) -> None:
-        outbox: list[tuple[int, list[Event]]] = []
-        src: Source | None = None
         try:
-            src = self._open()
+            self._src = src = self._open()
             pipe = self._pipeline()
             # a file's frames are numbered by their position in it (dropped ones leave gaps, and
             # a moved source resumes exactly there); a live feed's count from where it was
             file = src if isinstance(src, FileSource) else None
-            last_send = time.monotonic()
+            last = self.acked
             while not self._stop.is_set() and not self.fenced:
                 frame = src.read()
                 if frame is None:
                     break
                 _, events = pipe.process(frame)
-                number = file.position if file is not None else self.start_frame + frame.seq
-                outbox.append((number, events))
+                last = file.position if file is not None else self.start_frame + frame.seq
+                self._queue((last, events))
                 self.frames += 1
-                if len(outbox) >= SEND_MAX or time.monotonic() - last_send >= SEND_EVERY_S:
-                    outbox = self._deliver(outbox)
-                    last_send = time.monotonic()
             if not self.fenced:
-                end = (outbox[-1][0] if outbox else self.acked) + 1
-                if file is not None:  # after the file's last frame, also if it was dropped
+                end = last + 1
+                if file is not None and not self._stop.is_set():  # after its last frame
                     end = max(end, self.start_frame + file.stats.decoded)
-                outbox.append((end, pipe.close()))  # the stream's end: incidents end
-                self._flush(outbox)
-                if not self._stop.is_set():
-                    self._hub.finish(self.id, self.epoch)
-        except Exception as exc:  # reported; the actor's restart policy decides what follows
+                self._queue((end, pipe.close()))  # the stream's end: incidents end
+        except SourceError as exc:  # retrying cannot fix it: the source is done for
+            self.error = str(exc)
+            self._on_health(HealthEvent("stage.failed", self.id, time.monotonic_ns(), str(exc),
+                                        {"stage": "source", "final": True}))  # fmt: skip
+        except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("source %s: worker failed", self.id)
+            self._on_health(HealthEvent("stage.failed", self.id, time.monotonic_ns(),
+                                        f"worker failed: {self.error}; the actor restarts",
+                                        {"stage": "worker"}))  # fmt: skip
+            self._crashed = True
         finally:
-            if src is not None:
-                src.close()
+            if self._src is not None:
+                self._src.close()
             self._done.set()
+        self._sender.join(FLUSH_S)
+        if self._crashed and self._on_crash is not None:
+            time.sleep(CRASH_BACKOFF_S)  # no hot restart loop
+            self._on_crash()
 
-    def _deliver(self, outbox: list[tuple[int, list[Event]]]) -> list[tuple[int, list[Event]]]:
-        """Send what waits (up to SEND_MAX at a time); keep what is not acknowledged."""
-        if not outbox:
-            return outbox
-        batch = outbox[:SEND_MAX]
+    # --- delivery -------------------------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        """Hand records and health events to the hub until everything is delivered."""
+        flush_deadline: float | None = None
+        while not self.fenced:
+            done = self._done.is_set()
+            if done and flush_deadline is None:
+                flush_deadline = time.monotonic() + FLUSH_S
+            self._send_health()
+            sent = self._deliver()
+            with self._lock:
+                empty = not self._outbox
+            if done and empty:
+                if not self._crashed:  # a crashed worker's actor restarts and goes on
+                    self._finish()
+                break
+            if flush_deadline is not None and time.monotonic() > flush_deadline:
+                log.error("source %s: %d records not delivered before the end", self.id,
+                          len(self._outbox))  # fmt: skip
+                break
+            if not sent:
+                time.sleep(0.05 if done else SEND_EVERY_S)
+        self._delivered.set()
+
+    def _finish(self) -> None:
+        try:
+            self._hub.finish(self.id, self.epoch)
+        except Exception as exc:
+            log.warning("source %s: end not acknowledged: %s", self.id, exc)
+
+    def _send_health(self) -> None:
+        with self._lock:
+            events, self._health = self._health, []
+        for event in events:
+            try:
+                self._hub.health(self.id, self.epoch, event)
+            except Exception:  # the hub is away: health events are advisory
+                log.warning("source %s: health event %s not delivered", self.id, event.kind)
+
+    def _deliver(self) -> bool:
+        """Send what waits (up to SEND_MAX at a time); keep what is not acknowledged. True if
+        the hub took something."""
+        with self._lock:
+            batch = self._outbox[:SEND_MAX]
+        if not batch:
+            return False
         t0 = time.perf_counter()
         try:
             ack = self._hub.submit(self.id, self.epoch, batch)
         except Exception as exc:  # hub slow or away: keep everything, try again later
             log.warning("source %s: records not acknowledged yet: %s", self.id, exc)
-            return outbox
+            return False
         finally:
             self.deliver_s += time.perf_counter() - t0
             self.records_sent += len(batch)
         if ack == FENCED:
             self.fenced = True
-            return []
+            return False
         self.acked = max(self.acked, ack)
-        return [r for r in outbox if r[0] > ack]
-
-    def _flush(self, outbox: list[tuple[int, list[Event]]], timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while outbox and not self.fenced and time.monotonic() < deadline:
-            before = len(outbox)
-            outbox = self._deliver(outbox)
-            if len(outbox) == before:
-                time.sleep(0.2)
+        with self._lock:
+            self._outbox = [r for r in self._outbox if r[0] > ack]
+        return True
