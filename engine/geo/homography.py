@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -77,6 +76,32 @@ class GroundHomography:
         return out
 
 
+def _normalized_dlt(src: F64, dst: F64) -> F64 | None:
+    """The least-squares homography src -> dst by the normalised DLT (Hartley), in float64
+    (OpenCV's fit rounds its input to float32: 0.01 px errors at grazing views). None when the
+    points do not fix one (fewer than 4 in general position)."""
+
+    def normalise(p: F64) -> tuple[F64, F64]:
+        c = p.mean(axis=0)
+        d = float(np.hypot(*(p - c).T).mean())
+        k = np.sqrt(2.0) / d if d > 0 else 1.0
+        return np.array([[k, 0, -k * c[0]], [0, k, -k * c[1]], [0, 0, 1.0]]), (p - c) * k
+
+    t_src, a = normalise(src)
+    t_dst, b = normalise(dst)
+    x, y, u, v = a[:, 0], a[:, 1], b[:, 0], b[:, 1]
+    one, zero = np.ones(len(a)), np.zeros(len(a))
+    rows = np.concatenate([
+        np.column_stack([-x, -y, -one, zero, zero, zero, u * x, u * y, u]),
+        np.column_stack([zero, zero, zero, -x, -y, -one, v * x, v * y, v]),
+    ])  # fmt: skip
+    _, sv, vt = np.linalg.svd(rows)
+    if np.count_nonzero(sv > 1e-9 * sv[0]) < 8:  # more than one solution: no plane fixed
+        return None
+    h: F64 = np.linalg.inv(t_dst) @ vt[-1].reshape(3, 3) @ t_src
+    return h
+
+
 def fit_homography(image_px: F64, ground_m: F64) -> GroundHomography:
     """Least-squares homography from >= 4 pixel/ground pairs, with its errors.
 
@@ -89,7 +114,7 @@ def fit_homography(image_px: F64, ground_m: F64) -> GroundHomography:
         raise ConfigError(f"calibration: {len(image_px)} image points but {len(ground_m)} ground")
     if len(image_px) < 4:
         raise ConfigError(f"calibration: at least 4 point pairs are needed, got {len(image_px)}")
-    H, _ = cv2.findHomography(ground_m, image_px, 0)
+    H = _normalized_dlt(ground_m, image_px)
     if H is None or not np.all(np.isfinite(H)) or abs(np.linalg.det(H)) < 1e-12:
         raise ConfigError("calibration: the points fix no plane (are three of them on a line?)")
     H = H / H[2, 2]
