@@ -28,6 +28,7 @@ from typing import Any
 from bench.assets import assets_dir, missing_reason
 from bench.ray_local import LocalCluster  # sets Ray's environment: before Ray is imported
 from bench.rtsp_process import free_port
+from bench.streams import watch_whole_frame
 from engine.config import Config
 from engine.errors import EngineError
 from engine.runtime import Runner
@@ -47,20 +48,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _config(out: Path, frames: int, rate: str, reach: bool) -> Config:
     root = assets_dir()
-    sources, zones, rules = [], [], []
+    sources: list[dict[str, Any]] = []
     for i in range(STREAMS):
-        sid = f"cam{i + 1}"
-        src: dict[str, Any] = {"id": sid, "type": "file", "path": str(root / CLIP), "rate": rate,
-                               "max_frames": frames}  # fmt: skip
+        src: dict[str, Any] = {"id": f"cam{i + 1}", "type": "file", "path": str(root / CLIP),
+                               "rate": rate, "max_frames": frames}  # fmt: skip
         if reach:
             src["cluster"] = {"reach": "site"}
         sources.append(src)
-        zones.append({"id": f"z{i}", "source": sid,
-                      "polygon": [[0, 0], [768, 0], [768, 432], [0, 432]]})  # fmt: skip
-        rules.append({"id": f"r{i}", "type": "zone_presence", "zone": f"z{i}",
-                      "classes": ["person"], "clear_after_s": 0.5})  # fmt: skip
     return Config.model_validate({
-        "site": "bench", "sources": sources, "zones": zones, "rules": rules,
+        "site": "bench", "sources": sources,
+        **watch_whole_frame([s["id"] for s in sources], ["person"], clear_after_s=0.5),
         "detector": {"model": str(root / MODEL), "threads": 1},
         "outputs": [{"type": "zmq", "endpoint": f"tcp://127.0.0.1:{free_port()}",
                      "journal": str(out / "journal.db"), "snapshots": False},

@@ -34,7 +34,7 @@ from engine.runtime import Runner
 from engine.runtime.metrics import process_stats
 from engine.types import Event, Frame, Tracks
 
-__all__ = ["CLIPS", "MODEL", "Probe", "add_arguments", "run", "stream_config"]
+__all__ = ["CLIPS", "MODEL", "Probe", "add_arguments", "run", "stream_config", "watch_whole_frame"]
 
 CLIPS = ("footage/intel_one-by-one-person-detection.mp4", "footage/intel_car-detection.mp4")
 MODEL = "models/yolo11n_coco_320_dynbatch.onnx"
@@ -50,22 +50,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-reference", action="store_true", help="skip the queue-everything run")
 
 
+def watch_whole_frame(source_ids: list[str], classes: list[str],
+                      **rule: Any) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """Config `zones` and `rules`: per source, a zone over the whole (768x432) clip and a
+    zone_presence rule on it for `classes` (more rule settings as keywords)."""
+    frame = [[0, 0], [768, 0], [768, 432], [0, 432]]
+    return {
+        "zones": [{"id": f"z-{sid}", "source": sid, "polygon": frame} for sid in source_ids],
+        "rules": [{"id": f"r-{sid}", "type": "zone_presence", "zone": f"z-{sid}",
+                   "classes": classes, **rule} for sid in source_ids],
+    }  # fmt: skip
+
+
 def stream_config(n: int, out_dir: Path, when_behind: str = "auto", batch_max: int = 8) -> Config:
     """`n` looping native-rate replays of the shared clips through yolo11n@320, a zone rule per
     source, alerts journaled and published on a free port of 127.0.0.1."""
     root = assets_dir()
-    sources, zones, rules = [], [], []
-    for i in range(n):
-        sid = f"cam{i + 1}"
-        sources.append({"id": sid, "type": "file", "path": str(root / CLIPS[i % 2]),
-                        "rate": "native", "loop": True, "buffer_frames": 2,
-                        "when_behind": when_behind})  # fmt: skip
-        zones.append({"id": f"z{i + 1}", "source": sid,
-                      "polygon": [[0, 0], [768, 0], [768, 432], [0, 432]]})  # fmt: skip
-        rules.append({"id": f"r{i + 1}", "type": "zone_presence", "zone": f"z{i + 1}",
-                      "classes": ["person", "car"]})  # fmt: skip
+    sources = [{"id": f"cam{i + 1}", "type": "file", "path": str(root / CLIPS[i % 2]),
+                "rate": "native", "loop": True, "buffer_frames": 2, "when_behind": when_behind}
+               for i in range(n)]  # fmt: skip
     return Config.model_validate({
-        "site": "bench", "sources": sources, "zones": zones, "rules": rules,
+        "site": "bench", "sources": sources,
+        **watch_whole_frame([s["id"] for s in sources], ["person", "car"]),
         "detector": {"model": str(root / MODEL), "batch_max": batch_max, "batch_wait_ms": 5},
         "outputs": [{"type": "zmq", "endpoint": f"tcp://127.0.0.1:{free_port()}",
                      "journal": str(out_dir / "journal.db"), "heartbeat_s": 1.0}],

@@ -25,7 +25,7 @@ from engine.errors import SourceError
 from engine.fusion import WorldTracker
 from engine.rules import build_rules
 from engine.runtime.metrics import RuntimeMetrics
-from engine.runtime.pipeline import SharedWorld, SourcePipeline
+from engine.runtime.pipeline import SharedWorld, SourcePipeline, wants_snapshots
 from engine.runtime.positions import build_locators
 from engine.sources import FileSource, LiveSource, Source
 from engine.types import Event, HealthEvent
@@ -159,10 +159,9 @@ class SourceWorker:
         # single-box runner); on a cluster, positions and per-source ids are what go out
         world = SharedWorld(WorldTracker(fu.gate_m, fu.lost_s), threading.Lock())
         scfg = next(s for s in cfg.sources if s.id == self.id)
-        snapshots = any(getattr(o, "snapshots", False) for o in cfg.outputs)
         return SourcePipeline(cfg, scfg, detector.detect_images, detector.class_names, rules,
                               build_locators(cfg).get(self.id), world,
-                              RuntimeMetrics([self.id]), snapshots)  # fmt: skip
+                              RuntimeMetrics([self.id]), wants_snapshots(cfg))  # fmt: skip
 
     def _queue(self, record: tuple[int, list[Event]]) -> None:
         with self._lock:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.alerts import with_snapshot
-from engine.config import Config, DroneSourceConfig
+from engine.config import Config, DroneSourceConfig, ZmqOutputConfig
 from engine.fusion import WorldTracker
 from engine.geo.locate import Locator
 from engine.rules import Rule
@@ -27,9 +27,14 @@ from engine.runtime.scene_view import SceneView
 from engine.track import ByteTracker, TrackerSettings
 from engine.types import Detections, Event, Frame, Tracks
 
-__all__ = ["SharedWorld", "SourcePipeline"]
+__all__ = ["SharedWorld", "SourcePipeline", "wants_snapshots"]
 
 log = logging.getLogger(__name__)
+
+
+def wants_snapshots(cfg: Config) -> bool:
+    """A ZeroMQ output sends JPEG snapshots: events carry one of their frame."""
+    return any(isinstance(o, ZmqOutputConfig) and o.snapshots for o in cfg.outputs)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Any
 
 import zmq
 
-from engine.config import Config, ZmqOutputConfig
+from engine.config import Config
 from engine.detect import OnnxDetector, build_detector
 from engine.errors import EngineError
 from engine.fusion import WorldTracker
@@ -35,11 +35,12 @@ from engine.runtime.batcher import InferenceBatcher
 from engine.runtime.metrics import RuntimeMetrics, SourceProbe
 from engine.runtime.metrics_http import MetricsServer
 from engine.runtime.outlet import AlertOutlet
-from engine.runtime.pipeline import SharedWorld, SourcePipeline
+from engine.runtime.pipeline import SharedWorld, SourcePipeline, wants_snapshots
 from engine.runtime.positions import build_locators
 from engine.runtime.reload import ConfigWatcher, plan_rules
 from engine.runtime.supervisor import RestartPolicy, StageFailed, supervise
 from engine.sources import FileSource, Source, build_source
+from engine.sources.live import LAGGING_EVERY_S, LAGGING_MIN_DROPS
 from engine.types import Alert, Event, Frame, HealthEvent, Tracks
 
 __all__ = ["FrameHook", "RunReport", "Runner"]
@@ -50,7 +51,6 @@ EVENT_QUEUE_SIZE = 10_000
 PUBLISH_BATCH = 500
 SHUTDOWN_S = 10.0  # every thread joined within this, all together
 WATCH_EVERY_S = 1.0  # config file polls, lag checks
-LAGGING_EVERY_S = 10.0
 HEALTH_KEPT = 1000  # health events kept in memory (all are published and journaled)
 ENGINE = "@engine"  # health events about the engine itself (not a valid source id)
 
@@ -94,7 +94,7 @@ class Runner:
         self._metrics_server: MetricsServer | None = None
         self._watch = watch
         self._reload_asked = threading.Event()
-        self._snapshots = any(isinstance(o, ZmqOutputConfig) and o.snapshots for o in cfg.outputs)
+        self._snapshots = wants_snapshots(cfg)
         self._events: queue.Queue[Event | HealthEvent] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
         self._rules_lock = threading.Lock()
         self._pending: dict[str, tuple[list[Rule], Config]] = {}
@@ -433,7 +433,7 @@ class _LagWatch:
         now = time.monotonic()
         for src in self._sources:
             new = src.dropped - self._reported[src.id]
-            if new >= 3 and now - self._last[src.id] >= LAGGING_EVERY_S:
+            if new >= LAGGING_MIN_DROPS and now - self._last[src.id] >= LAGGING_EVERY_S:
                 self._reported[src.id] = src.dropped
                 self._last[src.id] = now
                 self._on_health(HealthEvent(

@@ -16,6 +16,7 @@ import pytest
 
 from bench.ray_local import LocalCluster  # sets Ray's environment: before Ray is imported
 from bench.rtsp_process import free_port
+from bench.streams import watch_whole_frame
 from engine.alerts.client import AlertClient, Received
 
 pytestmark = [pytest.mark.assets, pytest.mark.slow]
@@ -31,11 +32,8 @@ def write_config(path: Path, clip: Path, model: Path, pub: str, replay: str) -> 
     sources = [{"id": sid, "type": "file", "path": str(clip), "rate": "native",
                 "max_frames": FRAMES, "cluster": {"reach": group}}
                for sid, group in SOURCES.items()]  # fmt: skip
-    zones = [{"id": f"z-{sid}", "source": sid,
-              "polygon": [[0, 0], [768, 0], [768, 432], [0, 432]]} for sid in SOURCES]  # fmt: skip
-    rules = [{"id": f"r-{sid}", "type": "zone_presence", "zone": f"z-{sid}",
-              "classes": ["person"], "clear_after_s": 0.5} for sid in SOURCES]  # fmt: skip
-    cfg = {"site": "hub", "sources": sources, "zones": zones, "rules": rules,
+    watch = watch_whole_frame(list(SOURCES), ["person"], clear_after_s=0.5)
+    cfg = {"site": "hub", "sources": sources, **watch,
            "detector": {"model": str(model), "threads": 1, "conf": 0.35},
            "outputs": [{"type": "zmq", "endpoint": pub, "replay_endpoint": replay,
                         "journal": str(path.parent / "journal.db"), "snapshots": False,
