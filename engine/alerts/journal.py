@@ -4,6 +4,12 @@ Rows are keyed by (epoch, seq); epochs are ordered by when they started, so "eve
 (epoch E, seq S)" is the rest of epoch E followed by every later epoch. A replay server reads
 it with its own connection while the publisher writes (WAL allows one writer beside readers).
 Retention keeps the newest `max_alerts` and nothing older than `max_age_s`.
+
+`open_incidents` holds, per incident whose last journaled phase is not `end`, that last alert
+(kept in the same transaction as the append), so a restarted engine ends the incidents a crash
+left open without scanning the journal. The file's layout version is `PRAGMA user_version`; a
+file with other tables or columns, or failing `PRAGMA quick_check`, is refused with
+`JournalDamaged` (the publisher decides whether to stop or to start a fresh journal).
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Journal", "JournalRow"]
+__all__ = ["JOURNAL_VERSION", "Journal", "JournalDamaged", "JournalRow", "is_damage"]
+
+JOURNAL_VERSION = 1  # PRAGMA user_version of the layout below (0: written before it was set)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS epochs (
@@ -31,7 +39,34 @@ CREATE TABLE IF NOT EXISTS alerts (
     snapshot BLOB,
     PRIMARY KEY (ord, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS open_incidents (
+    event_id TEXT PRIMARY KEY,
+    ord INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    body BLOB NOT NULL
+) WITHOUT ROWID;
 """
+# Columns the journal reads and writes, per table: a file whose tables lack them is not ours.
+EXPECTED_COLUMNS = {
+    "epochs": {"ord", "epoch", "started"},
+    "alerts": {"ord", "seq", "written", "topics", "body", "snapshot"},
+    "open_incidents": {"event_id", "ord", "seq", "body"},
+}
+
+
+class JournalDamaged(Exception):
+    """The file is not a usable journal (corrupt pages, another program's database, a newer
+    layout); the message names the file and what is wrong."""
+
+
+def is_damage(exc: BaseException) -> bool:
+    """True for SQLite errors that mean a damaged file, not a full disk or a lock."""
+    name = getattr(exc, "sqlite_errorname", "")
+    return (
+        isinstance(exc, JournalDamaged)
+        or name in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+        or (type(exc) is sqlite3.DatabaseError)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +78,8 @@ class JournalRow:
     topics: tuple[str, ...]
     body: bytes
     snapshot: bytes | None
+    event_id: str | None = None  # for rule events: the incident (open_incidents follows it)
+    phase: str | None = None  # start, update or end
 
 
 class Journal:
@@ -65,8 +102,65 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; no fsync per alert
         if not readonly:
+            self._check_layout()
             self._db.executescript(SCHEMA)
+            self._db.execute(f"PRAGMA user_version = {JOURNAL_VERSION}")
         self._ord: dict[str, int] = {}
+
+    def _check_layout(self) -> None:
+        """Raise JournalDamaged unless the file is empty or holds this journal's tables."""
+        try:
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            names = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%'"
+                )
+            ]
+            columns = {
+                t: {r[1] for r in self._db.execute(f"PRAGMA table_info({t})")}
+                for t in names
+                if t in EXPECTED_COLUMNS
+            }
+        except sqlite3.DatabaseError as exc:
+            raise JournalDamaged(f"{self.path} is not a readable SQLite journal: {exc}") from None
+        if version > JOURNAL_VERSION:
+            raise JournalDamaged(
+                f"{self.path} has journal layout {version}, newer than this Lookout's "
+                f"{JOURNAL_VERSION}"
+            )
+        if names and "alerts" not in names:
+            raise JournalDamaged(
+                f"{self.path} is another program's database (tables {', '.join(sorted(names))}; "
+                "expected alerts and epochs)"
+            )
+        for table, cols in columns.items():
+            missing = EXPECTED_COLUMNS[table] - cols
+            if missing:
+                raise JournalDamaged(
+                    f"{self.path}: table {table} lacks columns {', '.join(sorted(missing))} "
+                    "(not a Lookout journal)"
+                )
+
+    def verify(self) -> None:
+        """Check every page (`PRAGMA quick_check`; reads the whole file once).
+
+        Raises:
+            JournalDamaged: the check failed; the message names the file and the first problem.
+        """
+        try:
+            rows = self._db.execute("PRAGMA quick_check(5)").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise JournalDamaged(f"{self.path} is damaged: {exc}") from None
+        problems = [str(r[0]) for r in rows if r[0] != "ok"]
+        if problems:
+            raise JournalDamaged(f"{self.path} is damaged: {'; '.join(problems)[:300]}")
+
+    def open_incidents(self) -> list[bytes]:
+        """The last journaled alert (JSON body) of every incident not ended yet, oldest first."""
+        cur = self._db.execute("SELECT body FROM open_incidents ORDER BY ord, seq")
+        return [bytes(r[0]) for r in cur]
 
     def close(self) -> None:
         """Close the connection."""
@@ -102,6 +196,18 @@ class Journal:
             self._db.executemany(
                 "INSERT OR REPLACE INTO alerts (ord, seq, written, topics, body, snapshot) "
                 "VALUES (?, ?, ?, ?, ?, ?)", values)  # fmt: skip
+            # in order, so an incident that starts and ends in one batch ends closed
+            for r, (o, *_rest) in zip(rows, values, strict=True):
+                if r.event_id is None:
+                    continue
+                if r.phase == "end":
+                    self._db.execute("DELETE FROM open_incidents WHERE event_id = ?", (r.event_id,))
+                else:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO open_incidents (event_id, ord, seq, body) "
+                        "VALUES (?, ?, ?, ?)",
+                        (r.event_id, o, r.seq, r.body),
+                    )
 
     def after(self, epoch: str | None, seq: int, prefixes: tuple[str, ...] = (),
               limit: int = 1000) -> tuple[list[JournalRow], bool]:  # fmt: skip
