@@ -28,6 +28,7 @@ HealthKind = Literal[
     "source.online", "source.offline", "source.stalled", "source.recovered", "source.lagging",
     "stage.failed", "stage.restarted", "config.reloaded", "config.rejected",
     "node.lost", "source.moved", "source.stranded",
+    "journal.failing", "journal.recovered", "journal.replaced", "sink.failing", "sink.recovered",
 ]  # fmt: skip
 HEALTH_KINDS: tuple[str, ...] = HealthKind.__args__  # type: ignore[attr-defined]
 
@@ -277,7 +278,11 @@ class HealthEvent:
             `stage.failed` / `stage.restarted` (a source's worker failed and was restarted),
             `config.reloaded` / `config.rejected` (zones and rules from the config file), and on
             a cluster `node.lost` (a node died), `source.moved` (a source runs on another node
-            now), `source.stranded` (no node left that can reach the camera).
+            now), `source.stranded` (no node left that can reach the camera); about outputs,
+            `journal.failing` / `journal.recovered` (alerts go out but cannot be journaled, so
+            not replayed; and again they can), `journal.replaced` (a damaged journal was moved
+            aside and a fresh one started), `sink.failing` / `sink.recovered` (an output such as
+            an alerts file cannot be written; the others still get every alert).
         source_id: the source concerned.
         time_ns: `time.monotonic_ns()` when it was noticed.
         reason: what happened, for people (credentials already redacted).
@@ -302,8 +307,10 @@ class HealthEvent:
             "final"
         ):
             return "critical"
+        if self.kind in ("journal.failing", "journal.replaced"):
+            return "critical"
         degraded = ("source.stalled", "source.lagging", "stage.failed", "config.rejected",
-                    "source.moved")  # fmt: skip
+                    "source.moved", "sink.failing")  # fmt: skip
         return "warning" if self.kind in degraded else "info"
 
 
