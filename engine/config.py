@@ -465,6 +465,14 @@ class ZmqOutputConfig(_Model):
         description="SQLite journal every alert is written to before it is published "
         "(default: $LOOKOUT_STATE_DIR or ~/.local/state/lookout, one file per endpoint).",
     )
+    journal_on_failure: Literal["publish", "stop"] = Field(
+        "publish",
+        description="When the journal cannot be written (disk full, damaged file): 'publish' "
+        "sends the alerts anyway, marked durable: false, with a critical journal.failing health "
+        "event, retries with every batch, and at start moves a damaged file aside for a fresh "
+        "one (journal.replaced); 'stop' ends the run with an error (exit 1) and refuses to "
+        "start on a damaged file.",
+    )
     retention_days: float = Field(7.0, gt=0, le=3650, description="Journal keeps alerts this long.")
     retention_max_alerts: int = Field(
         1_000_000, ge=1000, description="... and at most this many (the newest)."
