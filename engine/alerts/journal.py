@@ -99,12 +99,16 @@ class Journal:
         if not readonly:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; no fsync per alert
-        if not readonly:
-            self._check_layout()
-            self._db.executescript(SCHEMA)
-            self._db.execute(f"PRAGMA user_version = {JOURNAL_VERSION}")
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, no fsync each
+            if not readonly:
+                self._check_layout()
+                self._db.executescript(SCHEMA)
+                self._db.execute(f"PRAGMA user_version = {JOURNAL_VERSION}")
+        except BaseException:
+            self._db.close()  # the caller may move the file aside
+            raise
         self._ord: dict[str, int] = {}
 
     def _check_layout(self) -> None:
