@@ -18,6 +18,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from engine.redact import redact
+
 __all__ = [
     "HEALTH_KINDS", "Alert", "Detections", "Event", "EventPhase", "Frame", "HealthEvent",
     "HealthKind", "Tracks",
@@ -26,7 +28,7 @@ __all__ = [
 EventPhase = Literal["start", "update", "end"]
 HealthKind = Literal[
     "source.online", "source.offline", "source.stalled", "source.recovered", "source.lagging",
-    "stage.failed", "stage.restarted", "config.reloaded", "config.rejected",
+    "stage.failed", "stage.restarted", "config.reloaded", "config.rejected", "access.reloaded",
     "node.lost", "source.moved", "source.stranded",
     "journal.failing", "journal.recovered", "journal.replaced", "sink.failing", "sink.recovered",
 ]  # fmt: skip
@@ -298,6 +300,8 @@ class HealthEvent:
     def __post_init__(self) -> None:
         if self.kind not in HEALTH_KINDS:
             raise ValueError(f"HealthEvent.kind: expected one of {HEALTH_KINDS}, got {self.kind!r}")
+        # whoever made it, a reason never carries credentials (alerts, journal, logs)
+        object.__setattr__(self, "reason", redact(self.reason))
 
     @property
     def severity(self) -> Literal["info", "warning", "critical"]:

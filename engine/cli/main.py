@@ -26,6 +26,7 @@ from engine.cli import (
     subscribe_cmd,
 )
 from engine.errors import EngineError
+from engine.redact import RedactingFilter, redact
 
 __all__ = ["build_parser", "main"]
 
@@ -63,10 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # every record, whatever logger made it
+        handler.addFilter(RedactingFilter())
     try:
         return int(args.func(args))
     except EngineError as exc:
-        first, *rest = str(exc).splitlines() or [type(exc).__name__]
+        first, *rest = redact(str(exc)).splitlines() or [type(exc).__name__]
         print(f"lookout: error: {first}", file=sys.stderr)
         for line in rest:
             print(f"lookout: error: {line}", file=sys.stderr)

@@ -12,6 +12,7 @@ a config that does not load is refused and the running one stays.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import sys
 import threading
@@ -31,6 +32,7 @@ from engine.config import (
     load_config,
 )
 from engine.errors import ConfigError, EngineError
+from engine.redact import strip_userinfo
 from engine.runtime import Runner
 from engine.runtime.reload import ConfigWatcher
 from engine.types import Alert
@@ -120,17 +122,27 @@ def _parse_zone(text: str) -> list[tuple[float, float]]:
 
 
 def _source_from_flags(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    """The source config --source names, and its id (from the file or stream name)."""
+    """The source config --source names, and its id (from the file name, or a stream's host,
+    port and path: never its userinfo or query, which may hold credentials)."""
     text = str(args.source)
     live = "://" in text
-    stem = text.rstrip("/").rsplit("/", 1)[-1].split("?")[0] if live else Path(text).stem
+    stem = _stream_name(text) if live else Path(text).stem
     # the id is part of topics: made topic-safe
-    src_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem)[:64] or "source"
+    src_id = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem).strip("_")
+    if len(src_id) > 64:  # long paths: a readable head and a hash of the whole
+        src_id = src_id[:55] + "_" + hashlib.sha1(src_id.encode()).hexdigest()[:8]
+    src_id = src_id or "source"
     if args.drone or text.startswith("udp://"):
         return {"type": "drone", "id": src_id, "url": text}, src_id
     if live:
         return {"type": "rtsp", "id": src_id, "url": text}, src_id
     return {"type": "file", "id": src_id, "path": Path(text), "loop": args.loop}, src_id
+
+
+def _stream_name(url: str) -> str:
+    """`host:port/path` of a stream URL, without userinfo, query or fragment."""
+    rest = strip_userinfo(url).split("://", 1)[1]
+    return rest.split("?", 1)[0].split("#", 1)[0].rstrip("/")
 
 
 def config_from_flags(args: argparse.Namespace) -> Config:
