@@ -21,9 +21,23 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from engine.config_values import (
+    C_INT_MAX,
+    GroundPoint,
+    LatLonPoint,
+    Point,
+    check_invertible,
+    check_port,
+)
 from engine.redact import redact
-from engine.rule_config import ID_PATTERN, Id, Point, RuleConfig, ZonePresenceRuleConfig
-from engine.yamlconf import CrossFieldError, parse_yaml_model, read_text, union_tags
+from engine.rule_config import ID_PATTERN, Id, RuleConfig, ZonePresenceRuleConfig
+from engine.yamlconf import (
+    CrossFieldError,
+    bounded_repr,
+    parse_yaml_model,
+    read_text,
+    union_tags,
+)
 
 __all__ = [
     "CalibrationConfig",
@@ -64,7 +78,8 @@ PATTERN_MEANING = {
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity pass no comparison: a zone or bound holding one silently never matches
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- sources -----------------------------------------------------------------------------------
@@ -102,8 +117,10 @@ class CalibrationPoint(_Model):
     """One image point and where it lies on the ground."""
 
     image: Point = Field(description="Pixel [u, v].")
-    ground: Point | None = Field(None, description="Metres [east, north] of the site origin.")
-    latlon: Point | None = Field(None, description="Or [lat, lon] (needs `geo` in the config).")
+    ground: GroundPoint | None = Field(None, description="Metres [east, north] of the site origin.")
+    latlon: LatLonPoint | None = Field(
+        None, description="Or [lat, lon] (needs `geo` in the config)."
+    )
 
     @model_validator(mode="after")
     def _one_place(self) -> CalibrationPoint:
@@ -116,7 +133,9 @@ class CalibrationConfig(_Model):
     """How a fixed camera's pixels map to the ground: a 3x3 homography (ground metres ->
     pixels, as `lookout calibrate` writes it), or >= 4 point pairs fitted at start."""
 
-    homography: list[list[float]] | None = Field(None, description="3x3, ground -> image.")
+    homography: list[list[Annotated[float, Field(ge=-1e12, le=1e12)]]] | None = Field(
+        None, description="3x3, ground -> image."
+    )
     points: list[CalibrationPoint] | None = Field(None, min_length=4)
     pixel_sigma: float = Field(
         3.0, gt=0, le=100, description="How far off (px, one sigma) an object's foot point is."
@@ -128,7 +147,9 @@ class CalibrationConfig(_Model):
             raise ValueError("give either homography (3x3) or points (at least 4)")
         h = self.homography
         if h is not None and (len(h) != 3 or any(len(r) != 3 for r in h)):
-            raise ValueError(f"homography: expected 3 rows of 3 numbers, got {h}")
+            raise ValueError(f"homography: expected 3 rows of 3 numbers, got {bounded_repr(h)}")
+        if h is not None:
+            check_invertible(h)
         return self
 
 
@@ -206,7 +227,7 @@ class FileSourceConfig(_SourceOptions):
     )
     loop: bool = Field(False, description="Start again at the end; timestamps keep counting up.")
     max_frames: int | None = Field(
-        None, ge=1, description="Stop after this many frames (all loops counted)."
+        None, ge=1, le=10**12, description="Stop after this many frames (all loops counted)."
     )
     buffer_frames: int = Field(
         4, ge=1, le=256, description="Frames decoded ahead and held for the engine."
@@ -250,6 +271,8 @@ class RtspSourceConfig(_LiveOptions):
         pattern=RTSP_PATTERN, description="rtsp:// or rtsps:// URL, user:password@ allowed."
     )
 
+    _port = field_validator("url")(check_port)
+
 
 class DroneSourceConfig(_LiveOptions):
     """A drone feed: MPEG-TS with MISB ST 0601 KLV telemetry, or video with a DJI SRT sidecar.
@@ -268,6 +291,8 @@ class DroneSourceConfig(_LiveOptions):
     telemetry_max_gap_s: float = Field(
         1.0, gt=0, le=60, description="Frames further than this from any telemetry get none."
     )
+
+    _port = field_validator("url")(check_port)
 
     @property
     def is_file(self) -> bool:
@@ -429,7 +454,9 @@ class ZoneConfig(_Model):
             for (x0, y0), (x1, y1) in zip(polygon, polygon[1:] + polygon[:1], strict=True)
         )
         if abs(area2) < 1e-6:
-            raise ValueError(f"a polygon with non-zero area, got points all on one line: {polygon}")
+            raise ValueError(
+                f"a polygon with non-zero area, got points all on one line: {bounded_repr(polygon)}"
+            )
         return polygon
 
 
@@ -475,7 +502,7 @@ class ZmqOutputConfig(_Model):
     )
     retention_days: float = Field(7.0, gt=0, le=3650, description="Journal keeps alerts this long.")
     retention_max_alerts: int = Field(
-        1_000_000, ge=1000, description="... and at most this many (the newest)."
+        1_000_000, ge=1000, le=10**10, description="... and at most this many (the newest)."
     )
     heartbeat_s: float = Field(
         1.0, ge=0, le=3600, description="Heartbeat with stats on health.<site>.@engine. (0: off)."
@@ -488,13 +515,20 @@ class ZmqOutputConfig(_Model):
     )
     snapshots: bool = Field(True, description="Attach a JPEG of the frame to each rule alert.")
     sndhwm: int = Field(
-        100_000, ge=1, description="Messages queued per subscriber before any is dropped."
+        100_000,
+        ge=1,
+        le=C_INT_MAX,
+        description="Messages queued per subscriber before any is dropped (a C int in libzmq).",
     )
     wait_subscribers: int = Field(
         0, ge=0, le=1000, description="Wait for this many subscribers before publishing."
     )
     wait_timeout_s: float = Field(
         10.0, ge=0.0, le=3600.0, description="Give up waiting for subscribers after this long."
+    )
+
+    _ports = field_validator("endpoint", "replay_endpoint")(
+        lambda v: v if v is None else check_port(v)
     )
 
     @model_validator(mode="after")
@@ -565,6 +599,8 @@ class MetricsConfig(_Model):
         None, description="Only scrapers with a client certificate signed by this CA."
     )
 
+    _port = field_validator("listen")(check_port)
+
     @model_validator(mode="after")
     def _tls_pair(self) -> MetricsConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -580,10 +616,10 @@ class SupervisorConfig(_Model):
     backoff_initial_s: float = Field(0.5, gt=0, le=60, description="First restart delay.")
     backoff_max_s: float = Field(30.0, gt=0, le=3600, description="Longest restart delay.")
     healthy_s: float = Field(
-        60.0, gt=0, description="Running this long without failing resets the delay."
+        60.0, gt=0, le=30 * 86400, description="Running this long without failing resets the delay."
     )
     max_restarts: int | None = Field(
-        None, ge=0, description="Give a source up after this many restarts (None: never)."
+        None, ge=0, le=10**9, description="Give a source up after this many restarts (None: never)."
     )
 
 

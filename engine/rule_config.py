@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engine.config_values import Point
+
 __all__ = [
     "AbandonedObjectRuleConfig",
     "CrowdRuleConfig",
@@ -31,13 +33,13 @@ Id = Annotated[
         description="Identifier: letters, digits, '-' and '_' (it becomes part of topics).",
     ),
 ]
-Point = tuple[float, float]
 Severity = Literal["info", "warning", "critical"]
 Anchor = Literal["bottom_center", "center"]
 
 
 class _Rule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity compare False with everything: a rule holding one never fires
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: Id
     min_score: float = Field(0.0, ge=0.0, le=1.0, description="Ignore objects scored below this.")
@@ -166,7 +168,9 @@ class CrowdRuleConfig(_Rule):
         "foreshortened in depth: 2 suits cameras pitched ~30 degrees down, 1 a drone looking "
         "straight down). Ground mapping will replace it.",
     )  # fmt: skip
-    area_m2: float | None = Field(None, gt=0, description="Zone area, for density in people/m2.")
+    area_m2: float | None = Field(
+        None, gt=0, le=1e8, description="Zone area, for density in people/m2."
+    )
     min_density: float | None = Field(
         None, gt=0, le=10, description="Also require this density (needs area_m2)."
     )

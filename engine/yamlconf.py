@@ -6,6 +6,9 @@ engine's config and the simulator's scenarios alike.
 
 from __future__ import annotations
 
+import os
+import reprlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
@@ -16,9 +19,13 @@ from engine.errors import ConfigError
 from engine.redact import redact
 
 __all__ = [
+    "LIMITS",
     "CrossFieldError",
+    "YamlLimits",
+    "bounded_repr",
     "dotted",
     "format_validation_error",
+    "load_yaml",
     "parse_yaml_model",
     "read_text",
     "union_tags",
@@ -26,6 +33,34 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[int | str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class YamlLimits:
+    """What a YAML file may hold before it is refused unread.
+
+    PyYAML shares one object for every use of an anchor, so an alias bomb (`b: [*a, *a, ...]`,
+    nine levels of nine) is a few hundred bytes and a few dozen objects; what blows up is every
+    consumer that walks the structure (pydantic's validation, error messages), to which each
+    alias is a full copy. So the composer counts values as the consumers will see them, aliases
+    expanded, and stops at `max_values`.
+
+    Attributes:
+        max_bytes: largest file read.
+        max_values: scalars, lists and mappings, each alias counted as all it stands for.
+        max_depth: deepest nesting of lists and mappings.
+        max_int_digits: longest integer literal (Python refuses to parse > 4300 digits).
+        max_problems: validation problems reported one per line; the rest are counted.
+    """
+
+    max_bytes: int = 1 << 20
+    max_values: int = 200_000
+    max_depth: int = 64
+    max_int_digits: int = 64
+    max_problems: int = 50
+
+
+LIMITS = YamlLimits()
 
 
 class CrossFieldError(ValueError):
@@ -42,12 +77,145 @@ def union_tags(annotated: Any, key: str = "type") -> list[str]:
     return [get_args(m.model_fields[key].annotation)[0] for m in members]
 
 
-def read_text(path: Path) -> str:
-    """A file's text, or ConfigError naming it."""
+def read_text(path: Path, max_bytes: int = LIMITS.max_bytes) -> str:
+    """A file's text, or ConfigError naming it (unreadable, too large, not UTF-8).
+
+    Args:
+        path: the file.
+        max_bytes: refuse larger files without reading them.
+    """
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            # read one byte past the limit: a file that grows meanwhile (or a device) is caught
+            data = f.read(max_bytes + 1) if size <= max_bytes else b""
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if size > max_bytes or len(data) > max_bytes:
+        shown = _size(size) if size > max_bytes else f"more than {_size(max_bytes)}"
+        raise ConfigError(
+            f"{path}: the file is {shown}; a config file may be at most {_size(max_bytes)}"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} cannot be decoded)") from None
+
+
+def _size(n: int) -> str:
+    if n < 1 << 10:
+        return f"{n} bytes"
+    if n < 1 << 20:
+        return f"{n / (1 << 10):.1f} KiB"
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+class _Refused(yaml.YAMLError):
+    """Well-formed YAML beyond a limit."""
+
+    def __init__(self, problem: str, mark: yaml.Mark | None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = mark
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses structures beyond `YamlLimits` while composing.
+
+    Every node's expanded size (itself plus its children's, an alias counting as the node it
+    names) is computed once, when the node is complete, so the count costs one pass over the
+    text however often aliases repeat: the bomb is refused before anything walks it.
+    """
+
+    def __init__(self, stream: str, limits: YamlLimits) -> None:
+        super().__init__(stream)
+        self._limits = limits
+        self._sizes: dict[int, int] = {}
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            target = self.anchors.get(event.anchor)
+            if target is not None and id(target) not in self._sizes:
+                raise _Refused(
+                    f"alias *{event.anchor} is used inside the value it names (a recursive "
+                    "structure is no config)",
+                    event.start_mark,
+                )
+        self._depth += 1
+        try:
+            if self._depth > self._limits.max_depth:
+                raise _Refused(
+                    f"nested more than {self._limits.max_depth} levels deep", event.start_mark
+                )
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        size = self._sizes.get(id(node))
+        if size is None:
+            size = 1 + sum(self._sizes.get(id(c), 1) for c in _children(node))
+            self._sizes[id(node)] = size
+        if size > self._limits.max_values:
+            raise _Refused(
+                f"this value holds more than {self._limits.max_values} values, aliases counted "
+                "each time they are used (an alias bomb?): refused",
+                event.start_mark,
+            )
+        return node
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        if len(node.value) > self._limits.max_int_digits:
+            raise _Refused(
+                f"an integer of {len(node.value)} characters (at most "
+                f"{self._limits.max_int_digits})",
+                node.start_mark,
+            )
+        return int(super().construct_yaml_int(node))
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def load_yaml(text: str, name: str, limits: YamlLimits = LIMITS) -> tuple[yaml.Node | None, Any]:
+    """Compose and construct YAML text within `limits`.
+
+    Args:
+        text: the YAML.
+        name: what to call the file in messages.
+        limits: what the text may hold.
+
+    Returns:
+        The composed node tree (for line numbers) and the Python data.
+
+    Raises:
+        ConfigError: `file:line:column: problem` for invalid YAML or YAML beyond a limit.
+    """
+    if len(text) > limits.max_bytes:  # characters >= bytes / 4: a cheap first bound
+        raise ConfigError(
+            f"{name}: {_size(len(text))} of text; a config may be at most {_size(limits.max_bytes)}"
+        )
+    loader = _BoundedLoader(text, limits)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+        problem = getattr(exc, "problem", None) or str(exc)
+        what = "" if isinstance(exc, _Refused) else "invalid YAML: "
+        raise ConfigError(f"{where}: {what}{problem}") from None
+    finally:
+        loader.dispose()
+    return node, data
 
 
 def parse_yaml_model(
@@ -69,14 +237,7 @@ def parse_yaml_model(
     Raises:
         ConfigError: one line per problem.
     """
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    node, data = load_yaml(text, name)
     if not isinstance(data, dict):
         got = "an empty file" if data is None else type(data).__name__
         raise ConfigError(f"{name}: expected a mapping of settings at the top, got {got}")
@@ -105,8 +266,11 @@ def format_validation_error(
         patterns: regex -> what it means, for pattern mismatches.
     """
     meaning = patterns or {}
-    lines = []
-    for err in exc.errors(include_url=False):
+    lines: list[str] = []
+    errors = exc.errors(include_url=False)
+    for err in errors:
+        if len(lines) >= LIMITS.max_problems:
+            break
         ctx = err.get("ctx", {})
         cross = ctx.get("error")
         if isinstance(cross, CrossFieldError):
@@ -126,7 +290,7 @@ def format_validation_error(
         if err["type"] == "union_tag_invalid":
             key = str(ctx.get("discriminator", "'type'")).strip("'")
             lines.append(f"{where}: {dotted((*loc, key))}: expected one of "
-                         f"{ctx.get('expected_tags')}, got {ctx.get('tag')!r}")  # fmt: skip
+                         f"{ctx.get('expected_tags')}, got {_short(ctx.get('tag'))}")  # fmt: skip
             continue
         if err["type"] == "string_pattern_mismatch" and ctx.get("pattern") in meaning:
             msg = f"expected {meaning[ctx['pattern']]}"
@@ -134,11 +298,15 @@ def format_validation_error(
         msg = msg.replace("Input should be ", "expected ").replace("String should ", "expected to ")
         if err["type"] == "missing":
             msg = "required field is missing"
+        elif err["type"] == "int_parsing_size":
+            msg = f"expected an integer within this setting's range, got {_short(err['input'])}"
         elif err["type"] == "extra_forbidden":
             msg = "unknown field (not one of the settings this section accepts)"
         elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
             msg += f", got {_short(err['input'])}"
         lines.append(f"{where}: {dotted(loc) or '(top level)'}: {msg}")
+    if len(lines) >= LIMITS.max_problems and len(errors) > len(lines):
+        lines.append(f"{name}: ... and more problems ({len(errors)} in all); fix these first")
     return "\n".join(lines)
 
 
@@ -197,6 +365,51 @@ def dotted(loc: Loc) -> str:
     return out
 
 
+class _BoundedRepr(reprlib.Repr):
+    """repr() that looks at a bounded part of a value, strings redacted before they are cut
+    (a cut could otherwise split a URL's credentials from the `@` that marks them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = self.maxdeque = 6
+        self.maxdict = 4
+        self.maxstring = 60
+        self.maxlong = 40
+        self.maxother = 60
+
+    def repr_str(self, x: str, level: int) -> str:
+        return super().repr_str(redact(x[: self.maxstring * 4]), level)
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 4 * self.maxlong:  # str(int) is quadratic, and refused > 4300 digits
+            return f"<an integer of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        # reprlib sorts every key first; a config mapping is shown in its own order
+        if level <= 0:
+            return "{...}" if x else "{}"
+        shown = list(x.items())[: self.maxdict]
+        items = [f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}" for k, v in shown]
+        more = ", ..." if len(x) > self.maxdict else ""
+        return "{" + ", ".join(items) + more + "}"
+
+
+_REPR = _BoundedRepr()
+
+
+def bounded_repr(value: Any, limit: int = 80) -> str:
+    """repr() of `value` in at most `limit` characters, credentials redacted; its cost is
+    bounded too (only the first items of a long list, the first levels of a deep one are
+    looked at), so a huge value cannot stall an error message.
+
+    >>> bounded_repr(list(range(10**6)))
+    '[0, 1, 2, 3, 4, 5, ...]'
+    """
+    text = redact(_REPR.repr(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _short(value: Any) -> str:
-    text = redact(repr(value))
-    return text if len(text) <= 80 else text[:77] + "..."
+    return bounded_repr(value)

@@ -1,4 +1,9 @@
-"""`lookout check CONFIG`: validate a config file and explain every problem."""
+"""`lookout check CONFIG`: validate a config file and explain every problem.
+
+Besides the schema, it runs what `lookout run` derives from the config before any frame is read
+(calibration fits, the rules' class names when the config lists them), so a config `check`
+passes is not refused by `run` at config level.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import Any
 from engine.config import Config, DroneSourceConfig, FileSourceConfig, load_config
 from engine.errors import ConfigError
 
-__all__ = ["missing_files", "register"]
+__all__ = ["derived_problems", "missing_files", "register"]
 
 
 def register(sub: Any) -> None:
@@ -35,10 +40,30 @@ def missing_files(cfg: Config) -> list[str]:
     return problems
 
 
+def derived_problems(cfg: Config) -> list[str]:
+    """What the runtime would refuse while building from `cfg` (no model, camera or socket
+    involved): calibrations that fit no plane or lack the site origin, and rule classes unknown
+    to a detector whose `class_names` the config gives."""
+    from engine.rules import build_rules
+    from engine.runtime.positions import build_locators
+
+    problems = []
+    try:
+        build_locators(cfg)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if cfg.detector.class_names:
+        try:
+            build_rules(cfg, tuple(cfg.detector.class_names))
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate; print a one-line summary, or raise ConfigError listing the problems."""
     cfg = load_config(args.config)
-    problems = missing_files(cfg)
+    problems = missing_files(cfg) + derived_problems(cfg)
     if problems:
         raise ConfigError("\n".join(f"{args.config}: {p}" for p in problems))
     print(

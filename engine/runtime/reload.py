@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine.config import Config, load_config
 from engine.rules import Rule
+from engine.yamlconf import LIMITS
 
 __all__ = ["ConfigWatcher", "RulePlan", "plan_rules", "rule_signatures"]
 
@@ -45,12 +46,23 @@ class ConfigWatcher:
         return True
 
     def load(self) -> Config:
-        """The file's config (ConfigError as `load_config` raises it)."""
+        """The file's config (ConfigError as `load_config` raises it).
+
+        The runner calls this on its main loop thread, not in a worker, so a slow parse never
+        holds up a frame directly; but parsing and validating hold the GIL, so what keeps the
+        workers running is that loading is bounded (`engine.yamlconf.YamlLimits`: file size,
+        values after alias expansion, depth): a hostile file is refused in milliseconds
+        instead of being expanded.
+        """
         return self._load(self.path)
 
     def _fingerprint(self) -> str | None:
         try:
-            return hashlib.sha256(self.path.read_bytes()).hexdigest()
+            st = self.path.stat()
+            if st.st_size > LIMITS.max_bytes:  # refused by size on load: not worth reading
+                return f"oversized:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+            with self.path.open("rb") as f:
+                return hashlib.sha256(f.read(LIMITS.max_bytes + 1)).hexdigest()
         except OSError:
             return None  # being replaced; the next poll sees the new one
 
