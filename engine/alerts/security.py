@@ -48,6 +48,10 @@ def _load(path: Path, want_secret: bool) -> tuple[bytes, bytes | None]:
 class CurveServer:
     """The engine's side: an authenticator thread and the server key pair for its sockets.
 
+    The allow-list is held here and asked on every handshake, so `reload` takes effect for the
+    next connection; connections already established are the sockets' owner's to drop (the
+    publisher rebinds its endpoints when a key was revoked).
+
     Raises:
         PublishError: a key file or the allow-list folder is missing or invalid.
     """
@@ -56,15 +60,30 @@ class CurveServer:
         self.public, secret = _load(cfg.server_secret_key, want_secret=True)
         assert secret is not None
         self._secret = secret
-        if not cfg.allowed_clients.is_dir():
-            raise PublishError(f"allowed_clients: folder not found: {cfg.allowed_clients}")
-        allowed = sorted(cfg.allowed_clients.glob("*.key"))
-        if not allowed:
-            log.warning("no console keys in %s: no console can connect", cfg.allowed_clients)
+        self._folder = cfg.allowed_clients
+        self._allowed = _allowed_keys(self._folder)
+        if not self._allowed:
+            log.warning("no console keys in %s: no console can connect", self._folder)
         self._auth = ThreadAuthenticator(context)
         self._auth.start()
-        self._auth.configure_curve(domain="*", location=str(cfg.allowed_clients))
-        log.info("alert stream encrypted; %d console keys allowed", len(allowed))
+        self._auth.configure_curve_callback(domain="*", credentials_provider=self)
+        log.info("alert stream encrypted; %d console keys allowed", len(self._allowed))
+
+    @property
+    def allowed(self) -> int:
+        """How many console keys may connect now."""
+        return len(self._allowed)
+
+    def callback(self, domain: str, client_key: bytes) -> bool:
+        """ZAP asks (authenticator thread): may this console's public key (Z85) connect?"""
+        return client_key in self._allowed
+
+    def reload(self) -> tuple[int, int]:
+        """Re-read the allow-list folder; (keys added, keys revoked). Raises PublishError when
+        the folder is gone (the previous list stays)."""
+        new = _allowed_keys(self._folder)
+        old, self._allowed = self._allowed, new  # one reference swap: ZAP sees old or new
+        return len(new - old), len(old - new)
 
     def __call__(self, sock: zmq.Socket) -> None:
         """Make `sock` a CURVE server (call before bind)."""
@@ -75,6 +94,23 @@ class CurveServer:
     def close(self) -> None:
         """Stop the authenticator thread."""
         self._auth.stop()
+
+
+def _allowed_keys(folder: Path) -> frozenset[bytes]:
+    """The Z85 public keys of the NAME.key files in `folder`; an unreadable file is skipped
+    with a warning naming it (never its content)."""
+    if not folder.is_dir():
+        raise PublishError(f"allowed_clients: folder not found: {folder}")
+    keys = set()
+    for path in sorted(folder.glob("*.key")):
+        try:
+            public, _ = zmq.auth.load_certificate(str(path))
+        except (ValueError, OSError):
+            log.warning("allowed_clients: %s is not a ZeroMQ public key file; skipped", path)
+            continue
+        if public:
+            keys.add(bytes(public))
+    return frozenset(keys)
 
 
 def secure_client(server_key: Path, client_secret_key: Path) -> SocketSetup:

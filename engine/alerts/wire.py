@@ -4,25 +4,32 @@ The message is multipart [topic, JSON]. The topic is `<kind>.<site>.<source>.`: 
 delimiter, so a subscription to `zone_presence.site.cam1.` never matches `cam10`. Health events of
 sources share the stream under their own topic, `health.<site>.<source>.`, with CloudEvents type
 `lookout.source.<state>`.
+
+Every alert says whether it is `durable`: journaled before it went out, so a console that
+missed it can fetch it again. An alert published while the journal could not be written says
+`"durable": false` (it exists only on the live stream). Version 2 of the schema added it.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
 
 from engine.config import RouteConfig
 from engine.types import Alert, Event, HealthEvent
 
 __all__ = [
     "HEALTH_TOPIC", "SCHEMA_VERSION", "AlertStamper", "alert_body", "alert_to_dict",
-    "encode_alert", "routes_for", "topic_for",
+    "encode_alert", "ending_from_body", "routes_for", "topic_for",
 ]  # fmt: skip
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HEALTH_TOPIC = "health"
 
 
@@ -82,7 +89,7 @@ class AlertStamper:
         )
 
 
-def _envelope(alert: Alert, type_: str, subject: str) -> dict[str, Any]:
+def _envelope(alert: Alert, type_: str, subject: str, durable: bool) -> dict[str, Any]:
     return {
         "specversion": "1.0",
         "id": f"{alert.epoch}-{alert.seq}",
@@ -94,12 +101,13 @@ def _envelope(alert: Alert, type_: str, subject: str) -> dict[str, Any]:
         "subject": subject,
         "seq": alert.seq,
         "epoch": alert.epoch,
+        "durable": durable,
     }
 
 
-def _health_to_dict(alert: Alert, h: HealthEvent) -> dict[str, Any]:
+def _health_to_dict(alert: Alert, h: HealthEvent, durable: bool) -> dict[str, Any]:
     return {
-        **_envelope(alert, f"lookout.{h.kind}", h.source_id),
+        **_envelope(alert, f"lookout.{h.kind}", h.source_id, durable),
         "data": {
             "schema_version": SCHEMA_VERSION,
             "kind": h.kind,
@@ -113,11 +121,12 @@ def _health_to_dict(alert: Alert, h: HealthEvent) -> dict[str, Any]:
     }
 
 
-def alert_to_dict(alert: Alert) -> dict[str, Any]:
-    """The alert as a JSON-ready dict (CloudEvents 1.0 structured mode)."""
+def alert_to_dict(alert: Alert, durable: bool = True) -> dict[str, Any]:
+    """The alert as a JSON-ready dict (CloudEvents 1.0 structured mode); `durable`: it was
+    journaled (False: published while the journal could not be written)."""
     e = alert.event
     if isinstance(e, HealthEvent):
-        return _health_to_dict(alert, e)
+        return _health_to_dict(alert, e, durable)
     objects = [
         {
             "label": label,
@@ -128,7 +137,7 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
         for label, s, box, t in zip(e.labels, e.score, e.xyxy, e.track_id, strict=True)
     ]
     return {
-        **_envelope(alert, f"lookout.{e.kind}.{e.phase}", e.event_id),
+        **_envelope(alert, f"lookout.{e.kind}.{e.phase}", e.event_id, durable),
         "data": {
             "schema_version": SCHEMA_VERSION,
             "event_id": e.event_id,
@@ -152,9 +161,44 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
     }
 
 
-def alert_body(alert: Alert) -> bytes:
+def alert_body(alert: Alert, durable: bool = True) -> bytes:
     """The alert's JSON, as sent and journaled."""
-    return json.dumps(alert_to_dict(alert), separators=(",", ":"), sort_keys=False).encode()
+    message = alert_to_dict(alert, durable)
+    return json.dumps(message, separators=(",", ":"), sort_keys=False).encode()
+
+
+def ending_from_body(body: bytes, reason: str) -> Event:
+    """The `end` of the incident whose last alert is `body` (a journaled rule alert): same
+    event id, kind, rule, zone and sensors, no objects, `reason` in its attributes. Used to end
+    the incidents a crashed engine left open.
+
+    Raises:
+        ValueError: `body` is not a rule alert of this wire format.
+    """
+    try:
+        message = json.loads(body)
+        data = message["data"]
+        source_id = str(message["source"]).rsplit("/", 1)[-1]
+        frame = data.get("frame") or {}
+        return Event(
+            event_id=str(data["event_id"]),
+            kind=str(data["kind"]),
+            phase="end",
+            source_id=source_id,
+            rule_id=str(data["rule"]),
+            pts_s=float(data["stream_pts_s"]),
+            capture_ns=time.monotonic_ns(),
+            xyxy=np.zeros((0, 4), np.float32),
+            score=np.zeros(0, np.float32),
+            labels=(),
+            track_id=np.zeros(0, np.int64),
+            zone_id=data.get("zone"),
+            severity=data.get("severity", "warning"),
+            attributes={**(data.get("attributes") or {}), "reason": reason},
+            frame_size=(int(frame.get("width", 0)), int(frame.get("height", 0))),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a rule alert: {exc!r}") from None
 
 
 def encode_alert(alert: Alert) -> list[bytes]:

@@ -193,6 +193,42 @@ class ZmqPublisher:
         topic = f"health.{self.site}.{HEARTBEAT_SOURCE}."
         self._sock.send_multipart([topic.encode(), json.dumps(beat).encode()])
 
+    def reload_access(self) -> tuple[int, int, int]:
+        """Re-read the CURVE allow-list; (keys added, keys revoked, keys allowed now). Call it
+        on the thread that publishes (it owns the socket).
+
+        ZAP checks a key only at the handshake, so when a key was revoked the alert and replay
+        endpoints are unbound and bound again: every connection drops, allowed consoles
+        reconnect by themselves (ZeroMQ's reconnect interval) and fill the gap from the
+        journal, and the revoked one is refused. Added keys need nothing: the next handshake
+        asks the new list.
+
+        Raises:
+            PublishError: the allow-list folder is gone (the previous list stays), or an
+                endpoint cannot be bound again.
+        """
+        if self._curve is None or self._sock is None:
+            return 0, 0, 0
+        added, revoked = self._curve.reload()
+        if revoked:
+            sock = self._sock
+            bound = sock.last_endpoint.decode()
+            sock.unbind(bound)
+            _bind_again(bound, lambda: sock.bind(bound))
+            if self._replay is not None and self.cfg.replay_endpoint:
+                replay_ep, context, curve = self.cfg.replay_endpoint, sock.context, self._curve
+                self._replay.close()
+                self._replay = None
+                self._replay = _bind_again(
+                    replay_ep, lambda: ReplayServer(replay_ep, self.journal_path, context, curve)
+                )
+            log.warning(
+                "%d console key(s) revoked: connections to %s dropped; allowed consoles reconnect",
+                revoked,
+                self.cfg.endpoint,
+            )
+        return added, revoked, self._curve.allowed
+
     def close(self) -> None:
         """Close sockets (queued alerts go out for up to 2 s), the replay thread, the journal."""
         if self._replay is not None:
@@ -205,3 +241,16 @@ class ZmqPublisher:
             self._curve.close()
             self._curve = None
         self.journal.close()
+
+
+def _bind_again(endpoint: str, bind: Callable[[], Any]) -> Any:
+    """`bind()`, retried while the endpoint is still held by the listener just closed (ZeroMQ
+    releases it from its I/O thread, a moment later); PublishError after 5 s."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            return bind()
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
+                raise PublishError(f"cannot bind {endpoint} again: {exc.strerror}") from None
+            time.sleep(0.01)

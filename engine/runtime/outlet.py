@@ -8,6 +8,8 @@ hub. Not thread-safe: one thread calls it.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -15,6 +17,7 @@ import zmq
 
 from engine.alerts import AlertStamper, JsonlSink, ZmqPublisher
 from engine.config import Config, JsonlOutputConfig, ZmqOutputConfig
+from engine.errors import PublishError
 from engine.fusion import IncidentMerger
 from engine.types import Alert, Event, HealthEvent
 
@@ -50,6 +53,8 @@ class AlertOutlet:
         fu = cfg.fusion
         self._merger = IncidentMerger(fu.merge_m, fu.merge_s) if merge else None
         self.sinks: list[Sink] = []
+        self._access_asked = threading.Event()
+        self._access_report: Callable[[HealthEvent], None] | None = None
         try:
             for out in cfg.outputs:
                 if isinstance(out, ZmqOutputConfig):
@@ -81,11 +86,44 @@ class AlertOutlet:
 
     def tick(self, stats: Callable[[], dict[str, Any]] | None = None) -> None:
         """Let the sinks beat their heart (call often)."""
+        if self._access_asked.is_set():
+            self._access_asked.clear()
+            self._apply_access_reload()
         for sink in self.sinks:
             try:
                 sink.tick(stats)
             except Exception:
                 log.exception("sink %s failed its heartbeat", type(sink).__name__)
+
+    def reload_access(self, report: Callable[[HealthEvent], None]) -> None:
+        """Ask, from any thread, that the ZeroMQ outputs re-read their CURVE allow-lists; the
+        thread that calls `tick` applies it (it owns the sockets) and `report`s an
+        `access.reloaded` health event with the counts (never key material)."""
+        self._access_report = report
+        self._access_asked.set()
+
+    def _apply_access_reload(self) -> None:
+        added = revoked = allowed = 0
+        errors = []
+        secured = [s for s in self.sinks if isinstance(s, ZmqPublisher) and s.cfg.curve]
+        for sink in secured:
+            try:
+                a, r, n = sink.reload_access()
+            except PublishError as exc:
+                log.error("%s: allow-list not reloaded: %s", sink.cfg.endpoint, exc)
+                errors.append(str(exc))
+                continue
+            added, revoked, allowed = added + a, revoked + r, allowed + n
+        if not secured or self._access_report is None:
+            return
+        text = f"console keys reloaded: {added} added, {revoked} revoked, {allowed} allowed"
+        if errors:
+            text += "; not reloaded: " + "; ".join(errors)
+        log.info("%s", text)
+        figures = {"added": added, "revoked": revoked, "allowed": allowed, "failed": len(errors)}
+        self._access_report(
+            HealthEvent("access.reloaded", "@engine", time.monotonic_ns(), text, figures)
+        )
 
     def close(self) -> None:
         """Close every sink (idempotent): queued alerts go out, journals close."""

@@ -292,7 +292,11 @@ class Runner:
     # --- reload ---------------------------------------------------------------------------------
 
     def _reload(self, report: RunReport, force: bool = False) -> None:
-        """Apply the watched file's zones and rules; a bad file is refused, the run goes on."""
+        """Apply the watched file's zones and rules; a bad file is refused, the run goes on.
+        The CURVE allow-lists are re-read too (by the publisher thread: it owns the sockets),
+        so a revoked console key stops receiving at once."""
+        if self._outlet is not None:
+            self._outlet.reload_access(self._on_health)
         if self._watch is None:
             log.warning("reload asked, but the engine was not started from a config file")
             return
