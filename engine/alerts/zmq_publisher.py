@@ -10,6 +10,17 @@ drops silently under bursts. A heartbeat with the head sequence number and stats
 `heartbeat_s` on `health.<site>.@engine.`, so a console learns of alerts it missed even when no
 newer alert follows them. Off loopback the stream is CURVE-encrypted and only allow-listed
 consoles can connect.
+
+Publishing never depends on the journal silently. When a batch cannot be journaled (disk full,
+a page damaged while running) it still goes out, each alert marked `"durable": false`, and one
+critical `journal.failing` health event per failure episode says so; each later batch tries the
+journal again and the first that succeeds raises `journal.recovered`. With `journal_on_failure:
+stop` the publisher reports the failure as fatal (`fatal`) and the runner ends the run with it.
+The heartbeat's `head_seq` is the stamper's last sequence number, published or not, so a console
+always sees a gap. At start, a journal that is damaged or another program's file is moved aside
+(`<name>.damaged-<UTC time>`) for a fresh one (`journal.replaced`), or refused under `stop`;
+incidents an earlier run left open (a crash: its last phase journaled is not `end`) are ended
+(`reason: engine_restarted`) by the first events this publisher hands the outlet.
 """
 
 from __future__ import annotations
@@ -17,34 +28,56 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import zmq
 
-from engine.alerts.journal import Journal, JournalRow
+from engine.alerts.journal import Journal, JournalDamaged, JournalRow, is_damage
 from engine.alerts.replay import ReplayServer
 from engine.alerts.security import CurveServer
-from engine.alerts.wire import SCHEMA_VERSION, alert_body
+from engine.alerts.wire import SCHEMA_VERSION, alert_body, ending_from_body
 from engine.config import ZmqOutputConfig
 from engine.errors import PublishError
 from engine.state import state_dir
-from engine.types import Alert, Event
+from engine.types import Alert, Event, HealthEvent
 
-__all__ = ["HEARTBEAT_SOURCE", "ZmqPublisher", "default_journal"]
+__all__ = ["HEARTBEAT_SOURCE", "RESTART_REASON", "ZmqPublisher", "default_journal", "move_aside"]
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SOURCE = "@engine"  # not a valid source id, so it never collides with one
 PRUNE_EVERY = 5000  # alerts between retention passes
+RESTART_REASON = "engine_restarted"  # the end of an incident a crashed run left open
+# Batches journaled in a row that end a failure episode: on a disk at its limit small batches
+# fit where large ones do not, and one episode must not become a flood of failing/recovered.
+RECOVER_AFTER = 3
 
 
 def default_journal(endpoint: str) -> Path:
     """Where an endpoint's journal lives when the config names none."""
     tag = hashlib.sha1(endpoint.encode()).hexdigest()[:10]
     return state_dir() / f"journal-{tag}.db"
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a journal file, with its -wal and -shm, to `<name>.damaged-<UTC time>`; returns
+    the new path of the main file."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    for suffix in ("-wal", "-shm", ""):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            part.rename(aside.with_name(aside.name + suffix))
+    return aside
 
 
 class ZmqPublisher:
@@ -55,19 +88,37 @@ class ZmqPublisher:
         context: the ZeroMQ context (one per process, owned by the caller).
         epoch: the stamper's epoch (alerts carry it; the heartbeat too).
         site: for the heartbeat's topic.
+        head: the stamper's last sequence number (the heartbeat's `head_seq`); None: the
+            last one this publisher was given.
 
     Raises:
-        PublishError: an endpoint cannot be bound, the journal cannot be opened, or keys are bad.
+        PublishError: an endpoint cannot be bound, the journal cannot be opened (or is damaged
+            and `journal_on_failure` is `stop`), or keys are bad.
     """
 
-    def __init__(self, cfg: ZmqOutputConfig, context: zmq.Context, epoch: str = "",
-                 site: str = "site") -> None:  # fmt: skip
+    def __init__(
+        self,
+        cfg: ZmqOutputConfig,
+        context: zmq.Context,
+        epoch: str = "",
+        site: str = "site",
+        head: Callable[[], int] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.epoch = epoch
         self.site = site
         self.subscribers = 0  # subscriptions seen (a console subscribing to 2 topics counts 2)
         self.sent = 0  # alerts published (each once, whatever its routes)
         self.head_seq = 0
+        self.journal_ok = True  # the last journal write succeeded
+        self.not_durable = 0  # alerts published without being journaled
+        self.fatal: str | None = None  # set when journal_on_failure: stop and it failed
+        self._head = head
+        self._pending: list[Event | HealthEvent] = []  # for the outlet to publish
+        self._failing_since = 0  # first seq of the current journal failure episode
+        self._failing = False  # in a failure episode (ends after RECOVER_AFTER good batches)
+        self._good_batches = 0  # journaled in a row since the episode's last failure
+        self._last_failed = 0  # seq of the last alert the journal refused
         self._t0 = time.monotonic()
         self._next_beat = 0.0
         self._since_prune = 0
@@ -75,13 +126,7 @@ class ZmqPublisher:
         self._replay: ReplayServer | None = None
         self._sock: zmq.Socket | None = None
         self.journal_path = cfg.journal or default_journal(cfg.endpoint)
-        try:
-            self.journal = Journal(self.journal_path, cfg.retention_days * 86400,
-                                   cfg.retention_max_alerts)  # fmt: skip
-        except Exception as exc:  # sqlite3.Error, OSError
-            raise PublishError(
-                f"cannot open the alert journal {self.journal_path}: {exc}"
-            ) from None
+        self.journal = self._open_journal()
         try:
             self._open(context)
         except BaseException:
@@ -90,8 +135,78 @@ class ZmqPublisher:
         log.info("publishing alerts on %s (journal %s%s)", cfg.endpoint, self.journal_path,
                  f", replay on {cfg.replay_endpoint}" if cfg.replay_endpoint else "")  # fmt: skip
 
+    def _journal_at(self) -> Journal:
+        cfg = self.cfg
+        return Journal(self.journal_path, cfg.retention_days * 86400, cfg.retention_max_alerts)
+
+    def _open_journal(self) -> Journal:
+        """Open and check the journal; a damaged one is moved aside (or refused under stop)."""
+        path = self.journal_path
+        try:
+            journal = self._journal_at()
+        except Exception as exc:  # sqlite3.Error, OSError, JournalDamaged
+            if not is_damage(exc):
+                raise PublishError(f"cannot open the alert journal {path}: {exc}") from None
+            damage = str(exc) if isinstance(exc, JournalDamaged) else f"{path} is damaged: {exc}"
+        else:
+            try:
+                journal.verify()
+                return journal
+            except JournalDamaged as exc:
+                journal.close()
+                damage = str(exc)
+        if self.cfg.journal_on_failure == "stop":
+            raise PublishError(
+                f"alert journal {damage}; journal_on_failure is stop, so the engine does not "
+                "start (move the file away, or set journal_on_failure: publish to start a "
+                "fresh journal)"
+            )
+        try:
+            aside = move_aside(path)
+            journal = self._journal_at()
+        except Exception as exc:  # sqlite3.Error, OSError
+            raise PublishError(
+                f"alert journal {damage}; cannot replace it with a fresh one: {exc}"
+            ) from None
+        text = (
+            f"alert journal {damage}; moved to {aside.name} and started a fresh journal: "
+            "alerts journaled before cannot be replayed"
+        )
+        log.error("%s", text)
+        attributes = {"journal": str(path), "moved_to": str(aside), "error": damage}
+        self._pending.append(
+            HealthEvent("journal.replaced", HEARTBEAT_SOURCE, time.monotonic_ns(), text, attributes)
+        )
+        return journal
+
+    def _end_left_open(self) -> None:
+        """Queue the ends of incidents an earlier run left open (killed before ending them)."""
+        try:
+            bodies = self.journal.open_incidents()
+        except sqlite3.Error as exc:
+            log.error("journal %s: open incidents cannot be read: %s", self.journal_path, exc)
+            return
+        ends = []
+        for body in bodies:
+            try:
+                ends.append(ending_from_body(body, RESTART_REASON))
+            except ValueError as exc:
+                log.warning(
+                    "journal %s: an open incident cannot be ended: %s", self.journal_path, exc
+                )
+        if ends:
+            log.warning("ending %d incident(s) the previous run left open", len(ends))
+        self._pending.extend(ends)
+
+    def take_events(self) -> list[Event | HealthEvent]:
+        """Events this publisher wants on the stream (health of its journal, ends of incidents
+        a crash left open); the outlet stamps and publishes them. Clears them."""
+        out, self._pending = self._pending, []
+        return out
+
     def _open(self, context: zmq.Context) -> None:
         cfg = self.cfg
+        self._end_left_open()  # before this epoch's alerts: every open incident is an earlier run's
         if epoch := self.epoch:
             self.journal.begin_epoch(epoch)
         if cfg.curve is not None:
@@ -148,8 +263,12 @@ class ZmqPublisher:
 
     def send_many(self, alerts: list[Alert]) -> None:
         """Journal the batch (one transaction), then publish each alert under all its topics.
-        Never blocks: beyond the high-water mark ZeroMQ drops, and the journal has it."""
+        Never blocks: beyond the high-water mark ZeroMQ drops, and the journal has it. A batch
+        the journal refuses still goes out, marked not durable."""
         assert self._sock is not None
+        if not alerts:
+            return
+        self.head_seq = max(self.head_seq, alerts[-1].seq)
         self._drain_subscriptions(0)
         encoded = []
         for a in alerts:
@@ -157,18 +276,94 @@ class ZmqPublisher:
             snapshot = a.event.snapshot if isinstance(a.event, Event) else None
             snapshot = snapshot if self.cfg.snapshots else None
             encoded.append((a, body, snapshot))
-        self.journal.append([JournalRow(a.epoch, a.seq, (a.topic, *a.routes), body, snap)
-                             for a, body, snap in encoded])  # fmt: skip
+        if not self._journal(encoded):
+            encoded = [(a, alert_body(a, durable=False), snap) for a, _, snap in encoded]
+            self.not_durable += len(encoded)
         for a, body, snapshot in encoded:
             tail = [body, snapshot] if snapshot else [body]
             for topic in (a.topic, *a.routes):
                 self._sock.send_multipart([topic.encode(), *tail], copy=False)
             self.sent += 1
-            self.head_seq = a.seq
         self._since_prune += len(alerts)
-        if self._since_prune >= PRUNE_EVERY:
+        if self._since_prune >= PRUNE_EVERY and self.journal_ok:
             self._since_prune = 0
-            self.journal.prune()
+            try:
+                self.journal.prune()
+            except (sqlite3.Error, OSError) as exc:
+                log.warning("journal %s: retention pass failed: %s", self.journal_path, exc)
+
+    def _journal(self, encoded: list[tuple[Alert, bytes, bytes | None]]) -> bool:
+        """Write a batch to the journal; False (reported once per episode) when it failed."""
+        rows = []
+        for a, body, snap in encoded:
+            e = a.event
+            event_id, phase = (e.event_id, e.phase) if isinstance(e, Event) else (None, None)
+            rows.append(
+                JournalRow(a.epoch, a.seq, (a.topic, *a.routes), body, snap, event_id, phase)
+            )
+        first, last = encoded[0][0].seq, encoded[-1][0].seq
+        try:
+            self.journal.append(rows)
+        except (sqlite3.Error, OSError) as exc:
+            self._journal_failed(exc, first, last)
+            return False
+        self.journal_ok = True
+        self._good_batches += 1
+        if self._failing and self._good_batches >= RECOVER_AFTER:
+            self._failing = False
+            text = (
+                f"alert journal {self.journal_path} is written again; {self.not_durable} "
+                f"alert(s) from {self._failing_since} to {self._last_failed} went out not durable "
+                "(cannot be replayed)"
+            )
+            log.warning("%s", text)
+            attributes = {
+                "journal": str(self.journal_path),
+                "not_durable": self.not_durable,
+                "from_seq": self._failing_since,
+                "to_seq": self._last_failed,
+            }
+            self._pending.append(
+                HealthEvent(
+                    "journal.recovered", HEARTBEAT_SOURCE, time.monotonic_ns(), text, attributes
+                )
+            )
+        return True
+
+    def _journal_failed(self, exc: BaseException, first: int, last: int) -> None:
+        self.journal_ok = False
+        self._good_batches = 0
+        self._last_failed = last
+        if self._failing:
+            log.debug(
+                "journal %s still failing (alerts %d-%d): %s", self.journal_path, first, last, exc
+            )
+            return
+        self._failing = True
+        self.not_durable = 0
+        self._failing_since = first
+        what = "is damaged" if is_damage(exc) else "cannot be written"
+        stop = self.cfg.journal_on_failure == "stop"
+        text = (
+            f"alert journal {self.journal_path} {what} ({exc}) from alert {first}: alerts go "
+            "out marked not durable (no replay); "
+            + ("journal_on_failure is stop: the engine stops" if stop else "retrying each batch")
+        )
+        log.error("%s", text)
+        attributes = {
+            "journal": str(self.journal_path),
+            "error": str(exc),
+            "from_seq": first,
+            "on_failure": self.cfg.journal_on_failure,
+        }
+        self._pending.append(
+            HealthEvent("journal.failing", HEARTBEAT_SOURCE, time.monotonic_ns(), text, attributes)
+        )
+        if stop and self.fatal is None:
+            self.fatal = (
+                f"alert journal {self.journal_path} {what}: {exc} (from alert {first}); "
+                "journal_on_failure is stop"
+            )
 
     def tick(self, stats: Callable[[], dict[str, Any]] | None = None) -> None:
         """Send the heartbeat if it is due (the publisher thread calls this often); `stats`
@@ -185,7 +380,8 @@ class ZmqPublisher:
             "source": f"lookout://{self.site}/{HEARTBEAT_SOURCE}",
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "dataschema": f"lookout.heartbeat/v{SCHEMA_VERSION}",
-            "data": {"epoch": self.epoch, "head_seq": self.head_seq, "published": self.sent,
+            "data": {"epoch": self.epoch, "head_seq": self._head() if self._head else self.head_seq,
+                     "journal_ok": self.journal_ok, "published": self.sent,
                      "subscriptions": self.subscribers,
                      "uptime_s": round(now - self._t0, 1),
                      "replay": self.cfg.replay_endpoint, **(stats() if stats else {})},

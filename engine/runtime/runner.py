@@ -167,7 +167,7 @@ class Runner:
         sources_done = threading.Event()
         publisher = threading.Thread(
             target=self._publish_loop,
-            args=(outlet, sources_done, report, on_alert),
+            args=(outlet, sources_done, report, on_alert, stop),
             name="lookout-publisher",
             daemon=True,  # joined within the shutdown bound; never keeps the process alive
         )
@@ -360,11 +360,18 @@ class Runner:
         sources_done: threading.Event,
         report: RunReport,
         on_alert: Callable[[Alert], None] | None,
+        stop: threading.Event | None = None,
     ) -> None:
         """Stamp events in batches (up to PUBLISH_BATCH waiting ones), hand each batch to every
-        sink (the ZeroMQ sink journals it before sending), and let sinks beat their heart."""
+        sink (the ZeroMQ sink journals it before sending), and let sinks beat their heart. A
+        sink that says the run must stop (a journal failing under `journal_on_failure: stop`)
+        sets `stop` and leaves its error in the report; the events queued meanwhile still go out."""
         while True:
             outlet.tick(self._stats)
+            if (fatal := outlet.fatal) and ENGINE not in report.errors:
+                report.errors[ENGINE] = fatal  # the run ends with this error (exit status 1)
+                if stop is not None:
+                    stop.set()
             try:
                 batch = [self._events.get(timeout=0.1)]
             except queue.Empty:
