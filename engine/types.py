@@ -31,6 +31,7 @@ HealthKind = Literal[
     "stage.failed", "stage.restarted", "config.reloaded", "config.rejected", "access.reloaded",
     "node.lost", "source.moved", "source.stranded",
     "journal.failing", "journal.recovered", "journal.replaced", "sink.failing", "sink.recovered",
+    "source.failed", "source.truncated",
 ]  # fmt: skip
 HEALTH_KINDS: tuple[str, ...] = HealthKind.__args__  # type: ignore[attr-defined]
 
@@ -284,7 +285,10 @@ class HealthEvent:
             `journal.failing` / `journal.recovered` (alerts go out but cannot be journaled, so
             not replayed; and again they can), `journal.replaced` (a damaged journal was moved
             aside and a fresh one started), `sink.failing` / `sink.recovered` (an output such as
-            an alerts file cannot be written; the others still get every alert).
+            an alerts file cannot be written; the others still get every alert; also clips and
+            snapshots, attribute `sink`); `source.failed` (a source could not be opened or read
+            on: it ended with this error, the others run on), `source.truncated` (a file ended
+            before its header said it would: frames read and expected).
         source_id: the source concerned.
         time_ns: `time.monotonic_ns()` when it was noticed.
         reason: what happened, for people (credentials already redacted).
@@ -307,14 +311,13 @@ class HealthEvent:
     def severity(self) -> Literal["info", "warning", "critical"]:
         """critical when a source is lost (or a stage gave up), warning when degraded, info
         otherwise."""
-        if self.kind in ("source.offline", "node.lost", "source.stranded") or self.attributes.get(
-            "final"
-        ):
+        lost = ("source.offline", "node.lost", "source.stranded", "source.failed")
+        if self.kind in lost or self.attributes.get("final"):
             return "critical"
         if self.kind in ("journal.failing", "journal.replaced"):
             return "critical"
         degraded = ("source.stalled", "source.lagging", "stage.failed", "config.rejected",
-                    "source.moved", "sink.failing")  # fmt: skip
+                    "source.moved", "sink.failing", "source.truncated")  # fmt: skip
         return "warning" if self.kind in degraded else "info"
 
 

@@ -27,8 +27,8 @@ from engine.rules import build_rules
 from engine.runtime.metrics import RuntimeMetrics
 from engine.runtime.pipeline import SharedWorld, SourcePipeline, wants_snapshots
 from engine.runtime.positions import build_locators
-from engine.sources import FileSource, LiveSource, Source
-from engine.types import Event, HealthEvent
+from engine.sources import FileSource, LiveSource, Source, TruncatedFile
+from engine.types import Event, HealthEvent, HealthKind
 
 __all__ = ["HubLink", "SourceWorker", "WorkerStatus"]
 
@@ -161,7 +161,8 @@ class SourceWorker:
         scfg = next(s for s in cfg.sources if s.id == self.id)
         return SourcePipeline(cfg, scfg, detector.detect_images, detector.class_names, rules,
                               build_locators(cfg).get(self.id), world,
-                              RuntimeMetrics([self.id]), wants_snapshots(cfg))  # fmt: skip
+                              RuntimeMetrics([self.id]), wants_snapshots(cfg),
+                              self._on_health)  # fmt: skip
 
     def _queue(self, record: tuple[int, list[Event]]) -> None:
         with self._lock:
@@ -191,10 +192,13 @@ class SourceWorker:
                 if file is not None and not self._stop.is_set():  # after its last frame
                     end = max(end, self.start_frame + file.stats.decoded)
                 self._queue((end, pipe.close()))  # the stream's end: incidents end
-        except SourceError as exc:  # retrying cannot fix it: the source is done for
-            self.error = str(exc)
-            self._on_health(HealthEvent("stage.failed", self.id, time.monotonic_ns(), str(exc),
-                                        {"stage": "source", "final": True}))  # fmt: skip
+        except SourceError as exc:  # retrying cannot fix it: the source is done for (as in the
+            self.error = str(exc)  # single-box runner: source.failed, or source.truncated)
+            kind: HealthKind = (
+                "source.truncated" if isinstance(exc, TruncatedFile) else "source.failed"
+            )
+            attrs = {"stage": "source", **getattr(exc, "attributes", {})}
+            self._on_health(HealthEvent(kind, self.id, time.monotonic_ns(), str(exc), attrs))
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("source %s: worker failed", self.id)

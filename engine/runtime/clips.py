@@ -3,8 +3,15 @@ start of every incident so that an operator sees what led to it and what followe
 
 Frames are kept scaled down and at a reduced rate (`clips.fps`); a clip is an H.264 MP4,
 `<clips dir>/<source>/<event id>.mp4`, holding `pre_s` seconds before the start and `post_s`
-after. Only the newest `keep` clips of each source are kept on disk. A clip that cannot be
-written is logged and dropped; the stream goes on.
+after. Only the newest `keep` clips of each source are kept on disk.
+
+Clips fail alone: a folder that cannot be made or written, a full disk or an encoder error never
+stops the stream nor its alerts. A clip is written under a `.part` name and takes its real name
+only once finished and not empty, so no file an alert names is ever a 0-byte or broken one; a
+clip is not begun when the disk has no room for it. Each alert says what became of its clip
+(`status`: `recording`, `written` or `failed` with the `reason`, and then no `file`). The first
+failure is one `sink.failing` health event, the next clip written one `sink.recovered`; every
+incident tries again, so a folder that becomes writable works again.
 """
 
 from __future__ import annotations
@@ -12,10 +19,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections import deque
+import os
+import shutil
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -23,16 +34,24 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.config import ClipsConfig
+from engine.runtime.output_health import OutputHealth
 from engine.state import state_dir
-from engine.types import Event, Frame
+from engine.types import Event, Frame, HealthEvent
 
-__all__ = ["ClipRecorder", "with_clip"]
+__all__ = ["MIN_FREE_BYTES", "ClipRecorder", "with_clip"]
 
 log = logging.getLogger(__name__)
+
+MIN_FREE_BYTES = 64 * 1024  # a clip is not begun with less room than this on its disk
+ROOM_FACTOR = 2  # ... nor with less than this many times the largest clip written so far
+STATES_KEPT = 1000  # clip states remembered for later phases of their incidents
+_ERRORS = (OSError, av.FFmpegError, ValueError)
 
 
 @dataclass
 class _Clip:
+    event_id: str
+    part: Path  # written here, renamed to `path` once finished
     path: Path
     until_pts: float
     container: av.container.OutputContainer
@@ -43,18 +62,31 @@ class _Clip:
 class ClipRecorder:
     """Ring buffer and clip writers for one source (used from that source's thread only).
 
+    Nothing is written, not even the folder, before the first clip: a constructor cannot fail.
+
     Args:
         cfg: clip settings.
         source_id: the source (part of each clip's name).
+        on_health: receives `sink.failing` / `sink.recovered` (sink `clips`).
+        min_free_bytes: a clip is not begun with less room on its disk.
     """
 
-    def __init__(self, cfg: ClipsConfig, source_id: str) -> None:
+    def __init__(
+        self,
+        cfg: ClipsConfig,
+        source_id: str,
+        on_health: Callable[[HealthEvent], None] | None = None,
+        min_free_bytes: int = MIN_FREE_BYTES,
+    ) -> None:
         self.cfg = cfg
         self.source_id = source_id
         self.dir = (cfg.dir or state_dir() / "clips") / source_id  # one folder per source
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.health = OutputHealth("clips", source_id, on_health)
+        self._min_free = min_free_bytes
+        self._largest = 0  # bytes of the largest clip written
         self._ring: deque[tuple[float, npt.NDArray[np.uint8]]] = deque()
         self._open: list[_Clip] = []
+        self._states: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._last_kept = -1e9
 
     def _small(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -77,33 +109,63 @@ class ClipRecorder:
                 self._write(clip, small)
                 if frame.pts_s >= clip.until_pts:
                     self._finish(clip)
-            except (OSError, av.FFmpegError, ValueError) as exc:
-                log.error("clip %s cut short: %s", clip.path, exc)
-                self._drop(clip)
+            except _ERRORS as exc:
+                self._fail(clip, f"cut short: {_why(exc)}")
 
     def name(self, event_id: str) -> str:
         """The clip's name relative to the clips folder: `<source>/<event id>.mp4`."""
         return f"{self.source_id}/{event_id}.mp4"
 
-    def start(self, event_id: str, pts_s: float) -> str:
-        """Begin a clip for an event starting at `pts_s`; returns the clip's name. A clip that
-        cannot be written (disk full, no encoder) is logged and dropped; the stream goes on."""
+    def start(self, event_id: str, pts_s: float) -> str | None:
+        """Begin a clip for an event starting at `pts_s`: its name, or None when it cannot be
+        recorded (folder not writable, disk full, no encoder): logged, reported once per
+        episode, and the stream goes on."""
         path = self.dir / f"{event_id}.mp4"
+        part = path.with_name(path.name + ".part")
         try:
-            container = av.open(str(path), "w")
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._check_room()
+            container = av.open(str(part), "w", format="mp4")
+        except _ERRORS as exc:
+            self._failed_state(event_id, f"not recorded: {_why(exc)}")
+            return None
+        try:
             stream = container.add_stream(
                 "libx264", rate=Fraction(self.cfg.fps).limit_denominator(1000)
             )
             h, w = self._ring[-1][1].shape[:2] if self._ring else (360, 640)
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            clip = _Clip(path, pts_s + self.cfg.post_s, container, stream)
+            clip = _Clip(event_id, part, path, pts_s + self.cfg.post_s, container, stream)
             for _, image in self._ring:
                 self._write(clip, image)
-        except (OSError, av.FFmpegError, ValueError) as exc:
-            log.error("clip %s not recorded: %s", path, exc)
-            return self.name(event_id)
+        except _ERRORS as exc:
+            with contextlib.suppress(*_ERRORS):
+                container.close()
+            part.unlink(missing_ok=True)
+            self._failed_state(event_id, f"not recorded: {_why(exc)}")
+            return None
         self._open.append(clip)
+        self._remember(event_id, {"status": "recording"})
         return self.name(event_id)
+
+    def state(self, event_id: str) -> dict[str, Any]:
+        """What became of an event's clip: `status` `recording` or `written` (with `file`), or
+        `failed` (with `reason`, no `file`)."""
+        known = self._states.get(event_id)
+        if known is None:  # begun before a worker restart, or long forgotten: ask the disk
+            path = self.dir / f"{event_id}.mp4"
+            if _size(path) > 0:
+                return {"file": self.name(event_id), "status": "written"}
+            return {"file": None, "status": "failed", "reason": "no clip recorded"}
+        if known["status"] == "failed":
+            return {"file": None, **known}
+        return {"file": self.name(event_id), **known}
+
+    def _check_room(self) -> None:
+        need = max(self._min_free, ROOM_FACTOR * self._largest) * (len(self._open) + 1)
+        free = shutil.disk_usage(self.dir).free
+        if free < need:
+            raise OSError(f"disk full: {free} bytes free, a clip needs about {need}")
 
     def _write(self, clip: _Clip, image: npt.NDArray[np.uint8]) -> None:
         if image.shape[1] != clip.stream.width or image.shape[0] != clip.stream.height:
@@ -114,16 +176,41 @@ class ClipRecorder:
         clip.frames += 1
 
     def _finish(self, clip: _Clip) -> None:
+        """Flush and close the clip; it takes its name only if it was written whole."""
         for packet in clip.stream.encode():
             clip.container.mux(packet)
         clip.container.close()
         self._open.remove(clip)
+        size = _size(clip.part)
+        if size <= 0:
+            clip.part.unlink(missing_ok=True)
+            self._failed_state(clip.event_id, "cut short: nothing was written (disk full?)")
+            return
+        os.replace(clip.part, clip.path)
+        self._largest = max(self._largest, size)
+        self._remember(clip.event_id, {"status": "written", "bytes": size})
+        self.health.ok()
         self._prune()
 
-    def _drop(self, clip: _Clip) -> None:
-        self._open.remove(clip)
-        with contextlib.suppress(OSError, av.FFmpegError, ValueError):
+    def _fail(self, clip: _Clip, reason: str) -> None:
+        if clip in self._open:
+            self._open.remove(clip)
+        with contextlib.suppress(*_ERRORS):
             clip.container.close()
+        with contextlib.suppress(OSError):
+            clip.part.unlink(missing_ok=True)
+        self._failed_state(clip.event_id, reason)
+
+    def _failed_state(self, event_id: str, reason: str) -> None:
+        log.debug("source %s: clip of %s %s", self.source_id, event_id, reason)
+        self._remember(event_id, {"status": "failed", "reason": reason})
+        self.health.failed(reason)
+
+    def _remember(self, event_id: str, state: dict[str, Any]) -> None:
+        self._states[event_id] = state
+        self._states.move_to_end(event_id)
+        while len(self._states) > STATES_KEPT:
+            self._states.popitem(last=False)
 
     def _prune(self) -> None:
         def mtime(p: Path) -> float:
@@ -132,25 +219,40 @@ class ClipRecorder:
             except OSError:  # removed meanwhile
                 return 0.0
 
-        clips = sorted(self.dir.glob("*.mp4"), key=mtime)
-        for old in clips[: max(0, len(clips) - self.cfg.keep)]:
-            old.unlink(missing_ok=True)
+        try:
+            clips = sorted(self.dir.glob("*.mp4"), key=mtime)
+            for old in clips[: max(0, len(clips) - self.cfg.keep)]:
+                old.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("source %s: old clips not pruned: %s", self.source_id, _why(exc))
 
     def close(self) -> None:
         """Finish the clips being recorded (the stream ended: they are shorter)."""
         for clip in list(self._open):
             try:
                 self._finish(clip)
-            except (OSError, av.FFmpegError, ValueError) as exc:
-                log.error("clip %s not finished: %s", clip.path, exc)
-                self._drop(clip)
+            except _ERRORS as exc:
+                self._fail(clip, f"not finished: {_why(exc)}")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, av.FFmpegError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return str(exc) or type(exc).__name__
 
 
 def with_clip(event: Event, clips: ClipRecorder) -> Event:
-    """A start event gets a clip begun for it and names it (attribute `clip`); later phases
-    of the incident name the same file."""
-    name = clips.name(event.event_id)
+    """A start event gets a clip begun for it; every phase of the incident says what became of
+    that clip (attribute `clip`: `file` when there is one, `status`, `pre_s`, `post_s`)."""
     if event.phase == "start":
-        name = clips.start(event.event_id, event.pts_s)
-    clip = {"file": name, "pre_s": clips.cfg.pre_s, "post_s": clips.cfg.post_s}
+        clips.start(event.event_id, event.pts_s)
+    clip = {**clips.state(event.event_id), "pre_s": clips.cfg.pre_s, "post_s": clips.cfg.post_s}
     return dataclasses.replace(event, attributes={**event.attributes, "clip": clip})

@@ -2,15 +2,18 @@
 the ground, rules, clips and snapshots. Not thread-safe: one per source worker thread.
 
 `stage` always names the step in progress, so that when a step raises, the supervisor can say
-which stage failed. Rules can be swapped between frames (`set_rules`, for config reloads): the
-rules that did not change keep their state; the others end their open incidents.
+which stage failed. Outputs that can fail (clips, snapshots) fail alone: the events go on
+without them and one `sink.failing` health event says so (`sink.recovered` once they work
+again); they never make the stage fail. Rules can be swapped between frames (`set_rules`, for
+config reloads): the rules that did not change keep their state; the others end their open
+incidents.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +25,11 @@ from engine.rules import Rule
 from engine.runtime.clips import ClipRecorder, with_clip
 from engine.runtime.inference import DetectFn, SourceInference
 from engine.runtime.metrics import RuntimeMetrics
+from engine.runtime.output_health import OutputHealth
 from engine.runtime.positions import GroundTracks, with_position
 from engine.runtime.scene_view import SceneView
 from engine.track import ByteTracker, TrackerSettings
-from engine.types import Detections, Event, Frame, Tracks
+from engine.types import Detections, Event, Frame, HealthEvent, Tracks
 
 __all__ = ["SharedWorld", "SourcePipeline", "wants_snapshots"]
 
@@ -58,11 +62,13 @@ class SourcePipeline:
         world: the shared world tracker (used when `locator` is set).
         metrics: where stage latencies go.
         snapshots: attach a JPEG of the frame to each event.
+        on_health: receives the health events of this source's outputs (clips, snapshots).
     """
 
     def __init__(self, cfg: Config, source_cfg: Any, detect: DetectFn,
                  class_names: tuple[str, ...], rules: Sequence[Rule], locator: Locator | None,
-                 world: SharedWorld, metrics: RuntimeMetrics, snapshots: bool) -> None:  # fmt: skip
+                 world: SharedWorld, metrics: RuntimeMetrics, snapshots: bool,
+                 on_health: Callable[[HealthEvent], None] | None = None) -> None:  # fmt: skip
         self.id: str = source_cfg.id
         self.cfg = cfg
         self.stage = "setup"
@@ -71,6 +77,8 @@ class SourcePipeline:
         self._world = world
         self._metrics = metrics
         self._snapshots = snapshots
+        self._on_health = on_health
+        self._snapshot_health = OutputHealth("snapshots", self.id, on_health)
         self._detect = detect
         self._class_names = class_names
         self._locator = locator
@@ -138,10 +146,9 @@ class SourcePipeline:
             events = [with_position(e, self._locator, frame, global_ids) for e in events]
         if self._clips is not None:
             self.stage = "clips"
-            self._clips.add(frame)
-            events = [with_clip(e, self._clips) for e in events]
+            events = self._with_clips(frame, events)
         if events and self._snapshots:
-            events = with_snapshot(events, frame)
+            events = self._with_snapshot(events, frame)
         self.last = frame
         self.stage = "publish"
         return tracks, events
@@ -157,13 +164,39 @@ class SourcePipeline:
 
     def close(self) -> list[Event]:
         """End every open incident (the stream ended, or the stage is restarted)."""
-        closing = self._close_rules(self.rules)
-        if self._clips is not None:
+        if self._clips is not None:  # finished first: the end events say what became of them
             try:
                 self._clips.close()
             except Exception:
                 log.exception("source %s: closing its clips failed", self.id)
-        return closing
+        return self._close_rules(self.rules)
+
+    def _with_clips(self, frame: Frame, events: list[Event]) -> list[Event]:
+        """The frame offered to the clips, and the events naming theirs; a clip failure (even
+        a bug) leaves the events as they are."""
+        clips = self._clips
+        assert clips is not None
+        try:
+            clips.add(frame)
+            return [with_clip(e, clips) for e in events]
+        except Exception as exc:
+            log.exception("source %s: clips failed", self.id)
+            clips.health.failed(f"clips failed: {exc!r}")
+            return events
+
+    def _with_snapshot(self, events: list[Event], frame: Frame) -> list[Event]:
+        """The events with a JPEG of the frame; without one when it cannot be made."""
+        try:
+            done = with_snapshot(events, frame)
+        except Exception as exc:
+            log.debug("source %s: snapshot failed", self.id, exc_info=True)
+            self._snapshot_health.failed(f"snapshot not made: {exc!r}")
+            return events
+        if any(e.snapshot for e in done):
+            self._snapshot_health.ok()
+        else:
+            self._snapshot_health.failed("the frame could not be encoded as JPEG")
+        return done
 
     def _set_rules(self, rules: list[Rule], cfg: Config) -> None:
         zones = [z.polygon for z in cfg.zones if z.source == self.id]
@@ -180,7 +213,7 @@ class SourcePipeline:
         if needs != had or not self.rules:
             self._scene = SceneView(self._moving, rules)
         if rules and self._clips is None and cfg.clips is not None:
-            self._clips = ClipRecorder(cfg.clips, self.id)
+            self._clips = ClipRecorder(cfg.clips, self.id, self._on_health)
         self.rules = rules
 
     def _close_rules(self, rules: Sequence[Rule]) -> list[Event]:
@@ -194,8 +227,14 @@ class SourcePipeline:
                 closing += rule.close(last)
             except Exception:
                 log.exception("source %s: rule %s failed to end its incidents", self.id, rule.id)
+        if closing and self._clips is not None:
+            clips = self._clips
+            try:
+                closing = [with_clip(e, clips) if e.phase != "start" else e for e in closing]
+            except Exception:
+                log.exception("source %s: clip states of ending incidents failed", self.id)
         if closing and self._snapshots:
-            closing = with_snapshot(closing, last)
+            closing = self._with_snapshot(closing, last)
         return closing
 
     def _forget(self, ended: list[int]) -> None:

@@ -28,7 +28,7 @@ import zmq
 
 from engine.config import Config
 from engine.detect import OnnxDetector, build_detector
-from engine.errors import EngineError
+from engine.errors import EngineError, SourceError
 from engine.fusion import WorldTracker
 from engine.rules import Rule, build_rules
 from engine.runtime.batcher import InferenceBatcher
@@ -39,9 +39,9 @@ from engine.runtime.pipeline import SharedWorld, SourcePipeline, wants_snapshots
 from engine.runtime.positions import build_locators
 from engine.runtime.reload import ConfigWatcher, plan_rules
 from engine.runtime.supervisor import RestartPolicy, StageFailed, supervise
-from engine.sources import FileSource, Source, build_source
+from engine.sources import FileSource, Source, TruncatedFile, build_source
 from engine.sources.live import LAGGING_EVERY_S, LAGGING_MIN_DROPS
-from engine.types import Alert, Event, Frame, HealthEvent, Tracks
+from engine.types import Alert, Event, Frame, HealthEvent, HealthKind, Tracks
 
 __all__ = ["FrameHook", "RunReport", "Runner"]
 
@@ -80,8 +80,10 @@ class Runner:
         watch: the config file to reload zones and rules from when it changes (None: no reload).
 
     Raises:
-        EngineError: a model, source, output or the metrics endpoint cannot be set up; the
-            message names it.
+        EngineError: a model, output or the metrics endpoint cannot be set up; the message
+            names it. Sources are opened by `run`, each in its own worker thread: one that
+            cannot be opened (or read on) ends alone with its error (`source.failed` health
+            event, `RunReport.errors`) while the others run to their end.
     """
 
     def __init__(self, cfg: Config, context: zmq.Context | None = None,
@@ -121,8 +123,7 @@ class Runner:
             self.world = WorldTracker(fu.gate_m, fu.lost_s, groups)
             self._shared_world = SharedWorld(self.world, threading.Lock())
             self.sources: list[Source] = [build_source(s, self._on_health) for s in cfg.sources]
-            for src in self.sources:
-                src.open()
+            for src in self.sources:  # opened by their workers: one that cannot ends alone
                 self.metrics.probe(src.id, _probe(src))
             self.metrics.queue("events", self._events.qsize)
             if self._batcher is not None:
@@ -215,10 +216,30 @@ class Runner:
             self.metrics.restarted(src.id, stage)
             report.restarts[src.id] = report.restarts.get(src.id, 0) + 1
 
-        error = supervise(src.id, lambda: self._work(src, stop, report, on_frame), stop,
+        try:
+            src.open()  # here, in the source's own thread: a source that cannot ends alone
+        except SourceError as exc:
+            self._source_failed(src, exc, report)
+            return
+
+        def work() -> None:
+            try:
+                self._work(src, stop, report, on_frame)
+            except SourceError as exc:  # the source cannot be read on: it ends, the rest run
+                self._source_failed(src, exc, report)
+                raise
+
+        error = supervise(src.id, work, stop,
                           self._on_health, restarted, self._policy)  # fmt: skip
         if error is not None:
             report.errors[src.id] = error
+
+    def _source_failed(self, src: Source, exc: SourceError, report: RunReport) -> None:
+        """A source that ended with an error: one health event, and the error in the report."""
+        report.errors[src.id] = str(exc)
+        kind: HealthKind = "source.truncated" if isinstance(exc, TruncatedFile) else "source.failed"
+        attrs = dict(getattr(exc, "attributes", {}))
+        self._on_health(HealthEvent(kind, src.id, time.monotonic_ns(), str(exc), attrs))
 
     def _work(self, src: Source, stop: threading.Event, report: RunReport,
               on_frame: FrameHook | None) -> None:  # fmt: skip
@@ -232,7 +253,7 @@ class Runner:
         pipe = SourcePipeline(
             cfg, src.cfg, self._batcher.detect if self._batcher else self.detector.detect_images,
             self.detector.class_names, rules, self._locators.get(src.id), self._shared_world,
-            self.metrics, self._snapshots,
+            self.metrics, self._snapshots, self._on_health,
         )  # fmt: skip
         base = report.inferences.get(src.id, 0)
         sid = src.id

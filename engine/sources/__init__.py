@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from engine.config import FileSourceConfig, SourceConfig
-from engine.sources.file import FileSource, SourceStats
+from engine.sources.file import FileSource, SourceStats, TruncatedFile
 from engine.sources.live import HealthCallback, LiveSource, LiveStats
 from engine.types import Frame
 
 __all__ = [
     "FileSource", "HealthCallback", "LiveSource", "LiveStats", "Source", "SourceStats",
-    "build_source",
+    "TruncatedFile", "build_source",
 ]  # fmt: skip
 
 

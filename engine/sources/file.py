@@ -6,7 +6,12 @@ pace, like a camera, and when the engine falls behind the oldest buffered frame 
 counted (`when_behind: auto` = `drop_oldest`): latency stays bounded, as with a live camera. At
 `rate: max` the reader waits for the engine and nothing is lost (`auto` = `wait`). With `loop`,
 timestamps keep counting up across loops so that downstream time never goes back. A corrupt
-packet is counted, logged and skipped; the stream goes on.
+packet is counted and skipped, and logged at a bounded rate (one line, then at most one per
+10 s, and a summary per pass); the stream goes on. A file that ends before its header says it
+should (cut short by a copy or a full disk) ends the source with `TruncatedFile`, naming the
+frames read and expected: its frames are all processed, and the run says it was not whole.
+
+Nothing is opened before `open`, which the runtime calls in the source's own thread.
 """
 
 from __future__ import annotations
@@ -26,23 +31,39 @@ import numpy.typing as npt
 from engine.config import FileSourceConfig
 from engine.errors import SourceError
 from engine.sources.buffer import FrameBuffer
+from engine.sources.damage import PacketDamage
 from engine.types import Frame
 
-__all__ = ["FileSource", "SourceStats", "decode_or_skip"]
+__all__ = ["FileSource", "SourceStats", "TruncatedFile", "decode_or_skip"]
 
 log = logging.getLogger(__name__)
 
 LATE_FRAMES = 2  # at native rate, a frame decoded this many frame times late is dropped
 
 
-def decode_or_skip(packet: av.Packet, source_id: str, stats: Any) -> list[Any]:
-    """The frames of one packet; a corrupt packet is counted (`stats.corrupt_packets`), logged
-    and skipped: the stream goes on."""
+class TruncatedFile(SourceError):
+    """A file ended before its header said it would: `attributes` holds the frames read and
+    expected."""
+
+    def __init__(self, message: str, frames_read: int, frames_expected: int) -> None:
+        super().__init__(message)
+        self.attributes = {"frames_read": frames_read, "frames_expected": frames_expected}
+
+
+def decode_or_skip(
+    packet: av.Packet, source_id: str, stats: Any, damage: PacketDamage | None = None
+) -> list[Any]:
+    """The frames of one packet; a corrupt packet is counted (`stats.corrupt_packets`) and
+    skipped, the stream goes on. It is logged through `damage` (rate-limited), or, without
+    one, on a line of its own."""
     try:
         return list(packet.decode())
     except av.error.InvalidDataError as exc:
         stats.corrupt_packets += 1
-        log.warning("source %s: corrupt packet skipped: %s", source_id, exc)
+        if damage is not None:
+            damage.corrupt(exc)
+        else:
+            log.warning("source %s: corrupt packet skipped: %s", source_id, exc)
         return []
 
 
@@ -81,8 +102,9 @@ class FileSource:
         self.id = cfg.id
         self.start_frame = start_frame
         self.stats = SourceStats()
-        self.fps: float = 0.0
-        self.size: tuple[int, int] = (0, 0)
+        self._fps: float | None = None  # from the header, once read
+        self._size: tuple[int, int] = (0, 0)
+        self._damage = PacketDamage(cfg.id)
         policy = cfg.when_behind
         if policy == "auto":
             policy = "drop_oldest" if cfg.rate == "native" else "wait"
@@ -102,14 +124,37 @@ class FileSource:
         if self._thread is not None:
             raise SourceError(f"source {self.id}: opened twice")
         container = self._open_container()
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
-        self.fps = float(rate) if rate else 0.0
-        self.size = (stream.codec_context.width, stream.codec_context.height)
+        self._read_header(container)
         container.close()
         self._thread = threading.Thread(target=self._ingest, name=f"lookout-ingest-{self.id}",
                                         daemon=True)  # fmt: skip
         self._thread.start()
+
+    @property
+    def fps(self) -> float:
+        """The file's frame rate by its header (0.0 if it states none or cannot be read);
+        before `open`, the header is read for it."""
+        if self._fps is None:
+            try:
+                container = self._open_container()
+            except SourceError:
+                return 0.0
+            try:
+                self._read_header(container)
+            finally:
+                container.close()
+        return self._fps or 0.0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) by the header, once opened ((0, 0) before)."""
+        return self._size
+
+    def _read_header(self, container: av.container.InputContainer) -> None:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        self._fps = float(rate) if rate else 0.0
+        self._size = (stream.codec_context.width, stream.codec_context.height)
 
     def read(self) -> Frame | None:
         """The next frame; None at the end of the file (or once closed).
@@ -234,8 +279,13 @@ class FileSource:
             start = None
             fallback_step = self._nominal_step_s
             last = -fallback_step
+            packets, end_s = 0, 0.0  # read so far, and the stream time they reach
             for packet in container.demux(stream):
-                for frame in decode_or_skip(packet, self.id, self.stats):
+                if packet.size:
+                    packets += 1
+                    if packet.pts is not None and packet.time_base is not None:
+                        end_s = max(end_s, float((packet.pts + packet.duration) * packet.time_base))
+                for frame in decode_or_skip(packet, self.id, self.stats, self._damage):
                     t = frame.time
                     if t is None:  # some containers leave gaps; keep time moving
                         t = last + fallback_step
@@ -244,7 +294,34 @@ class FileSource:
                     last = t
                     image: npt.NDArray[np.uint8] = frame.to_ndarray(format="bgr24")
                     yield t - start, image
+            self._damage.summary(str(self.cfg.path))
+            self._check_whole(stream, packets, end_s)
         except av.error.FFmpegError as exc:
+            self._damage.summary(str(self.cfg.path))
             raise SourceError(f"source {self.id}: error reading {self.cfg.path}: {exc}") from None
         finally:
             container.close()
+
+    def _check_whole(self, stream: av.video.stream.VideoStream, packets: int, end_s: float) -> None:
+        """Raise TruncatedFile if one pass read fewer frames (or less time) than the header
+        states; a file whose header states neither passes."""
+        expected = stream.frames
+        if not expected and stream.duration and stream.time_base is not None:
+            duration_s = float(stream.duration * stream.time_base)
+            start_s = float((stream.start_time or 0) * stream.time_base)
+            if end_s < start_s + duration_s - max(2 * self._nominal_step_s, 0.5):
+                expected = round(duration_s * self.fps) if self.fps else 0
+                raise TruncatedFile(
+                    f"source {self.id}: {self.cfg.path} ends early, at {end_s - start_s:.2f} s "
+                    f"of {duration_s:.2f} s (the file is truncated)",
+                    packets,
+                    expected,
+                )
+            return
+        if expected and packets < expected:
+            raise TruncatedFile(
+                f"source {self.id}: {self.cfg.path} ends early: {packets} of {expected} frames "
+                "read (the file is truncated)",
+                packets,
+                expected,
+            )

@@ -35,6 +35,7 @@ from engine.errors import SourceError, TelemetryError
 from engine.redact import redact
 from engine.sources.backoff import Backoff
 from engine.sources.buffer import FrameBuffer
+from engine.sources.damage import PacketDamage
 from engine.sources.file import decode_or_skip
 from engine.telemetry import dji_srt, misb0601
 from engine.telemetry.align import TelemetryTrack
@@ -118,6 +119,7 @@ class LiveSource:
         self._last_pts_s = -1.0
         self._last_lagging_ns = 0
         self._dropped_reported = 0
+        self._damage = PacketDamage(cfg.id)  # corrupt packets: logged at a bounded rate
         self._t_open = time.monotonic()
 
     # --- public API ---------------------------------------------------------------------------
@@ -249,7 +251,7 @@ class LiveSource:
                     self._add_klv(track, float(packet.pts * packet.time_base), bytes(packet))
                     self._flush(pending, track, sidecar, bool(klv), final=False)
                 continue
-            for vf in decode_or_skip(packet, self.id, self.stats):
+            for vf in decode_or_skip(packet, self.id, self.stats, self._damage):
                 assert isinstance(vf, av.VideoFrame)
                 t_abs = vf.time if vf.time is not None else 0.0
                 if start_pts is None:
