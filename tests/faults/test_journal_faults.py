@@ -155,3 +155,93 @@ def test_full_journal_disk_still_publishes_every_alert_and_says_so(
 
 def _reader(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def _damaged_journal(path: Path) -> None:
+    """A real journal of 3000 alerts with random bytes written over 3 of its middle pages."""
+    j = Journal(path)
+    j.append([JournalRow("a" * 16, k, ("zone_presence.site.cam1.",), b"x" * 900, None)
+              for k in range(1, 3001)])  # fmt: skip
+    j.close()
+    size = path.stat().st_size
+    with path.open("r+b") as fh:
+        fh.seek((size // 2) // 4096 * 4096)
+        fh.write(np.random.default_rng(0).bytes(3 * 4096))
+
+
+def _foreign_db(path: Path, sql: str) -> None:
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(sql)
+        db.commit()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        _damaged_journal,
+        lambda p: _foreign_db(p, "CREATE TABLE users (id INTEGER, name TEXT)"),
+        lambda p: _foreign_db(p, "CREATE TABLE alerts (id INTEGER, text TEXT)"),
+    ],
+    ids=["garbage-pages", "other-tables", "other-columns"],
+)
+def test_damaged_journal_is_moved_aside_and_publishing_goes_on(
+    tmp_path: Path, make: Callable[[Path], None]
+) -> None:
+    path = tmp_path / "j.db"
+    make(path)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    cfg = _config([{"type": "zmq", "endpoint": endpoint, "journal": str(path),
+                    "wait_subscribers": 1}])  # fmt: skip
+    ctx = zmq.Context()
+    outlet = AlertOutlet(cfg, ctx, merge=False)
+    console = _Console(ctx, endpoint)
+    try:
+        outlet.wait_for_subscribers()
+        outlet.tick()
+        for k in range(3):
+            outlet.publish([_event(k)])
+        console.drain()
+    finally:
+        console.close()
+        outlet.close()
+        ctx.term()
+    kinds = console.kinds()
+    assert kinds == ["journal.replaced", "zone_presence", "zone_presence", "zone_presence"]
+    replaced = console.alerts[0]["data"]
+    assert replaced["severity"] == "critical" and str(path) in replaced["reason"]
+    assert all(a["durable"] for a in console.alerts)
+    aside = list(tmp_path.glob("j.db.damaged-*"))
+    assert [p.name for p in aside if not p.name.endswith(("-wal", "-shm"))], aside
+    with closing(_reader(path)) as db:
+        assert db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] == 4
+
+
+def test_damaged_journal_under_stop_refuses_to_start_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    _damaged_journal(path)
+    size = path.stat().st_size
+    video = make_video(tmp_path / "clip.mp4", moving_square_frames(10))
+    model = make_yolox_model(tmp_path / "m.onnx")
+    config = tmp_path / "lookout.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "sources": [{"type": "file", "id": "cam1", "path": str(video)}],
+                "detector": {"model": str(model), "family": "yolox", "class_names": ["a", "b"]},
+                "outputs": [{"type": "zmq", "endpoint": f"tcp://127.0.0.1:{free_port()}",
+                             "journal": str(path), "journal_on_failure": "stop"}],
+            }
+        )
+    )  # fmt: skip
+    run = subprocess.run([*LOOKOUT, "run", str(config), "--quiet"], capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert run.returncode != 0
+    assert str(path) in run.stderr and "damaged" in run.stderr and "Traceback" not in run.stderr
+    assert path.stat().st_size == size  # refused and left in place for the operator
+    assert not list(tmp_path.glob("j.db.damaged-*"))
+    with pytest.raises(PublishError, match="journal_on_failure is stop"):
+        _ = AlertOutlet(
+            _config([{"type": "zmq", "endpoint": f"tcp://127.0.0.1:{free_port()}",
+                      "journal": str(path), "journal_on_failure": "stop"}]),
+            zmq.Context.instance(), merge=False,
+        )  # fmt: skip
