@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import closing
 import signal
 import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +98,16 @@ def test_full_journal_disk_still_publishes_every_alert_and_says_so(
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cfg = _config(
         [
-            {"type": "zmq", "endpoint": endpoint, "journal": str(disk / "j.db"),
-             "heartbeat_s": 0.05, "wait_subscribers": 1},
+            {
+                "type": "zmq",
+                "endpoint": endpoint,
+                "journal": str(disk / "j.db"),
+                "heartbeat_s": 0.05,
+                "wait_subscribers": 1,
+            },
             {"type": "jsonl", "path": str(log_disk / "alerts.jsonl")},
         ]
-    )  # fmt: skip
+    )
     ctx = zmq.Context()
     outlet = AlertOutlet(cfg, ctx, merge=False)
     console = _Console(ctx, endpoint)
@@ -160,8 +165,12 @@ def _reader(path: Path) -> sqlite3.Connection:
 def _damaged_journal(path: Path) -> None:
     """A real journal of 3000 alerts with random bytes written over 3 of its middle pages."""
     j = Journal(path)
-    j.append([JournalRow("a" * 16, k, ("zone_presence.site.cam1.",), b"x" * 900, None)
-              for k in range(1, 3001)])  # fmt: skip
+    j.append(
+        [
+            JournalRow("a" * 16, k, ("zone_presence.site.cam1.",), b"x" * 900, None)
+            for k in range(1, 3001)
+        ]
+    )
     j.close()
     size = path.stat().st_size
     with path.open("r+b") as fh:
@@ -190,8 +199,9 @@ def test_damaged_journal_is_moved_aside_and_publishing_goes_on(
     path = tmp_path / "j.db"
     make(path)
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    cfg = _config([{"type": "zmq", "endpoint": endpoint, "journal": str(path),
-                    "wait_subscribers": 1}])  # fmt: skip
+    cfg = _config(
+        [{"type": "zmq", "endpoint": endpoint, "journal": str(path), "wait_subscribers": 1}]
+    )
     ctx = zmq.Context()
     outlet = AlertOutlet(cfg, ctx, merge=False)
     console = _Console(ctx, endpoint)
@@ -228,20 +238,109 @@ def test_damaged_journal_under_stop_refuses_to_start_naming_the_file(tmp_path: P
             {
                 "sources": [{"type": "file", "id": "cam1", "path": str(video)}],
                 "detector": {"model": str(model), "family": "yolox", "class_names": ["a", "b"]},
-                "outputs": [{"type": "zmq", "endpoint": f"tcp://127.0.0.1:{free_port()}",
-                             "journal": str(path), "journal_on_failure": "stop"}],
+                "outputs": [
+                    {
+                        "type": "zmq",
+                        "endpoint": f"tcp://127.0.0.1:{free_port()}",
+                        "journal": str(path),
+                        "journal_on_failure": "stop",
+                    }
+                ],
             }
         )
-    )  # fmt: skip
-    run = subprocess.run([*LOOKOUT, "run", str(config), "--quiet"], capture_output=True,
-                         text=True, timeout=120)  # fmt: skip
+    )
+    run = subprocess.run(
+        [*LOOKOUT, "run", str(config), "--quiet"], capture_output=True, text=True, timeout=120
+    )
     assert run.returncode != 0
     assert str(path) in run.stderr and "damaged" in run.stderr and "Traceback" not in run.stderr
     assert path.stat().st_size == size  # refused and left in place for the operator
     assert not list(tmp_path.glob("j.db.damaged-*"))
     with pytest.raises(PublishError, match="journal_on_failure is stop"):
         _ = AlertOutlet(
-            _config([{"type": "zmq", "endpoint": f"tcp://127.0.0.1:{free_port()}",
-                      "journal": str(path), "journal_on_failure": "stop"}]),
-            zmq.Context.instance(), merge=False,
-        )  # fmt: skip
+            _config(
+                [
+                    {
+                        "type": "zmq",
+                        "endpoint": f"tcp://127.0.0.1:{free_port()}",
+                        "journal": str(path),
+                        "journal_on_failure": "stop",
+                    }
+                ]
+            ),
+            zmq.Context.instance(),
+            merge=False,
+        )
+
+
+@pytest.mark.assets
+def test_incident_open_at_kill_9_is_ended_on_restart(
+    assets: Callable[..., Path], tmp_path: Path
+) -> None:
+    clip = assets("footage/intel_one-by-one-person-detection.mp4")
+    model = assets("models/yolo11n_coco_320.onnx")
+    journal = tmp_path / "j.db"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    config = tmp_path / "lookout.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "sources": [{"type": "file", "id": "cam1", "path": str(clip), "loop": True}],
+                "detector": {"model": str(model)},
+                "zones": [
+                    {
+                        "id": "zone",
+                        "source": "cam1",
+                        "polygon": [[0, 0], [1e6, 0], [1e6, 1e6], [0, 1e6]],
+                    }
+                ],
+                "rules": [
+                    {
+                        "type": "zone_presence",
+                        "id": "presence",
+                        "zone": "zone",
+                        "classes": ["person"],
+                    }
+                ],
+                "outputs": [{"type": "zmq", "endpoint": endpoint, "journal": str(journal)}],
+            }
+        )
+    )
+    run = [*LOOKOUT, "run", str(config), "--quiet", "--no-reload"]
+    proc = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    open_id = None
+    try:
+        deadline = time.monotonic() + 120
+        while open_id is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                with closing(_reader(journal)) as db:
+                    row = db.execute("SELECT event_id FROM open_incidents").fetchone()
+            except sqlite3.OperationalError:  # not created yet
+                continue
+            open_id = row[0] if row else None
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # mid-incident, no shutdown at all
+        proc.wait(10)
+    assert open_id is not None, "no incident started within 120 s: no test"
+    ctx = zmq.Context()
+    console = _Console(ctx, endpoint)
+    restart = subprocess.Popen(
+        [*run, "--max-frames", "1", "--wait-subscribers", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _, err = restart.communicate(timeout=120)
+        console.drain()
+    finally:
+        restart.kill()
+        console.close()
+        ctx.term()
+    assert restart.returncode == 0, err
+    ends = [a for a in console.alerts if a["data"].get("event_id") == open_id]
+    assert ends and ends[0]["data"]["phase"] == "end" and ends[0]["subject"] == open_id
+    assert ends[0]["data"]["attributes"]["reason"] == "engine_restarted"
+    with closing(_reader(journal)) as db:
+        left = [r[0] for r in db.execute("SELECT event_id FROM open_incidents")]
+    assert open_id not in left  # ended once: a later restart does not end it again
