@@ -1,8 +1,11 @@
 """Config validation: every problem reported with file, line, field path, expected and given."""
 
+import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.config import load_config, parse_config
 from engine.errors import ConfigError
@@ -159,3 +162,148 @@ def test_live_source_errors_never_echo_credentials() -> None:
     assert any("sources[0].url: expected an rtsp:// or rtsp" in line for line in lines), lines
     assert any("sources[0].read_timeout_s" in line for line in lines), lines
     assert not [line for line in lines if "pa55word" in line]
+
+
+# --- bounded loading (issue 20, finding 12) -----------------------------------------------------
+
+
+def test_alias_bomb_is_refused_at_the_line_where_it_explodes() -> None:
+    levels = ['  - &l0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    levels += [f"  - &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    (line,) = errors_of(GOOD.replace("zones:\n", "zones:\n" + "\n".join(levels) + "\n"))
+    # l5 (line 15) holds 9**6 strings: the first to cross the 200000 limit
+    assert line.startswith("cfg.yaml:15:5: this value holds more than 200000 values"), line
+
+
+def test_aliases_within_the_limit_still_work() -> None:
+    text = GOOD.replace(
+        "    polygon: [[0, 0], [10, 0], [10, 10]]\n",
+        "    polygon: &p [[0, 0], [10, 0], [10, 10]]\n  - {id: z2, source: cam1, polygon: *p}\n",
+    )
+    cfg = parse_config(text)
+    assert cfg.zones[1].polygon == cfg.zones[0].polygon
+
+
+def test_integer_literal_too_long_is_a_config_error_not_a_traceback() -> None:
+    (line,) = errors_of(
+        GOOD.replace("  model: m.onnx", "  model: m.onnx\n  max_det: " + "9" * 5000)
+    )
+    assert line.startswith("cfg.yaml:9:12: an integer of 5000 characters"), line
+
+
+def test_non_utf8_and_oversized_files(tmp_path: Path) -> None:
+    bad = tmp_path / "latin.yaml"
+    bad.write_bytes(GOOD.encode() + b"# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin\.yaml: not UTF-8 text \(byte \d+"):
+        load_config(bad)
+    big = tmp_path / "big.yaml"
+    big.write_text(GOOD + "#" * (1 << 20))
+    with pytest.raises(ConfigError, match=r"big\.yaml: the file is 1\.0 MiB; a config file may"):
+        load_config(big)
+
+
+def test_error_formatting_looks_at_a_bounded_part_of_the_value() -> None:
+    """A wrong value that is huge through shared references (how PyYAML builds aliases) is
+    named by a bounded repr: the message costs the same whatever the value's size."""
+    import tracemalloc
+
+    from pydantic import ValidationError
+
+    from engine.config import Config
+    from engine.yamlconf import format_validation_error
+
+    value: object = ["lol"] * 9
+    for _ in range(7):  # 9**8 strings once expanded, 43 M
+        value = [value] * 9
+    source = {"type": "file", "id": "a", "path": "x"}
+    data = {"site": value, "sources": [source], "detector": {"model": "m.onnx"}}
+    with pytest.raises(ValidationError) as info:
+        Config.model_validate(data)
+    tracemalloc.start()
+    text = format_validation_error(info.value, "cfg.yaml", data=data)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert text.startswith("cfg.yaml: site: expected a valid string, got [[[["), text
+    assert len(text) < 200 and "..." in text, text
+    assert peak < 1 << 20, peak  # repr() of the whole value would take gigabytes
+
+
+def test_many_problems_are_capped() -> None:
+    poly = "[" + ", ".join(["[.nan, 0]"] * 500) + "]"
+    lines = errors_of(GOOD.replace("[[0, 0], [10, 0], [10, 10]]", poly))
+    assert len(lines) == 51, len(lines)
+    assert lines[-1] == "cfg.yaml: ... and more problems (500 in all); fix these first"
+
+
+# --- values checked for what they mean (issue 20, finding 13) -----------------------------------
+
+BAD_VALUES = [
+    (
+        ("[[0, 0], [10, 0], [10, 10]]", "[[0, 0], [.nan, 0], [10, 10]]"),
+        "cfg.yaml:12: zones[0].polygon[1][0]: expected a finite number, got nan",
+    ),
+    (
+        ("tcp://127.0.0.1:5556", "tcp://127.0.0.1:65536"),
+        "cfg.yaml:20: outputs[0].endpoint: expected a port from 0 to 65535, got 65536 "
+        "(in tcp://127.0.0.1:65536)",
+    ),
+    (
+        ("tcp://127.0.0.1:5556", "tcp://127.0.0.1:5556\n    sndhwm: 100000000000000000000"),
+        "cfg.yaml:21: outputs[0].sndhwm: expected less than or equal to 2147483647, "
+        "got 100000000000000000000",
+    ),
+    (
+        ("    type: file\n    path: clip.mp4", "    type: drone\n    url: udp://0.0.0.0:99999"),
+        "cfg.yaml:6: sources[0].url: expected a port from 0 to 65535, got 99999 "
+        "(in udp://0.0.0.0:99999)",
+    ),
+    (
+        ("site: s1", "site: s1\ngeo: {lat: -91, lon: 0}"),
+        "cfg.yaml:3: geo.lat: expected greater than or equal to -90, got -91",
+    ),
+    (
+        ("site: s1", "site: s1\nmetrics: {listen: 'localhost:70000'}"),
+        "cfg.yaml:3: metrics.listen: expected a port from 0 to 65535, got 70000 "
+        "(in localhost:70000)",
+    ),
+    (
+        (
+            "    path: clip.mp4",
+            "    path: clip.mp4\n    calibration: {homography: [[0, 0, 0], [0, 0, 0], [0, 0, 0]]}",
+        ),
+        "cfg.yaml:7: sources[0].calibration: homography: expected an invertible 3x3 matrix",
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "expected"), BAD_VALUES)
+def test_values_are_checked_for_what_they_mean(edit: tuple[str, str], expected: str) -> None:
+    assert edit[0] in GOOD
+    lines = errors_of(GOOD.replace(*edit))
+    assert any(x.startswith(expected) for x in lines), lines
+
+
+@given(x=st.floats(allow_nan=True, allow_infinity=True))
+@settings(max_examples=200, deadline=None)
+def test_a_vertex_is_accepted_exactly_when_finite_and_in_range(x: float) -> None:
+    from engine.config_values import PIXEL_LIMIT
+
+    text = GOOD.replace("[[0, 0], [10, 0], [10, 10]]", f"[[0, 0], [10, 0], [{x!r}, 10]]")
+    text = text.replace("nan", ".nan").replace("inf", ".inf")
+    if math.isfinite(x) and abs(x) <= PIXEL_LIMIT:
+        assert parse_config(text).zones[0].polygon[2] == (x, 10.0)
+    else:
+        (line,) = errors_of(text)
+        assert line.startswith("cfg.yaml:12: zones[0].polygon[2][0]: expected "), line
+
+
+@given(lat=st.floats(allow_nan=True, allow_infinity=True))
+@settings(max_examples=100, deadline=None)
+def test_a_latitude_is_accepted_exactly_when_finite_and_in_range(lat: float) -> None:
+    text = GOOD.replace("site: s1", f"site: s1\ngeo: {{lat: {lat!r}, lon: 7}}")
+    text = text.replace("nan", ".nan").replace("inf", ".inf")
+    if math.isfinite(lat) and -90 <= lat <= 90:
+        assert parse_config(text).geo.lat == lat  # type: ignore[union-attr]
+    else:
+        (line,) = errors_of(text)
+        assert line.startswith("cfg.yaml:3: geo.lat: expected "), line
