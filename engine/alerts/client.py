@@ -1,10 +1,17 @@
 """A console's client: every alert exactly once and in order, gaps filled from the replay endpoint.
 
 The publisher numbers alerts per epoch (a run of the engine) and journals them before sending.
-The client remembers the last (epoch, seq) it delivered. When a live alert shows a gap (a
-higher seq, or a new epoch), or the heartbeat's head is beyond what it has, it asks the replay
-endpoint for everything after its position on its topics, delivers those in order, and drops
-duplicates. Started with `after=(epoch, seq)` (say, from the end of its own output file), it
+The client remembers the last (epoch, seq) it delivered and how far it has checked the journal
+for its topics. When a live alert shows a gap (a higher seq, or a new epoch), or the heartbeat's
+head is beyond what it has checked, it opens a gap: it asks the replay endpoint for everything
+after its position on its topics and delivers nothing past the gap until the replay has
+answered. Live alerts that arrive meanwhile are held (up to `buffer_max`; beyond that they are
+fetched again from the journal, which has them). A request without an answer within
+`replay_timeout_s`, or refused, is retried with exponential backoff and jitter, for as long as
+it takes; `recv(timeout_s)` never waits longer than its timeout meanwhile. A gap ends only when
+the journal has answered: with the alerts, or saying they are gone (their epoch is not in the
+journal, or they were pruned), and then the lost seqs are logged as an error and listed in
+`client.lost`. Started with `after=(epoch, seq)` (say, from the end of its own output file), it
 first catches up on what it missed while it was away.
 
     client = AlertClient("tcp://host:5556", replay="tcp://host:5557", topics=["@police."])
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -25,11 +33,15 @@ import zmq
 
 from engine.alerts.security import SocketSetup
 
-__all__ = ["AlertClient", "Received"]
+__all__ = ["AlertClient", "LostRange", "Received"]
 
 log = logging.getLogger(__name__)
 
 REPLAY_LIMIT = 5000
+MAX_LOST_KEPT = 1000  # lost ranges listed (the count goes on)
+DRAIN_MAX = 1000  # live messages read per poll
+
+Position = tuple[str | None, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +60,20 @@ class Received:
         return str(self.alert["epoch"]), int(self.alert["seq"])
 
 
-class ReplayUnavailable(RuntimeError):
-    """The replay endpoint did not answer in time, or refused the request."""
+@dataclass(frozen=True, slots=True)
+class LostRange:
+    """Alerts this console will never get: seqs `first`..`last` of `epoch` (`last` None: to
+    the end of that epoch). For a console with a topic filter the range counts journal seqs,
+    which may include alerts that were not on its topics."""
+
+    epoch: str
+    first: int
+    last: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        end = "end of epoch" if self.last is None else str(self.last)
+        return f"epoch {self.epoch} seq {self.first}..{end} ({self.reason})"
 
 
 class AlertClient:
@@ -63,7 +87,18 @@ class AlertClient:
             journal"; None to start with what comes live.
         context: ZeroMQ context (created and owned if None).
         secure: CURVE client setup (engine.alerts.security.secure_client), or None.
-        replay_timeout_s: how long one replay request may take.
+        replay_timeout_s: how long one replay request may take before it is asked again.
+        backoff_s: the wait after the first failed request; it doubles per failure.
+        backoff_max_s: the longest wait between requests.
+        buffer_max: live alerts held while a gap is open.
+
+    Attributes:
+        last: (epoch, seq) delivered last. replayed: alerts delivered from the replay endpoint.
+        duplicates: live alerts dropped as already delivered. gaps: gaps filled from the
+        journal. retries: replay requests that failed (and were asked again). lost: the
+        ranges the journal no longer holds (newest MAX_LOST_KEPT). unrecoverable: how many
+        such ranges. refetched: live alerts not held (buffer full), fetched from the journal.
+        heartbeat: the engine's last heartbeat.
     """
 
     def __init__(
@@ -75,22 +110,44 @@ class AlertClient:
         context: zmq.Context | None = None,
         secure: SocketSetup | None = None,
         replay_timeout_s: float = 5.0,
+        *,
+        backoff_s: float = 0.1,
+        backoff_max_s: float = 5.0,
+        buffer_max: int = 10_000,
     ) -> None:
         self.endpoint = endpoint
         self.replay_endpoint = replay
         self.topics = tuple(topics)
-        self.last: tuple[str | None, int] | None = after
-        self.replayed = 0  # alerts delivered from the replay endpoint
-        self.duplicates = 0  # live alerts dropped because they were already delivered
-        self.gaps = 0  # gaps noticed
-        self.unrecoverable = 0  # gaps the journal could no longer fill
+        self.last: Position | None = after
+        self.replayed = 0
+        self.duplicates = 0
+        self.gaps = 0
+        self.retries = 0
+        self.refetched = 0
+        self.unrecoverable = 0
+        self.lost: list[LostRange] = []
         self.heartbeat: dict[str, Any] | None = None
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
         self._secure = secure
-        self._timeout_ms = int(replay_timeout_s * 1000)
-        self._pending: deque[Received] = deque()
-        self._epochs: list[str] = []  # epochs in the order seen
+        self._timeout_s = replay_timeout_s
+        self._backoff_s = backoff_s
+        self._backoff_max_s = backoff_max_s
+        self._buffer_max = buffer_max
+        self._rng = random.Random()
+        self._out: deque[Received] = deque()  # ready to deliver, in order
+        self._held: deque[Received] = deque()  # live alerts held while a gap is open
+        self._epochs: dict[str, int] = {}  # epoch -> its place in the order seen
+        self._checked: Position | None = after  # the journal holds nothing more on our topics
+        self._gap = after is not None and replay is not None
+        self._gap_replayed = 0
+        self._target: Position | None = None  # a heartbeat's head not checked yet
+        self._asked: Position | None = None  # the position of the request in flight
+        self._asked_target: Position | None = None  # the head known when it was sent
+        self._req_id = 0
+        self._deadline = 0.0  # when the request in flight has timed out
+        self._next_try = 0.0
+        self._failures = 0
         self._sub = self._ctx.socket(zmq.SUB)
         self._sub.setsockopt(zmq.LINGER, 0)
         self._sub.setsockopt(zmq.RCVHWM, 0)  # never drop on our side
@@ -100,20 +157,40 @@ class AlertClient:
             self._sub.setsockopt(zmq.SUBSCRIBE, t.encode())
         self._sub.connect(endpoint)
         self._req: zmq.Socket | None = None
-        if after is not None and replay:
-            self._catch_up()
 
     # --- public -------------------------------------------------------------------------------
 
+    @property
+    def gap_open(self) -> bool:
+        """True while alerts are missing and delivery waits for the replay endpoint."""
+        return self._gap
+
     def recv(self, timeout_s: float) -> Received | None:
-        """The next alert in order, or None if none within `timeout_s`."""
+        """The next alert in order, or None if none within `timeout_s` (also while a gap waits
+        for the replay endpoint: delivery resumes, in order, once it answers)."""
         deadline = time.monotonic() + timeout_s
-        while not self._pending:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._sub.poll(max(1, int(left * 1000))):
+        while True:
+            if self._out:
+                return self._out.popleft()
+            now = time.monotonic()
+            self._drive(now)
+            wait = min(deadline, self._next_event()) - now
+            poller = zmq.Poller()
+            poller.register(self._sub, zmq.POLLIN)
+            if self._asked is not None and self._req is not None:
+                poller.register(self._req, zmq.POLLIN)
+            ready = dict(poller.poll(max(0, int(wait * 1000) + (wait > 0))))
+            if self._req is not None and ready.get(self._req):
+                self._on_reply(self._req.recv_multipart())
+            if ready.get(self._sub):
+                for _ in range(DRAIN_MAX):
+                    try:
+                        parts = self._sub.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._on_message(parts)
+            if not self._out and time.monotonic() >= deadline:
                 return None
-            self._on_message(self._sub.recv_multipart())
-        return self._pending.popleft()
 
     def close(self) -> None:
         """Close the sockets (and the context, if owned)."""
@@ -122,6 +199,29 @@ class AlertClient:
             self._req.close(0)
         if self._own_ctx:
             self._ctx.term()
+
+    # --- positions ----------------------------------------------------------------------------
+
+    def _at_or_before(self, pos: Position, ref: Position | None) -> bool:
+        """`pos` comes no later than `ref` (False when the order is unknown)."""
+        if ref is None or ref[0] is None or pos[0] is None:
+            return False
+        if pos[0] == ref[0]:
+            return pos[1] <= ref[1]
+        a, b = self._epochs.get(pos[0]), self._epochs.get(ref[0])
+        return a is not None and b is not None and a < b
+
+    def _note_epoch(self, epoch: str | None) -> None:
+        if epoch is not None and epoch not in self._epochs:
+            self._epochs[epoch] = len(self._epochs)
+
+    def _check_to(self, pos: Position | None) -> None:
+        """The journal has been read up to `pos` for our topics (an epoch not seen before is a
+        later one: epochs only follow each other)."""
+        if pos is None or pos[0] is None or self._at_or_before(pos, self._checked):
+            return
+        self._note_epoch(pos[0])
+        self._checked = pos
 
     # --- live stream --------------------------------------------------------------------------
 
@@ -137,104 +237,236 @@ class AlertClient:
         except ValueError:
             log.warning("undecodable message on %s dropped", topic)
             return
+        if not isinstance(msg, dict):
+            return
         if msg.get("type") == "lookout.engine.heartbeat":
             self._on_heartbeat(msg.get("data", {}))
             return
-        if not self._wanted(topic) or "seq" not in msg:
+        if not self._wanted(topic) or "seq" not in msg or "epoch" not in msg:
             return
-        got = Received(topic, msg, parts[2] if len(parts) > 2 else None, replayed=False)
-        epoch, seq = got.position
-        if self.last is not None and not self._is_next(epoch, seq):
-            if self._seen(epoch, seq):
-                self.duplicates += 1
-                return
-            if self.replay_endpoint:
-                before = self.replayed
-                self._catch_up()
-                self.gaps += self.replayed > before
-                if self._seen(epoch, seq):
-                    return  # the replay delivered it
-            else:
+        self._on_alert(Received(topic, msg, parts[2] if len(parts) > 2 else None, False))
+
+    def _on_alert(self, got: Received) -> None:
+        pos = got.position
+        if self.last is None:  # started live: the first alert sets the position
+            self._deliver(got)
+            return
+        if self._at_or_before(pos, self.last):
+            self.duplicates += 1
+            return
+        if self._gap:
+            self._hold(got)
+            return
+        last, checked = self.last, self._checked
+        follows = pos[0] == last[0] and pos[1] == last[1] + 1
+        # nothing on our topics in the journal between what we have and this one
+        covered = checked is not None and pos[0] == checked[0] and pos[1] <= checked[1] + 1
+        if follows or covered or not self.replay_endpoint:
+            if not (follows or covered):
                 self.gaps += not self.topics  # filtered streams skip numbers by design
-        self._deliver(got)
+            self._deliver(got)
+            return
+        self._open_gap()
+        self._hold(got)
+
+    def _hold(self, got: Received) -> None:
+        if len(self._held) < self._buffer_max:
+            self._held.append(got)
+        else:
+            self.refetched += 1  # journaled before it was sent: the replay brings it
 
     def _on_heartbeat(self, data: dict[str, Any]) -> None:
         self.heartbeat = data
         epoch, head = data.get("epoch"), data.get("head_seq", 0)
-        if self.last is None or not self.replay_endpoint or not isinstance(head, int) or head < 1:
+        if self.last is None or not self.replay_endpoint:
             return
-        if self.last[0] != epoch or self.last[1] < head:
-            self._catch_up()  # alerts we have not seen, and none newer came to tell us
-
-    def _is_next(self, epoch: str, seq: int) -> bool:
-        """Unfiltered: exactly the next number. Filtered, numbers skip the others' alerts; only
-        the replay can tell, so anything beyond the last is checked there."""
-        assert self.last is not None
-        last_epoch, last_seq = self.last
-        return epoch == last_epoch and seq == last_seq + 1
-
-    def _seen(self, epoch: str, seq: int) -> bool:
-        """Already delivered: an earlier seq in the last epoch, or an earlier epoch."""
-        assert self.last is not None
-        last_epoch, last_seq = self.last
-        if epoch == last_epoch:
-            return seq <= last_seq
-        return epoch in self._epochs  # an epoch we left behind
+        if not isinstance(epoch, str) or not epoch or not isinstance(head, int) or head < 1:
+            return
+        if self._at_or_before((epoch, head), self._checked):
+            return  # checked up to there already: nothing new on our topics
+        self._target = (epoch, head)
+        self._open_gap()
 
     def _deliver(self, got: Received) -> None:
-        epoch, seq = got.position
-        if not self._epochs or self._epochs[-1] != epoch:
-            self._epochs.append(epoch)
-        self.last = (epoch, seq)
-        self._pending.append(got)
+        pos = got.position
+        self._note_epoch(pos[0])
+        self.last = pos
+        self._check_to(pos)
+        self._out.append(got)
 
     # --- replay -------------------------------------------------------------------------------
 
-    def _catch_up(self) -> None:
-        """Deliver everything the journal holds after `last`, on our topics, in order."""
-        assert self.last is not None
-        while True:
-            epoch, seq = self.last
-            try:
-                header, rows = self._request(epoch, seq)
-            except ReplayUnavailable as exc:
-                log.warning("gap not filled yet: %s", exc)
-                return
-            if not header.get("known_epoch", True) and epoch is not None:
-                self.unrecoverable += 1
-                log.error("the journal no longer holds epoch %s: alerts after seq %d are lost "
-                          "to this console", epoch, seq)  # fmt: skip
-            for got in rows:
-                if self.last[0] is not None and self._seen(*got.position):
-                    continue
-                self.replayed += 1
-                self._deliver(got)
-            if not header.get("more"):
-                return
+    def _open_gap(self) -> None:
+        if not self._gap:
+            self._gap = True
+            self._gap_replayed = 0
+            self._next_try = 0.0
 
-    def _request(self, epoch: str | None, seq: int) -> tuple[dict[str, Any], list[Received]]:
+    def _next_event(self) -> float:
+        if self._asked is not None:
+            return self._deadline
+        if self._gap:
+            return self._next_try
+        return float("inf")
+
+    def _drive(self, now: float) -> None:
+        """Time out the request in flight; send the next one when it is due."""
+        if self._asked is not None and now >= self._deadline:
+            self._fail(now, f"no answer from {self.replay_endpoint} within {self._timeout_s} s")
+        if self._gap and self._asked is None and now >= self._next_try:
+            self._ask(now)
+
+    def _ask(self, now: float) -> None:
+        assert self.replay_endpoint is not None
         if self._req is None:
             self._req = self._ctx.socket(zmq.DEALER)
             self._req.setsockopt(zmq.LINGER, 0)
             if self._secure:
                 self._secure(self._req)
-            assert self.replay_endpoint is not None
             self._req.connect(self.replay_endpoint)
-        req = {"op": "replay", "epoch": epoch, "after": seq, "topics": list(self.topics),
-               "limit": REPLAY_LIMIT}  # fmt: skip
-        self._req.send_multipart([b"", json.dumps(req).encode()])
-        if not self._req.poll(self._timeout_ms):
-            self._req.close(0)  # a late answer must not be taken for the next one
+        start = self._checked if self._checked is not None else self.last
+        assert start is not None
+        self._req_id += 1
+        req = {
+            "op": "replay",
+            "epoch": start[0],
+            "after": start[1],
+            "topics": list(self.topics),
+            "limit": REPLAY_LIMIT,
+            "id": self._req_id,
+        }
+        try:
+            self._req.send_multipart([b"", json.dumps(req).encode()], zmq.NOBLOCK)
+        except zmq.Again:
+            self._asked, self._deadline = start, now
+            self._fail(now, "the replay socket cannot send")
+            return
+        self._asked, self._deadline = start, now + self._timeout_s
+        # the heartbeat went out after its head was journaled, so this reply covers it
+        self._asked_target, self._target = self._target, None
+
+    def _fail(self, now: float, reason: str) -> None:
+        """A request got no usable answer: a fresh socket (a late answer must not be taken for
+        the next one, and a stuck connection is dropped) and a retry after a backoff."""
+        assert self._asked is not None and self.last is not None
+        self._asked = None
+        if self._asked_target is not None and self._target is None:
+            self._target = self._asked_target  # still to be checked
+        self._asked_target = None
+        if self._req is not None:
+            self._req.close(0)
             self._req = None
-            raise ReplayUnavailable(f"no answer from {self.replay_endpoint}")
-        frames = self._req.recv_multipart()
+        self._failures += 1
+        self.retries += 1
+        delay = min(self._backoff_max_s, self._backoff_s * 2 ** (self._failures - 1))
+        delay *= self._rng.uniform(0.5, 1.0)
+        self._next_try = now + delay
+        if self._failures & (self._failures - 1) == 0:  # 1, 2, 4, 8...: a bounded log
+            log.warning(
+                "gap after epoch %s seq %d not filled (attempt %d: %s); delivery waits, %d live "
+                "alerts held; asking again in %.2f s",
+                *self.last,
+                self._failures,
+                reason,
+                len(self._held),
+                delay,
+            )
+
+    def _on_reply(self, frames: list[bytes]) -> None:
+        now = time.monotonic()
         frames = frames[1:] if frames and frames[0] == b"" else frames
-        header = json.loads(frames[0])
-        if not header.get("ok"):
-            raise ReplayUnavailable(f"replay refused: {header.get('error')}")
-        rows = []
-        body = frames[1:]
-        for k in range(0, len(body) - 2, 3):
-            topic, data, snap = body[k : k + 3]
-            rows.append(Received(topic.decode(), json.loads(data), snap or None, replayed=True))
-        return header, rows
+        try:
+            header = json.loads(frames[0])
+            if not isinstance(header, dict):
+                raise ValueError("the header is not an object")
+            if self._asked is None or header.get("id", self._req_id) != self._req_id:
+                return  # an answer to an older request
+            if not header.get("ok"):
+                self._fail(now, f"replay refused: {str(header.get('error'))[:200]}")
+                return
+            body = frames[1:]
+            if len(body) != 3 * int(header.get("count", len(body) // 3)):
+                raise ValueError(f"{len(body)} frames for {header.get('count')} alerts")
+            rows = [
+                Received(body[k].decode(), json.loads(body[k + 1]), body[k + 2] or None, True)
+                for k in range(0, len(body), 3)
+            ]
+            for r in rows:
+                r.position  # noqa: B018 - a row without epoch/seq is a bad reply
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            self._fail(now, f"unreadable reply: {exc}")
+            return
+        asked = self._asked
+        self._asked = None
+        if self._failures:
+            n = self._failures
+            log.info("replay after epoch %s seq %d answered after %d failed attempts", *asked, n)
+        self._failures = 0
+        self._report_gone(asked, header)
+        for got in rows:
+            self._replayed(got)
+        asked_target, self._asked_target = self._asked_target, None
+        if header.get("more"):
+            self._target = self._target or asked_target
+            self._next_try = 0.0  # the next page at once
+            return
+        head = header.get("head") or {}
+        if isinstance(head.get("epoch"), str) and isinstance(head.get("seq"), int):
+            self._check_to((head["epoch"], head["seq"]))
+        self._check_to(asked_target)
+        if self._target is not None and not self._at_or_before(self._target, self._checked):
+            self._next_try = 0.0  # a heartbeat told of more while this one was in flight
+            return
+        self._target = None
+        self._gap = False
+        self.gaps += self._gap_replayed > 0
+        held, self._held = self._held, deque()
+        for got in held:  # in arrival order; may open the next gap and hold the rest again
+            self._on_alert(got)
+
+    def _report_gone(self, asked: Position, header: dict[str, Any]) -> None:
+        """What the journal says it no longer holds after `asked`."""
+        epoch, seq = asked
+        if epoch is None:
+            return
+        if not header.get("known_epoch", True):
+            self._lose(epoch, seq + 1, None, "the journal no longer holds that epoch")
+            return
+        first = header.get("first") or {}
+        oldest = first.get("seq") if first.get("epoch") == epoch else None
+        # unfiltered consoles see it exactly in the rows (a jump in seq)
+        if self.topics and isinstance(oldest, int) and oldest > seq + 1:
+            self._lose(epoch, seq + 1, oldest - 1, "pruned from the journal")
+
+    def _replayed(self, got: Received) -> None:
+        pos = got.position
+        assert self.last is not None
+        # live alerts held that come before this row and are not in the journal (published
+        # while the journal was failing) go first, in order
+        while self._held:
+            h = self._held[0].position
+            if self._at_or_before(h, self.last):
+                self._held.popleft()
+                self.duplicates += 1
+            elif h[0] == pos[0] and h[1] < pos[1]:
+                self._deliver(self._held.popleft())
+            else:
+                break
+        if self._at_or_before(pos, self.last):
+            return
+        last = self.last
+        if not self.topics and last[0] is not None:
+            if pos[0] == last[0] and pos[1] > last[1] + 1:
+                self._lose(pos[0], last[1] + 1, pos[1] - 1, "not in the journal")
+            elif pos[0] != last[0] and pos[0] not in self._epochs and pos[1] > 1:
+                self._lose(pos[0], 1, pos[1] - 1, "not in the journal: before its oldest alert")
+        self.replayed += 1
+        self._gap_replayed += 1
+        self._deliver(got)
+
+    def _lose(self, epoch: str, first: int, last: int | None, reason: str) -> None:
+        r = LostRange(epoch, first, last, reason)
+        self.unrecoverable += 1
+        self.lost.append(r)
+        del self.lost[:-MAX_LOST_KEPT]
+        log.error("alerts lost to this console: %s", r)

@@ -3,12 +3,23 @@
 Request (one frame after the routing id; REQ clients' empty delimiter is handled):
 
     {"op": "replay", "epoch": "<epoch or null>", "after": <seq>, "topics": ["<prefix>", ...],
-     "limit": <1..5000>}
+     "limit": <1..5000>, "id": "<optional request id, echoed>"}
 
 Reply: a header frame `{"ok": true, "count": n, "more": bool, "known_epoch": bool,
-"head": {"epoch": ..., "seq": ...}}` then three frames per alert: topic, JSON, snapshot (empty
-when none). `more` means "ask again after the last one". Anything malformed gets
-`{"ok": false, "error": "..."}` and changes nothing; the server never dies of a request.
+"head": {"epoch": ..., "seq": ...}, "first": {"epoch": ..., "seq": ...}, "id": ...}` then three
+frames per alert: topic, JSON, snapshot (empty when none). `more` means "ask again after the
+last one"; with `more` false the page holds every alert on the asked topics up to `head` (read
+in one snapshot of the journal), so a filtered console knows it has checked up to there.
+`first` is the oldest alert kept: alerts before it are gone. `id` is there when the request had
+one. Anything malformed gets `{"ok": false, "error": "..."}` and changes nothing; the server
+never dies of a request. (`first` and `id` were added later; older clients ignore them.)
+
+Bounded per peer: a reply holds at most `limit` alerts and about MAX_REPLY_BYTES; at most
+REPLY_WINDOW replies wait for a peer (send high-water mark, ROUTER_MANDATORY, non-blocking
+sends): a reply beyond that is dropped and counted, and the peer's requests are not served for
+STALL_S (a peer that does not read costs neither memory nor work); a peer's requests that wait
+while an older one of its own is served are replaced by its newest. A client that got no reply
+asks again. The work runs on the endpoint's own thread, never on the publisher's.
 """
 
 from __future__ import annotations
@@ -16,6 +27,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +36,49 @@ import zmq
 
 from engine.alerts.journal import Journal
 
-__all__ = ["MAX_LIMIT", "ReplayServer", "parse_request"]
+__all__ = [
+    "MAX_LIMIT",
+    "MAX_REPLY_BYTES",
+    "REPLY_WINDOW",
+    "ReplayRequest",
+    "ReplayServer",
+    "parse_request",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 5000
 MAX_REQUEST_BYTES = 64 * 1024
+MAX_REPLY_BYTES = 4 * 1024 * 1024  # per reply, past its first alert
+REPLY_WINDOW = 2  # replies queued for one peer before further ones are dropped
+STALL_S = 1.0  # a peer whose reply was dropped is not served for this long
+MAX_PENDING_READ = 1000  # requests read per turn before serving
+MAX_STALLED_PEERS = 10_000
 
 
 class RequestError(ValueError):
     """A request that cannot be served; its message goes back to the client."""
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayRequest:
+    """A parsed replay request."""
+
+    epoch: str | None
+    after: int
+    topics: tuple[str, ...]
+    limit: int
+    id: str | int | None = None
+
+
 def parse_request(raw: bytes) -> tuple[str | None, int, tuple[str, ...], int]:
     """(epoch, after, topic prefixes, limit) of a replay request, or RequestError saying why."""
+    r = parse(raw)
+    return r.epoch, r.after, r.topics, r.limit
+
+
+def parse(raw: bytes) -> ReplayRequest:
+    """The replay request in `raw`, or RequestError saying why it is not one."""
     if len(raw) > MAX_REQUEST_BYTES:
         raise RequestError(f"request of {len(raw)} bytes; at most {MAX_REQUEST_BYTES}")
     try:
@@ -46,7 +88,7 @@ def parse_request(raw: bytes) -> tuple[str | None, int, tuple[str, ...], int]:
     if not isinstance(req, dict):
         raise RequestError(f"expected a JSON object, got {type(req).__name__}")
     if req.get("op") != "replay":
-        raise RequestError(f"expected op 'replay', got {req.get('op')!r}")
+        raise RequestError(f"expected op 'replay', got {req.get('op')!r}"[:200])
     epoch = req.get("epoch")
     if epoch is not None and (not isinstance(epoch, str) or len(epoch) > 64):
         raise RequestError("epoch: expected a string (at most 64 characters) or null")
@@ -61,7 +103,17 @@ def parse_request(raw: bytes) -> tuple[str | None, int, tuple[str, ...], int]:
     limit = req.get("limit", 1000)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise RequestError(f"limit: expected an integer in 1..{MAX_LIMIT}, got {limit!r}"[:200])
-    return epoch, after, tuple(topics), limit
+    rid = req.get("id")
+    if rid is not None and (
+        isinstance(rid, bool)
+        or not isinstance(rid, str | int)
+        or (isinstance(rid, str) and len(rid) > 64)
+        or (isinstance(rid, int) and not 0 <= rid < 2**62)
+    ):
+        raise RequestError("id: expected a string (at most 64 characters) or an integer >= 0")
+    # "" matches everything: the same as no filter, served without the index
+    prefixes = () if "" in topics else tuple(dict.fromkeys(topics))
+    return ReplayRequest(epoch, after, prefixes, limit, rid)
 
 
 class ReplayServer:
@@ -72,17 +124,35 @@ class ReplayServer:
         journal_path: the journal the publisher writes.
         context: ZeroMQ context.
         secure: callback that makes a socket a CURVE server (None: plaintext).
+        max_reply_bytes: byte budget of one reply (past its first alert).
+
+    Attributes:
+        served: replies sent. refused: malformed requests answered with an error.
+        dropped: replies not sent (the peer's window was full, or it had gone) and requests of
+            stalled peers not served. superseded: requests replaced by a newer one of the
+            same peer before they were served.
     """
 
-    def __init__(self, endpoint: str, journal_path: Path, context: zmq.Context,
-                 secure: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        endpoint: str,
+        journal_path: Path,
+        context: zmq.Context,
+        secure: Any = None,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
+    ) -> None:
         self.endpoint = endpoint
         self.served = 0
         self.refused = 0
+        self.dropped = 0
+        self.superseded = 0
+        self.max_reply_bytes = max_reply_bytes
         self._journal_path = journal_path
         self._sock = context.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full window raises, never blocks
+        self._sock.setsockopt(zmq.SNDHWM, REPLY_WINDOW)
+        self._sock.setsockopt(zmq.RCVHWM, 100)
         self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES * 2)
         if secure is not None:
             secure(self._sock)
@@ -98,21 +168,67 @@ class ReplayServer:
 
     def _run(self) -> None:
         journal = Journal(self._journal_path)
+        pending: dict[bytes, list[bytes]] = {}  # per peer, its newest request; first come first
+        stalled: dict[bytes, float] = {}  # peer -> monotonic time until which it is not served
         try:
             while not self._stop.is_set():
-                if not self._sock.poll(100):
+                if not pending and not self._sock.poll(100):
                     continue
-                frames = self._sock.recv_multipart()
+                self._read(pending)
+                if not pending:
+                    continue
+                peer = next(iter(pending))
+                frames = pending.pop(peer)
+                now = time.monotonic()
+                if stalled.get(peer, 0.0) > now:
+                    self.dropped += 1
+                    continue
                 try:
                     reply = self._serve(journal, frames)
                 except Exception:  # a bug must not take the endpoint down
                     log.exception("replay request failed")
                     reply = [_error("internal error")]
                 envelope = frames[:2] if len(frames) > 2 and frames[1] == b"" else frames[:1]
-                self._sock.send_multipart(envelope + reply)
+                if self._send(envelope + reply):
+                    stalled.pop(peer, None)
+                else:
+                    if len(stalled) >= MAX_STALLED_PEERS:
+                        stalled = {p: t for p, t in stalled.items() if t > now}
+                    stalled[peer] = now + STALL_S
         finally:
             journal.close()
             self._sock.close(0)
+
+    def _read(self, pending: dict[bytes, list[bytes]]) -> None:
+        """Take the requests waiting (up to MAX_PENDING_READ), the newest per peer."""
+        for _ in range(MAX_PENDING_READ):
+            try:
+                frames = self._sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if frames[0] in pending:
+                self.superseded += 1
+            pending[frames[0]] = frames  # a known peer keeps its place in the queue
+
+    def _send(self, frames: list[bytes]) -> bool:
+        """Send without blocking; False (counted) when the peer's window is full or it left."""
+        try:
+            self._sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.Again:
+            reason = "its window is full (it does not read)"
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            reason = "it has gone"
+        self.dropped += 1
+        if self.dropped == 1 or self.dropped % 100 == 0:
+            log.warning(
+                "replay reply dropped: %s (%d dropped so far; clients ask again)",
+                reason,
+                self.dropped,
+            )
+        return False
 
     def _serve(self, journal: Journal, frames: list[bytes]) -> list[bytes]:
         body = frames[2:] if len(frames) > 2 and frames[1] == b"" else frames[1:]
@@ -120,19 +236,24 @@ class ReplayServer:
             self.refused += 1
             return [_error(f"expected one request frame, got {len(body)}")]
         try:
-            epoch, after, topics, limit = parse_request(body[0])
+            req = parse(body[0])
         except RequestError as exc:
             self.refused += 1
             return [_error(str(exc))]
-        rows, known = journal.after(epoch, after, topics, limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        head_epoch, head_seq = journal.head()
-        header = {"ok": True, "count": len(rows), "more": more, "known_epoch": known,
-                  "head": {"epoch": head_epoch, "seq": head_seq}}  # fmt: skip
+        page = journal.page(req.epoch, req.after, req.topics, req.limit, self.max_reply_bytes)
+        header: dict[str, Any] = {
+            "ok": True,
+            "count": len(page.rows),
+            "more": page.more,
+            "known_epoch": page.known,
+            "head": {"epoch": page.head[0], "seq": page.head[1]},
+            "first": {"epoch": page.first[0], "seq": page.first[1]},
+        }
+        if req.id is not None:
+            header["id"] = req.id
         out = [json.dumps(header).encode()]
-        for r in rows:
-            out += [_topic_for(r.topics, topics).encode(), r.body, r.snapshot or b""]
+        for r in page.rows:
+            out += [_topic_for(r.topics, req.topics).encode(), r.body, r.snapshot or b""]
         self.served += 1
         return out
 
