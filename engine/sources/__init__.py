@@ -24,8 +24,11 @@ class Source(Protocol):
 
     id: str
     cfg: Any
-    fps: float
-    size: tuple[int, int]
+
+    @property
+    def fps(self) -> float: ...
+    @property
+    def size(self) -> tuple[int, int]: ...
 
     def open(self) -> None: ...
     def read(self) -> Frame | None: ...

@@ -284,7 +284,9 @@ class FileSource:
                 if packet.size:
                     packets += 1
                     if packet.pts is not None and packet.time_base is not None:
-                        end_s = max(end_s, float((packet.pts + packet.duration) * packet.time_base))
+                        end_s = max(
+                            end_s, float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                        )
                 for frame in decode_or_skip(packet, self.id, self.stats, self._damage):
                     t = frame.time
                     if t is None:  # some containers leave gaps; keep time moving
