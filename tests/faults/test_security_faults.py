@@ -114,10 +114,16 @@ def _engine_config(tmp_path: Path, endpoint: str, replay: str, curve: dict[str, 
             {"type": "zone_presence", "id": "p", "zone": "z", "update_every_s": 0.2},
         ],
         "outputs": [
-            {"type": "zmq", "endpoint": endpoint, "replay_endpoint": replay,
-             "journal": str(tmp_path / "journal.db"), "heartbeat_s": 0.3, "curve": curve},
+            {
+                "type": "zmq",
+                "endpoint": endpoint,
+                "replay_endpoint": replay,
+                "journal": str(tmp_path / "journal.db"),
+                "heartbeat_s": 0.3,
+                "curve": curve,
+            },
         ],
-    }  # fmt: skip
+    }
     path = tmp_path / "engine.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -187,8 +193,10 @@ def test_a_revoked_console_key_stops_receiving_at_the_reload(tmp_path: Path) -> 
         assert "access.reloaded" not in kinds("bob")
         with sqlite3.connect(tmp_path / "journal.db") as db:
             seqs = {s for (s,) in db.execute("SELECT seq FROM alerts")}
-        wait("alice has every journaled alert",
-             lambda: seqs <= {r.alert["seq"] for r in list(got["alice"])})  # fmt: skip
+        wait(
+            "alice has every journaled alert",
+            lambda: seqs <= {r.alert["seq"] for r in list(got["alice"])},
+        )
     finally:
         done.set()
         engine.terminate()
@@ -197,3 +205,199 @@ def test_a_revoked_console_key_stops_receiving_at_the_reload(tmp_path: Path) -> 
             t.join(5)
     assert engine.returncode == 0, err[-3000:]
     assert "revoked" in err
+
+
+WEB_PASSWORD = "correct horse battery"
+
+
+def _password_file(tmp_path: Path) -> Path:
+    done = subprocess.run(
+        [*LOOKOUT, "console", "hash-password"],
+        input=WEB_PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert WEB_PASSWORD not in done.stdout and done.stdout.startswith("scrypt$")
+    path = tmp_path / "console.pass"
+    path.write_text(done.stdout)
+    return path
+
+
+def _login(port: int, password: str, origin: str | None = None) -> dict[str, object]:
+    from websockets.sync.client import connect
+
+    origin = origin or f"http://127.0.0.1:{port}"
+    with connect(f"ws://127.0.0.1:{port}/auth", origin=origin, open_timeout=10) as ws:  # type: ignore[arg-type]
+        ws.send(json.dumps({"password": password}))
+        return json.loads(ws.recv(10))  # type: ignore[no-any-return]
+
+
+def _session(port: int, ticket: str) -> str:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", f"/session?ticket={ticket}")
+    resp = conn.getresponse()
+    assert resp.status == 303 and resp.getheader("Location") == "/"
+    cookie = resp.getheader("Set-Cookie") or ""
+    for attr in ("HttpOnly", "SameSite=Strict", "Max-Age="):
+        assert attr in cookie, cookie
+    return cookie.split(";", 1)[0]
+
+
+def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path, headers=headers or {})
+    resp = conn.getresponse()
+    return resp.status, resp.getheader("Location") or resp.read().decode(errors="replace")
+
+
+def test_the_web_console_lets_in_only_a_logged_in_page_of_its_own(tmp_path: Path) -> None:
+    """A real websocket client: no session, a forged Origin (another web page) and a forged
+    Host (DNS rebinding) are refused; a wrong password counts towards the rate limit; with a
+    login through /auth the same client receives the engine's alerts. Before, anyone who could
+    reach the port read every alert with its snapshot."""
+    import socket
+
+    import zmq
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    from bench.alert_load import load_event
+    from engine.alerts import AlertStamper, ZmqPublisher
+    from engine.config import ZmqOutputConfig
+
+    endpoint, replay, port = (
+        f"tcp://127.0.0.1:{free_port()}",
+        f"tcp://127.0.0.1:{free_port()}",
+        free_port(),
+    )
+    ctx = zmq.Context()
+    stamper = AlertStamper("station")
+    cfg = ZmqOutputConfig(
+        endpoint=endpoint, replay_endpoint=replay, journal=tmp_path / "j.db", wait_subscribers=1
+    )
+    pub = ZmqPublisher(cfg, ctx, stamper.epoch, "station")
+    console = subprocess.Popen(
+        [
+            *LOOKOUT,
+            "console",
+            "--web",
+            endpoint,
+            "--replay",
+            replay,
+            "--port",
+            str(port),
+            "--password-file",
+            str(_password_file(tmp_path)),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    own = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                status, where = _get(port, "/")
+                break
+            except OSError:
+                assert time.monotonic() < deadline and console.poll() is None, "no console"
+                time.sleep(0.2)
+        assert (status, where) == (303, "/login")  # no page without a session
+        status, _ = _get(port, "/", {"Host": f"evil.example:{port}"})
+        assert status == 421
+
+        def refused(
+            uri: str, origin: str, cookie: str | None = None, host: str | None = None
+        ) -> int:
+            headers = {"Cookie": cookie} if cookie else {}
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            target = uri if host is None else uri.replace(f"127.0.0.1:{port}", host)
+            try:
+                with connect(
+                    target,
+                    origin=origin,
+                    additional_headers=headers,
+                    sock=sock,  # type: ignore[arg-type]
+                    open_timeout=10,
+                ):
+                    return 0
+            except InvalidStatus as exc:
+                return exc.response.status_code
+
+        ws_uri = f"ws://127.0.0.1:{port}/ws"
+        assert refused(ws_uri, own) == 403  # no session
+        assert refused(f"ws://127.0.0.1:{port}/auth", "http://evil.example") == 403
+        assert _login(port, "wrong password")["ok"] is False
+        reply = _login(port, WEB_PASSWORD)
+        assert reply["ok"] is True
+        cookie = _session(port, str(reply["ticket"]))
+        assert _get(port, f"/session?ticket={reply['ticket']}")[1] == "/login"  # used up
+        assert refused(ws_uri, "http://evil.example", cookie) == 403  # another page
+        assert refused(ws_uri, "null", cookie) == 403
+        evil = f"evil.example:{port}"  # DNS rebinding: the page's own name, pointed at us
+        assert refused(ws_uri, f"http://{evil}", cookie, host=evil) == 421
+        assert _get(port, "/", {"Cookie": cookie})[0] == 200
+
+        with connect(
+            ws_uri,
+            origin=own,
+            additional_headers={"Cookie": cookie},  # type: ignore[arg-type]
+            open_timeout=10,
+        ) as ws:
+            assert pub.wait_for_subscribers()  # the console's relay subscribed
+            time.sleep(0.3)
+            alert = stamper.stamp(load_event(1))
+            pub.send_many([alert])
+            got = json.loads(ws.recv(10))
+            assert got["alert"]["seq"] == alert.seq and got["alert"]["epoch"] == alert.epoch
+
+        for _ in range(5):  # the rate limit: then even the right password waits
+            _login(port, "still wrong")
+        late = _login(port, WEB_PASSWORD)
+        assert late["ok"] is False and "too many" in str(late["error"])
+    finally:
+        console.terminate()
+        _, err = console.communicate(timeout=10)
+        pub.close()
+        ctx.term()
+    assert console.returncode == 0, err
+    assert WEB_PASSWORD not in err and "failed web console login" in err
+
+
+def test_the_web_console_refuses_to_serve_off_loopback_without_tls(tmp_path: Path) -> None:
+    """Before, `--host 0.0.0.0` served alerts and snapshots in clear to the network, silently."""
+    from engine.console.auth import hash_password
+
+    password_file = tmp_path / "console.pass"
+    password_file.write_text(hash_password(WEB_PASSWORD) + "\n")
+    done = subprocess.run(
+        [
+            *LOOKOUT,
+            "console",
+            "--web",
+            "tcp://127.0.0.1:9",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--password-file",
+            str(password_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "TLS" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    nopass = subprocess.run(
+        [*LOOKOUT, "console", "--web", "tcp://127.0.0.1:9", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert nopass.returncode != 0 and "--password-file" in nopass.stderr, nopass.stderr

@@ -1,5 +1,5 @@
-"""The web console in a real headless Chromium: an alert published by the engine appears on
-the page within 1 s (Debian packages chromium and chromium-driver; skipped where absent)."""
+"""The web console in a real headless Chromium: after logging in through the page, an alert
+published by the engine appears on the page within 1 s (Debian packages chromium and chromium-driver; skipped where absent)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,12 @@ def test_an_engine_alert_appears_on_the_web_page_within_a_second(tmp_path: Path)
     pub = ZmqPublisher(ZmqOutputConfig(endpoint=endpoint, replay_endpoint=replay,
                                        journal=tmp_path / "j.db", wait_subscribers=1),
                        ctx, stamper.epoch, "station")  # fmt: skip
-    cmd = [*LOOKOUT, "console", "--web", endpoint, "--replay", replay, "--port", str(port)]
+    from engine.console.auth import hash_password
+
+    password_file = tmp_path / "console.pass"
+    password_file.write_text(hash_password("correct horse battery") + "\n")
+    cmd = [*LOOKOUT, "console", "--web", endpoint, "--replay", replay, "--port", str(port),
+           "--password-file", str(password_file)]  # fmt: skip
     console = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     browser = _browser()
     try:
@@ -58,10 +63,12 @@ def test_an_engine_alert_appears_on_the_web_page_within_a_second(tmp_path: Path)
             except OSError:
                 assert time.monotonic() < deadline and console.poll() is None, "no web console"
                 time.sleep(0.2)
-        assert b"<title>Lookout console</title>" in page
+        assert b"<title>Lookout console: log in</title>" in page  # no session: the login
         browser.get(f"http://127.0.0.1:{port}/")  # type: ignore[attr-defined]
+        browser.find_element(By.ID, "password").send_keys("correct horse battery")  # type: ignore[attr-defined]
+        browser.find_element(By.ID, "submit").click()  # type: ignore[attr-defined]
         deadline = time.monotonic() + 10
-        while browser.find_element(By.ID, "status").text != "live":  # type: ignore[attr-defined]
+        while [e.text for e in browser.find_elements(By.ID, "status")] != ["live"]:  # type: ignore[attr-defined]
             assert time.monotonic() < deadline, "the page's WebSocket never connected"
             time.sleep(0.05)
         assert pub.wait_for_subscribers()  # the console's relay subscribed
