@@ -1,5 +1,6 @@
 """The web console in a real headless Chromium: after logging in through the page, an alert
-published by the engine appears on the page within 1 s (Debian packages chromium and chromium-driver; skipped where absent)."""
+published by the engine appears on the page within 1 s (Debian packages chromium and
+chromium-driver; skipped where absent)."""
 
 from __future__ import annotations
 
