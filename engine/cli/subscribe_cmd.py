@@ -50,6 +50,12 @@ def register(sub: Any) -> None:
     p.add_argument("--server-key", type=Path, help="the engine's public key (CURVE)")
     p.add_argument("--key", type=Path, help="this console's .key_secret file (CURVE)")
     p.add_argument("--timeout", type=float, help="fail if no alert arrives for this many seconds")
+    p.add_argument(
+        "--replay-timeout",
+        type=float,
+        default=5.0,
+        help="seconds one replay request may take before it is asked again (default 5)",
+    )
     p.set_defaults(func=run)
 
 
@@ -115,12 +121,22 @@ def run(args: argparse.Namespace) -> int:
         after = (None, 0)
     if after is not None and not args.replay:
         raise EngineError("resuming (--out with alerts in it, or --from-start) needs --replay")
+    if not 0.1 <= args.replay_timeout <= 3600:
+        raise EngineError(
+            f"--replay-timeout: expected 0.1..3600 seconds, got {args.replay_timeout}"
+        )
     stop = threading.Event()
     stop_on_signals(stop)
     secure = secure_client(args.server_key, args.key) if args.key else None
     try:
-        client = AlertClient(args.endpoint, args.replay, topics_for(args), after=after,
-                             secure=secure)  # fmt: skip
+        client = AlertClient(
+            args.endpoint,
+            args.replay,
+            topics_for(args),
+            after=after,
+            secure=secure,
+            replay_timeout_s=args.replay_timeout,
+        )
     except zmq.ZMQError as exc:
         raise EngineError(f"cannot subscribe to {args.endpoint}: {exc.strerror}") from None
     out = args.out.open("a", encoding="utf-8") if args.out else None
@@ -150,4 +166,10 @@ def run(args: argparse.Namespace) -> int:
         if out is not None:
             out.close()
         client.close()
+        if client.lost:  # each was logged as it was found; the summary goes last
+            sys.stderr.write(
+                f"lookout subscribe: {client.unrecoverable} ranges of alerts lost to this "
+                f"console (the journal no longer holds them): "
+                f"{'; '.join(map(str, client.lost[-20:]))}\n"
+            )
     return 0
