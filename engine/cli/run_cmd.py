@@ -122,8 +122,8 @@ def _parse_zone(text: str) -> list[tuple[float, float]]:
 
 
 def _source_from_flags(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    """The source config --source names, and its id (from the file name, or a stream's host,
-    port and path: never its userinfo or query, which may hold credentials)."""
+    """The source config --source names, and its id (from the file name, or a stream's path or
+    host and port: never its userinfo or query, which may hold credentials)."""
     text = str(args.source)
     live = "://" in text
     stem = _stream_name(text) if live else Path(text).stem
@@ -140,9 +140,11 @@ def _source_from_flags(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
 
 def _stream_name(url: str) -> str:
-    """`host:port/path` of a stream URL, without userinfo, query or fragment."""
+    """The last path segment of a stream URL (`.../gate` -> `gate`), or its `host:port` when it
+    has no path; never from its userinfo, query or fragment."""
     rest = strip_userinfo(url).split("://", 1)[1]
-    return rest.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+    authority, _, path = rest.split("?", 1)[0].split("#", 1)[0].partition("/")
+    return path.rstrip("/").rsplit("/", 1)[-1] or authority
 
 
 def config_from_flags(args: argparse.Namespace) -> Config:

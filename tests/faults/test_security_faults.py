@@ -29,7 +29,7 @@ def _wait_for(path: Path, needle: str, proc: subprocess.Popen[str], timeout_s: f
 
 
 def test_a_camera_password_reaches_no_id_log_alert_or_journal(tmp_path: Path) -> None:
-    """The quick form with `rtsp://admin:<password with @ / :>@127.0.0.1:PORT/live?access_token=`
+    """The quick form with `rtsp://admin:<password with @ / :>@127.0.0.1:PORT?access_token=`
     against a closed port: the engine reports the camera offline. Before, the source was named
     after the userinfo (`admin_hunter2_...`) in topics, alerts and the journal, and a password
     holding '@' or '/' was printed half-redacted."""
@@ -37,7 +37,7 @@ def test_a_camera_password_reaches_no_id_log_alert_or_journal(tmp_path: Path) ->
 
     model = make_yolox_model(tmp_path / "m.onnx")
     port = free_port()
-    url = f"rtsp://admin:{PASSWORD}@127.0.0.1:{port}/live?access_token={TOKEN}&ch=1"
+    url = f"rtsp://admin:{PASSWORD}@127.0.0.1:{port}?access_token={TOKEN}&ch=1"
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     alerts = tmp_path / "alerts.jsonl"
     proc = subprocess.Popen(
@@ -81,7 +81,7 @@ def test_a_camera_password_reaches_no_id_log_alert_or_journal(tmp_path: Path) ->
         for secret in (PASSWORD, "hunter2", TOKEN):
             assert secret not in text, f"{secret!r} in the {where}"
     first = json.loads(alerts.read_text().splitlines()[0])
-    want_id = f"127_0_0_1_{port}_live"
+    want_id = f"127_0_0_1_{port}"  # no path: host and port
     assert first["data"]["kind"] == "source.offline"
     assert first["subject"] == want_id, first
     assert f".{want_id}." in first.get("topic", "") or want_id in out, first
