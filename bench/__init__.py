@@ -20,4 +20,5 @@ SUITES: dict[str, str] = {
     "soak": "bench.soak",
     "run": "bench.footage",
     "cluster": "bench.cluster",
+    "faults": "bench.faults",
 }
