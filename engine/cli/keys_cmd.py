@@ -4,6 +4,10 @@ NAME.key is the public key: give the engine's to its consoles (`lookout subscrib
 --server-key`), and put each console's in the engine's `allowed_clients` folder. NAME.key_secret
 stays where it was made (mode 0600): the engine's goes in `curve.server_secret_key`, a
 console's in `lookout subscribe --key`.
+
+To revoke a console, delete its NAME.key from `allowed_clients` and reload the engine (SIGHUP,
+`systemctl reload`): its connections are dropped and it receives nothing more; keys added to the
+folder are allowed at the same reload.
 """
 
 from __future__ import annotations
