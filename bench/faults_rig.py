@@ -119,7 +119,8 @@ def scan_text(text: str, place: str, secrets: Iterable[Secret] = SECRETS) -> lis
         for s in hits:
             for n in s.needles:
                 shown = shown.replace(n, f"<{s.label}>")
-        leaks.append(Leak(place, k, hits[0].label, shown[:200]))
+        at = max(0, shown.find("<") - 80)  # around the first hit
+        leaks.append(Leak(place, k, hits[0].label, shown[at : at + 200]))
     return leaks
 
 

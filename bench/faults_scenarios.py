@@ -110,6 +110,9 @@ def tally(
     for c in case.consoles:
         want = expected(c) if expected else expected_keys(case, c)
         got = c.received()
+        routed = expected_keys(case, c)
+        if routed - want - got:
+            case.notes.append(f"{c.name}: {len(routed - want - got)} not durable, not expected")
         consoles.append(
             {
                 "console": c.name,
@@ -117,7 +120,8 @@ def tally(
                 "joined": "after" if c.started_after else "before",
                 "restarts": c.restarts,
                 "expected": len(want),
-                "received": len(want & got),
+                "received": len(routed & got),  # all it got of what was routed to it
+                "received_expected": len(want & got),
                 "lost": len(want - got),
                 "lost_seqs": sorted(s for _, s in want - got)[:20],
             }

@@ -97,7 +97,7 @@ def test_bench_faults_runs_the_smallest_scenarios_and_reports(
     for x in ran:
         assert x["produced"] >= 1 and len(x["received_before"]) == len(x["received_after"]) == 1
         for c in x["consoles"]:
-            assert c["received"] + c["lost"] == c["expected"]
+            assert c["received_expected"] + c["lost"] == c["expected"] <= x["produced"]
     # the site was named after a planted password: the scan must find it in alerts and journal
     assert s["secrets_leaked"] >= 1
     places = {p for x in ran for p in x["leak_places"]}
