@@ -11,8 +11,12 @@ fetched again from the journal, which has them). A request without an answer wit
 it takes; `recv(timeout_s)` never waits longer than its timeout meanwhile. A gap ends only when
 the journal has answered: with the alerts, or saying they are gone (their epoch is not in the
 journal, or they were pruned), and then the lost seqs are logged as an error and listed in
-`client.lost`. Started with `after=(epoch, seq)` (say, from the end of its own output file), it
-first catches up on what it missed while it was away.
+`client.lost`. Alerts published while the journal was failing (`"durable": false`) are never
+in it: every alert was journaled, or refused by the journal, before it was sent, so a reply to a
+request sent after a live alert (or a heartbeat's head) arrived holds every alert the journal
+will ever have up to there; an unfiltered console then reports the seqs it did not get as lost
+and delivers the live alerts after them. Started with `after=(epoch, seq)` (say, from the end of
+its own output file), it first catches up on what it missed while it was away.
 
     client = AlertClient("tcp://host:5556", replay="tcp://host:5557", topics=["@police."])
     while (got := client.recv(timeout_s=1.0)) is not None: ...
@@ -141,7 +145,8 @@ class AlertClient:
         self._checked: Position | None = after  # the journal holds nothing more on our topics
         self._gap = after is not None and replay is not None
         self._gap_replayed = 0
-        self._target: Position | None = None  # a heartbeat's head not checked yet
+        self._target: Position | None = None  # a heartbeat's head or held alert not checked yet
+        self._lost_to: Position | None = None  # reported lost up to here (past `last`)
         self._asked: Position | None = None  # the position of the request in flight
         self._asked_target: Position | None = None  # the head known when it was sent
         self._req_id = 0
@@ -270,6 +275,9 @@ class AlertClient:
         self._hold(got)
 
     def _hold(self, got: Received) -> None:
+        # sent after the journal took it (or refused it) and every alert before it: the next
+        # request covers it, so its position is checked then whether the journal has it or not
+        self._raise_target(got.position)
         if len(self._held) < self._buffer_max:
             self._held.append(got)
         else:
@@ -284,11 +292,17 @@ class AlertClient:
             return
         if self._at_or_before((epoch, head), self._checked):
             return  # checked up to there already: nothing new on our topics
-        self._target = (epoch, head)
+        self._raise_target((epoch, head))
         self._open_gap()
+
+    def _raise_target(self, pos: Position) -> None:
+        if self._target is None or self._at_or_before(self._target, pos):
+            self._target = pos
 
     def _deliver(self, got: Received) -> None:
         pos = got.position
+        if not self.topics and self.replay_endpoint:
+            self._lose_skipped(pos)
         self._note_epoch(pos[0])
         self.last = pos
         self._check_to(pos)
@@ -342,7 +356,8 @@ class AlertClient:
             self._fail(now, "the replay socket cannot send")
             return
         self._asked, self._deadline = start, now + self._timeout_s
-        # the heartbeat went out after its head was journaled, so this reply covers it
+        # the heartbeat (a held alert) went out after its head was journaled or refused by the
+        # journal, so this reply covers it
         self._asked_target, self._target = self._target, None
 
     def _fail(self, now: float, reason: str) -> None:
@@ -423,6 +438,8 @@ class AlertClient:
         held, self._held = self._held, deque()
         for got in held:  # in arrival order; may open the next gap and hold the rest again
             self._on_alert(got)
+        if not self._gap and not self.topics:
+            self._lose_tail()
 
     def _report_gone(self, asked: Position, header: dict[str, Any]) -> None:
         """What the journal says it no longer holds after `asked`."""
@@ -448,21 +465,47 @@ class AlertClient:
             if self._at_or_before(h, self.last):
                 self._held.popleft()
                 self.duplicates += 1
-            elif h[0] == pos[0] and h[1] < pos[1]:
-                self._deliver(self._held.popleft())
+            elif (h[0] == pos[0] and h[1] < pos[1]) or (h[0] == self.last[0] != pos[0]):
+                self._deliver(self._held.popleft())  # before it, or in the epoch before its
             else:
                 break
         if self._at_or_before(pos, self.last):
             return
-        last = self.last
-        if not self.topics and last[0] is not None:
-            if pos[0] == last[0] and pos[1] > last[1] + 1:
-                self._lose(pos[0], last[1] + 1, pos[1] - 1, "not in the journal")
-            elif pos[0] != last[0] and pos[0] not in self._epochs and pos[1] > 1:
-                self._lose(pos[0], 1, pos[1] - 1, "not in the journal: before its oldest alert")
         self.replayed += 1
         self._gap_replayed += 1
         self._deliver(got)
+
+    def _lose_skipped(self, pos: Position) -> None:
+        """An unfiltered console delivers `pos` only once the journal was asked: the seqs
+        between the last one delivered and `pos` are not in it (published while it failed, or
+        pruned), so they are lost."""
+        last = self.last
+        if last is None or last[0] is None or pos[0] is None:
+            return
+        if pos[0] == last[0]:
+            done = last[1]
+            if self._lost_to is not None and self._lost_to[0] == pos[0]:
+                done = max(done, self._lost_to[1])
+            if pos[1] > done + 1:
+                self._lose(pos[0], done + 1, pos[1] - 1, "not in the journal")
+            return
+        self._lose_tail()  # the rest of the last epoch, as far as the journal was checked
+        if pos[1] > 1:
+            self._lose(pos[0], 1, pos[1] - 1, "not in the journal: before its oldest alert")
+
+    def _lose_tail(self) -> None:
+        """The journal was checked past the last alert delivered (a heartbeat's head, a live
+        alert held): the seqs in between that neither the journal nor the live stream brought
+        are lost."""
+        last, checked = self.last, self._checked
+        if last is None or checked is None or last[0] is None or checked[0] != last[0]:
+            return
+        done = last[1]
+        if self._lost_to is not None and self._lost_to[0] == last[0]:
+            done = max(done, self._lost_to[1])
+        if checked[1] > done:
+            self._lose(last[0], done + 1, checked[1], "not in the journal")
+            self._lost_to = checked
 
     def _lose(self, epoch: str, first: int, last: int | None, reason: str) -> None:
         r = LostRange(epoch, first, last, reason)

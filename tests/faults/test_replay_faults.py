@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -162,6 +163,56 @@ def _replay_all(
         return got, client.lost
     finally:
         client.close()
+
+
+def _failing_journal(pub: ZmqPublisher) -> None:
+    """The publisher's journal refuses every write from now on, as on a full disk."""
+
+    def refuse(rows: list[JournalRow]) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    pub.journal.append = refuse  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("heartbeat_s", [0.05, 0.0])
+def test_alerts_missed_while_the_journal_failed_are_reported_and_the_stream_goes_on(
+    tmp_path: Path, ctx: zmq.Context, heartbeat_s: float
+) -> None:
+    """A console that missed alerts published `durable: false` (the journal refused them) is
+    told exactly which seqs it lost, and delivers the live alerts after them: it neither moves
+    past them silently (the heartbeat's head) nor holds the next live alert forever (asking a
+    journal that will never have it)."""
+    pub_port, replay_ep = free_port(), _ep(free_port())
+    cfg = ZmqOutputConfig(endpoint=_ep(pub_port), journal=tmp_path / "j.db",
+                          heartbeat_s=heartbeat_s, wait_subscribers=1,
+                          snapshots=False)  # fmt: skip
+    stamper = AlertStamper("site")
+    pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    server = ReplayServer(replay_ep, pub.journal_path, ctx)
+    got: list[Received] = []
+
+    def publish(first: int, last: int) -> None:
+        pub.send_many([stamper.stamp(load_event(k)) for k in range(first, last + 1)])
+
+    publish(1, 5)  # journaled, no console yet
+    _failing_journal(pub)
+    publish(6, 10)  # not durable, no console yet: gone for good
+    client = AlertClient(_ep(pub_port), replay_ep, after=(stamper.epoch, 5), context=ctx,
+                         replay_timeout_s=2.0)  # fmt: skip
+    try:
+        assert pub.wait_for_subscribers()
+        _pump(client, got, lambda: not client.gap_open, 20, pub.tick)
+        publish(11, 12)  # not durable either, but this console hears them live
+        _pump(client, got, lambda: len(got) >= 2, 20, pub.tick)
+        end = time.monotonic() + 0.5
+        _pump(client, got, lambda: time.monotonic() > end, 5, pub.tick)
+        assert [r.alert["seq"] for r in got] == [11, 12]
+        assert [(x.epoch, x.first, x.last) for x in client.lost] == [(stamper.epoch, 6, 10)]
+        assert not client.gap_open
+    finally:
+        client.close()
+        server.close()
+        pub.close()
 
 
 # --- finding 3: topic filters use the index ---------------------------------------------------
