@@ -29,16 +29,20 @@ SECRET_WORDS = (
 )  # fmt: skip
 
 # A URL runs from its scheme to the next whitespace: a password may hold any other character.
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+# The scheme's length is bounded: unbounded, every letter of a long word would start a scan to
+# its end (quadratic: a 64 KiB line took minutes); a longer one is matched by its last part.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}://\S*")
 # What may follow the userinfo's '@': a host name, IPv4 or [IPv6], an optional port, then the
 # end of the host part (anything that cannot be in a host).
 _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9._~%-]+)(?::[0-9]*)?(?=[^A-Za-z0-9._~%:@-]|$)")
-_WORDS = "|".join(SECRET_WORDS)
-_SECRET_PARAM = re.compile(
-    rf"(?P<key>(?:^|(?<=[?&;#\s,({{\[\"']))[^=&;?#\s,\"']*(?:{_WORDS})[^=&;?#\s,\"']*=)"
-    r"(?P<value>[^&;#\s,\"']+)",
-    re.IGNORECASE,
-)
+_WORDS = re.compile("|".join(SECRET_WORDS), re.IGNORECASE)
+# A parameter's name: the run of name characters after a separator (or at the start), taken
+# whole (possessive: no backtracking), then its value. Which names hold secrets is decided on
+# the run afterwards, so each character is looked at a bounded number of times: a pattern
+# with the words inside the run backtracked over every start of a long run (quadratic, minutes
+# for 16 KiB of '(' in a log line).
+_NAME = re.compile(r"(?:^|(?<=[?&;#\s,({\[\"']))[^=&;?#\s,\"']*+")
+_VALUE = re.compile(r"[^&;#\s,\"']+")
 _SCHEME_CREDENTIAL = re.compile(r"\b(?P<scheme>Bearer|Basic|Digest)\s+[A-Za-z0-9._~+/=-]{6,}")
 
 
@@ -76,8 +80,28 @@ def redact(text: str) -> str:
     if not text:
         return text
     text = _URL.sub(_redact_url, text)
-    text = _SECRET_PARAM.sub(lambda m: m.group("key") + MASK, text)
+    text = _redact_params(text)
     return _SCHEME_CREDENTIAL.sub(lambda m: m.group("scheme") + " " + MASK, text)
+
+
+def _redact_params(text: str) -> str:
+    """`text` with the value of every `name=value` whose name holds a secret word masked."""
+    out: list[str] = []
+    done = pos = 0  # text[:done] is in `out`; the next name starts at or after `pos`
+    while (name := _NAME.search(text, pos)) is not None:
+        end = name.end()
+        if end >= len(text):
+            break
+        secret = text[end] == "=" and _WORDS.search(name.group(0)) is not None
+        value = _VALUE.match(text, end + 1) if secret else None  # (read only when masked)
+        if value is None:
+            # a later start inside this run sees a part of it: no other name (nor value) there
+            pos = end + 1 if end > name.start() else name.start() + 1
+            continue
+        out += (text[done : end + 1], MASK)
+        done = pos = value.end()
+    out.append(text[done:])
+    return "".join(out)
 
 
 def strip_userinfo(url: str) -> str:
