@@ -172,13 +172,24 @@ class SourceWorker:
             log.warning("source %s: %d records wait for the hub", self.id, backlog)
 
     def _run(self) -> None:
+        pipe: SourcePipeline | None = None
+        file: FileSource | None = None
+        last = self.acked
+
+        def end_stream() -> None:  # the stream's end: its open incidents end
+            if pipe is None or self.fenced:
+                return
+            end = last + 1
+            if file is not None and not self._stop.is_set():  # after its last frame
+                end = max(end, self.start_frame + file.stats.decoded)
+            self._queue((end, pipe.close()))
+
         try:
             self._src = src = self._open()
             pipe = self._pipeline()
             # a file's frames are numbered by their position in it (dropped ones leave gaps, and
             # a moved source resumes exactly there); a live feed's count from where it was
             file = src if isinstance(src, FileSource) else None
-            last = self.acked
             while not self._stop.is_set() and not self.fenced:
                 frame = src.read()
                 if frame is None:
@@ -187,13 +198,13 @@ class SourceWorker:
                 last = file.position if file is not None else self.start_frame + frame.seq
                 self._queue((last, events))
                 self.frames += 1
-            if not self.fenced:
-                end = last + 1
-                if file is not None and not self._stop.is_set():  # after its last frame
-                    end = max(end, self.start_frame + file.stats.decoded)
-                self._queue((end, pipe.close()))  # the stream's end: incidents end
+            end_stream()
         except SourceError as exc:  # retrying cannot fix it: the source is done for (as in the
             self.error = str(exc)  # single-box runner: source.failed, or source.truncated)
+            try:  # a file read on to its (early) end: the incidents it opened end as at any end
+                end_stream()
+            except Exception:
+                log.exception("source %s: ending its open incidents failed", self.id)
             kind: HealthKind = (
                 "source.truncated" if isinstance(exc, TruncatedFile) else "source.failed"
             )

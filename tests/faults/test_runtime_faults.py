@@ -313,3 +313,46 @@ def test_a_damaged_file_logs_a_few_lines_not_one_per_corrupt_packet(
     lines = [r for r in caplog.records if r.name.startswith("engine.sources")]
     assert 1 <= len(lines) <= 3, [r.getMessage() for r in lines]
     assert f"{src.stats.corrupt_packets} corrupt packets skipped in" in lines[-1].getMessage()
+
+
+def test_a_truncated_file_on_a_cluster_worker_still_ends_its_incidents(tmp_path: Path) -> None:
+    """A cluster worker reads a truncated file to its early end: the incidents its frames
+    opened end (as in the single-box runner), and the hub hears `source.truncated`. Before,
+    the worker's SourceError path skipped the stream's end, leaving every incident open."""
+    import time
+
+    from engine.cluster.hub import Hub
+    from engine.cluster.worker import SourceWorker
+    from engine.config import Config
+
+    cut = truncated(tmp_path)
+    model = make_yolox_model(tmp_path / "m.onnx")
+    cfg = Config.model_validate(
+        {
+            "site": "s",
+            "sources": [{"id": "cut", "type": "file", "path": str(cut), "rate": "max"}],
+            "detector": {"model": str(model), "class_names": ["a", "b"], "conf": 0.05},
+            "zones": [
+                {"id": "z", "source": "cut", "polygon": [[0, 0], [128, 0], [128, 96], [0, 96]]}
+            ],
+            "rules": [{"type": "zone_presence", "id": "p", "zone": "z"}],
+            "outputs": [{"type": "jsonl", "path": str(tmp_path / "alerts.jsonl")}],
+        }
+    )
+    hub = Hub(cfg)
+    worker = SourceWorker(cfg, "cut", hub, "node-a")
+    deadline = time.monotonic() + 120
+    while not worker.status().done:
+        assert time.monotonic() < deadline, "the worker never delivered its records"
+        time.sleep(0.05)
+    open_after = hub.status()["sources"]["cut"]["open"]
+    hub.close()  # (ends what is still open, as `engine_stopped`: days later on a cluster)
+    assert "ends early" in (worker.status().error or "")
+    assert open_after == 0, "the worker left its incidents open"
+    lines = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    phases = [x["data"]["phase"] for x in lines if "phase" in x["data"]]
+    kinds = [x["data"].get("kind") for x in lines]
+    assert "start" in phases, "the random detector saw nothing: no incident to end"
+    assert phases.count("start") == phases.count("end"), phases
+    assert all(x["data"].get("attributes", {}).get("reason") != "engine_stopped" for x in lines)
+    assert "source.truncated" in kinds
