@@ -25,7 +25,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -284,19 +284,25 @@ class Journal:
             self._ord[epoch] = int(row[0])
         return self._ord[epoch]
 
-    def append(self, rows: list[JournalRow]) -> None:
-        """Write alerts in one transaction (they are durable to the engine's crash on return)."""
+    def append(self, rows: list[JournalRow], incidents: Sequence[JournalRow] = ()) -> None:
+        """Write alerts in one transaction (they are durable to the engine's crash on return).
+
+        `incidents`: rule alerts published earlier without being journaled (the journal had
+        refused them), oldest first; only what they did to `open_incidents` is written (first,
+        in the same transaction), so a crash after the journal recovers still ends an incident
+        that started while it failed, and does not end again one that ended meanwhile.
+        """
         if not rows:
             return
         now = time.time()
         values = []
         for r in rows:
-            o = self._epoch_ord(r.epoch)
-            if o is None:
-                self.begin_epoch(r.epoch)
-                o = self._epoch_ord(r.epoch)
-            values.append((o, r.seq, now, json.dumps(r.topics), r.body, r.snapshot))
+            values.append((self._ord_of(r.epoch), r.seq, now, json.dumps(r.topics), r.body,
+                           r.snapshot))  # fmt: skip
+        owed = [(r, self._ord_of(r.epoch)) for r in incidents if r.event_id is not None]
         with self._db:
+            for r, o in owed:
+                self._note_incident(r, o)
             self._db.executemany(
                 "INSERT OR REPLACE INTO alerts (ord, seq, written, topics, body, snapshot) "
                 "VALUES (?, ?, ?, ?, ?, ?)", values)  # fmt: skip
@@ -306,16 +312,28 @@ class Journal:
             )
             # in order, so an incident that starts and ends in one batch ends closed
             for r, (o, *_rest) in zip(rows, values, strict=True):
-                if r.event_id is None:
-                    continue
-                if r.phase == "end":
-                    self._db.execute("DELETE FROM open_incidents WHERE event_id = ?", (r.event_id,))
-                else:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO open_incidents (event_id, ord, seq, body) "
-                        "VALUES (?, ?, ?, ?)",
-                        (r.event_id, o, r.seq, r.body),
-                    )
+                self._note_incident(r, o)
+
+    def _ord_of(self, epoch: str) -> int:
+        o = self._epoch_ord(epoch)
+        if o is None:
+            self.begin_epoch(epoch)
+            o = self._epoch_ord(epoch)
+        assert o is not None
+        return o
+
+    def _note_incident(self, r: JournalRow, o: int) -> None:
+        """Follow the incident `r` is a phase of in `open_incidents` (inside a transaction)."""
+        if r.event_id is None:
+            return
+        if r.phase == "end":
+            self._db.execute("DELETE FROM open_incidents WHERE event_id = ?", (r.event_id,))
+        else:
+            self._db.execute(
+                "INSERT OR REPLACE INTO open_incidents (event_id, ord, seq, body) "
+                "VALUES (?, ?, ?, ?)",
+                (r.event_id, o, r.seq, r.body),
+            )
 
     def after(self, epoch: str | None, seq: int, prefixes: tuple[str, ...] = (),
               limit: int = 1000) -> tuple[list[JournalRow], bool]:  # fmt: skip

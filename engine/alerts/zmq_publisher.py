@@ -25,6 +25,7 @@ incidents an earlier run left open (a crash: its last phase journaled is not `en
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -119,6 +120,9 @@ class ZmqPublisher:
         self._failing = False  # in a failure episode (ends after RECOVER_AFTER good batches)
         self._good_batches = 0  # journaled in a row since the episode's last failure
         self._last_failed = 0  # seq of the last alert the journal refused
+        # per incident, its last phase published while the journal refused it (open_incidents
+        # gets it with the next batch the journal takes)
+        self._owed: dict[str, JournalRow] = {}
         self._t0 = time.monotonic()
         self._next_beat = 0.0
         self._since_prune = 0
@@ -303,10 +307,15 @@ class ZmqPublisher:
             )
         first, last = encoded[0][0].seq, encoded[-1][0].seq
         try:
-            self.journal.append(rows)
+            self.journal.append(rows, list(self._owed.values()))
         except (sqlite3.Error, OSError) as exc:
             self._journal_failed(exc, first, last)
+            for r in rows:
+                if r.event_id is not None:
+                    self._owed.pop(r.event_id, None)  # re-inserted: oldest first
+                    self._owed[r.event_id] = dataclasses.replace(r, snapshot=None)
             return False
+        self._owed.clear()
         self.journal_ok = True
         self._good_batches += 1
         if self._failing and self._good_batches >= RECOVER_AFTER:

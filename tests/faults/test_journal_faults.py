@@ -6,6 +6,7 @@ process killed with SIGKILL; real XPUB/SUB sockets on 127.0.0.1 see what a conso
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -21,9 +22,10 @@ import numpy as np
 import pytest
 import zmq
 
+from engine.alerts import AlertStamper, ZmqPublisher
 from engine.alerts.journal import Journal, JournalRow
 from engine.alerts.schema import validate_message
-from engine.config import Config
+from engine.config import Config, ZmqOutputConfig
 from engine.errors import PublishError
 from engine.runtime.outlet import AlertOutlet
 from engine.types import Event
@@ -156,6 +158,42 @@ def test_full_journal_disk_still_publishes_every_alert_and_says_so(
     assert kinds.count("sink.failing") == 1
     lines = (log_disk / "alerts.jsonl").read_bytes().split(b"\n")
     assert lines[-1] == b"" and all(json.loads(line) for line in lines[:-1])
+
+
+def test_incidents_published_while_the_journal_failed_are_followed_once_it_recovers(
+    tmp_path: Path,
+) -> None:
+    """An incident that starts while the journal refuses writes is in `open_incidents` once
+    it takes them again (a crash then still ends it), and one that ended meanwhile is not
+    (a restart does not end it twice)."""
+    cfg = ZmqOutputConfig(endpoint=f"tcp://127.0.0.1:{free_port()}", journal=tmp_path / "j.db",
+                          heartbeat_s=0)  # fmt: skip
+    ctx = zmq.Context()
+    stamper = AlertStamper("site")
+    pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    append = pub.journal.append
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def phase(k: int, name: str) -> Event:
+        return dataclasses.replace(_event(k), phase=name)
+
+    try:
+        pub.send_many([stamper.stamp(phase(1, "start"))])  # journaled
+        pub.journal.append = refuse  # type: ignore[method-assign]
+        pub.send_many([stamper.stamp(phase(1, "end")), stamper.stamp(phase(2, "start"))])
+        pub.send_many([stamper.stamp(phase(2, "update"))])
+        pub.journal.append = append  # type: ignore[method-assign]
+        pub.send_many([stamper.stamp(phase(3, "start"))])
+        with closing(_reader(tmp_path / "j.db")) as db:
+            open_ids = [r[0] for r in db.execute("SELECT event_id FROM open_incidents")]
+            kept = [r[0] for r in db.execute("SELECT seq FROM alerts ORDER BY seq")]
+    finally:
+        pub.close()
+        ctx.term()
+    assert kept == [1, 5]  # the journal holds only what it took
+    assert sorted(open_ids) == ["inc-2", "inc-3"]
 
 
 def _reader(path: Path) -> sqlite3.Connection:
