@@ -152,6 +152,7 @@ class WebConsole:
         self._names = _host_names(host, access.allow_hosts)
         self._sessions = Sessions(ttl_s=access.session_ttl_s)
         self._limiter = LoginLimiter()
+        self._login_lock = asyncio.Lock()  # (bound to the serving loop when first used)
         self._history: collections.deque[str] = collections.deque(maxlen=history)
         self._clients: set[ServerConnection] = set()
         self._page = PAGE.read_bytes()
@@ -236,7 +237,9 @@ class WebConsole:
 
     def _origin_ok(self, headers: Headers) -> bool:
         origin, host = headers.get("Origin"), headers.get("Host")
-        return bool(origin and host) and origin.lower() == f"{self._scheme}://{host.lower()}"
+        if not origin or not host:  # a missing Origin is no page of ours either
+            return False
+        return origin.lower() == f"{self._scheme}://{host.lower()}"
 
     def _redeem(self, target: str) -> Response:
         query = target.partition("?")[2]
@@ -281,16 +284,22 @@ class WebConsole:
             raw = await asyncio.wait_for(ws.recv(), LOGIN_TIMEOUT_S)
         except Exception:  # closed, timed out
             return
-        wait = self._limiter.wait_s(client)
+        # one try at a time: a failure is counted before the next try is let through, so many
+        # tries sent at once (each waits while the hash is checked) cannot pass the limit
+        ok = False
+        async with self._login_lock:
+            wait = self._limiter.wait_s(client)
+            if wait <= 0:
+                password = _password_of(raw)
+                ok = password is not None and await asyncio.to_thread(
+                    verify_password, password, self.access.password_hash
+                )
+                if not ok:
+                    self._limiter.failed(client)
         if wait > 0:
             await _answer(ws, False, f"too many failed logins: try again in {math.ceil(wait)} s")
             return
-        password = _password_of(raw)
-        ok = password is not None and await asyncio.to_thread(
-            verify_password, password, self.access.password_hash
-        )
         if not ok:
-            self._limiter.failed(client)
             log.warning("failed web console login from %s", client)
             await _answer(ws, False, "wrong password")
             return

@@ -401,3 +401,47 @@ def test_the_web_console_refuses_to_serve_off_loopback_without_tls(tmp_path: Pat
         timeout=60,
     )
     assert nopass.returncode != 0 and "--password-file" in nopass.stderr, nopass.stderr
+
+
+def test_many_logins_sent_at_once_cannot_pass_the_rate_limit(tmp_path: Path) -> None:
+    """An attacker opens 24 /auth WebSockets and sends a guess on each at the same moment.
+    Before, every guess passed the limiter's check while the others' hashes were still being
+    checked (off the event loop), so all 24 were tried; the limit is 5 per client."""
+    import contextlib
+    import threading
+
+    from websockets.sync.client import connect
+
+    from engine.console import WebConsole
+    from engine.console.auth import hash_password
+    from engine.console.web import WebAccess
+
+    console = WebConsole(
+        f"tcp://127.0.0.1:{free_port()}",
+        port=0,
+        access=WebAccess(password_hash=hash_password(WEB_PASSWORD)),
+    )
+    server = threading.Thread(target=console.run, daemon=True)
+    server.start()
+    assert console.ready.wait(30)
+    port = console.port
+    own = f"http://127.0.0.1:{port}"
+    tries = 24
+    replies: list[dict[str, object]] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            sockets = [
+                stack.enter_context(
+                    connect(f"ws://127.0.0.1:{port}/auth", origin=own, open_timeout=30)  # type: ignore[arg-type]
+                )
+                for _ in range(tries)
+            ]
+            for ws in sockets:  # all sent before any answer can come
+                ws.send(json.dumps({"password": "a wrong guess"}))
+            replies = [json.loads(ws.recv(60)) for ws in sockets]
+    finally:
+        console.stop()
+        server.join(10)
+    tried = [r for r in replies if r.get("error") == "wrong password"]
+    waited = [r for r in replies if "too many" in str(r.get("error"))]
+    assert len(tried) == 5 and len(waited) == tries - 5, replies
