@@ -221,6 +221,10 @@ class Runner:
         except SourceError as exc:
             self._source_failed(src, exc, report)
             return
+        except Exception as exc:  # a bug in opening: this source ends alone too, and says why
+            log.exception("source %s: opening failed", src.id)
+            self._source_failed(src, SourceError(f"source {src.id}: cannot open: {exc!r}"), report)
+            return
 
         def work() -> None:
             try:

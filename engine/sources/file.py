@@ -221,7 +221,11 @@ class FileSource:
 
     def _open_container(self) -> av.container.InputContainer:
         path = self.cfg.path
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError as exc:  # not only "not found": a name too long, a folder not searchable
+            raise SourceError(f"source {self.id}: cannot read video {path}: {exc}") from None
+        if not found:
             raise SourceError(f"source {self.id}: video file not found: {path}")
         try:
             container = av.open(str(path), mode="r")

@@ -356,3 +356,17 @@ def test_a_truncated_file_on_a_cluster_worker_still_ends_its_incidents(tmp_path:
     assert phases.count("start") == phases.count("end"), phases
     assert all(x["data"].get("attributes", {}).get("reason") != "engine_stopped" for x in lines)
     assert "source.truncated" in kinds
+
+
+def test_a_source_whose_path_cannot_even_be_checked_ends_alone(tmp_path: Path) -> None:
+    """A path the system refuses to look up (a name too long here; a folder without search
+    permission for a non-root user): before, the OSError escaped the source's worker thread,
+    so the run ended with no error for it (exit 0) and no `source.failed`."""
+    bad = tmp_path / ("x" * 300 + ".mp4")
+    alerts: list[Alert] = []
+    report = Runner(parse_config(two_sources(tmp_path, bad))).run(
+        threading.Event(), on_alert=alerts.append
+    )
+    assert report.frames.get("good") == 30
+    assert set(report.errors) == {"bad"} and "cannot read video" in report.errors["bad"]
+    assert [e.source_id for e in health(alerts, "source.failed")] == ["bad"]
