@@ -100,11 +100,20 @@ def check_port(address: str) -> str:
 
 def check_invertible(matrix: list[list[float]]) -> None:
     """Raises ValueError unless the 3x3 `matrix` (finite numbers) can be inverted."""
-    (a, b, c), (d, e, f), (g, h, i) = matrix
-    det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
-    scale = max(abs(v) for row in matrix for v in row)
-    if not math.isfinite(det) or scale == 0 or abs(det) <= 1e-12 * scale**3:
+    # each row scaled to its largest entry first: a homography mixes units (metres per pixel
+    # beside a translation of kilometres), and scaling a row scales the determinant alone,
+    # so a scale taken over the whole matrix refused invertible ones far from the origin
+    scales = [max(abs(v) for v in row) for row in matrix]
+    if not all(math.isfinite(v) and v > 0 for v in scales):
+        det = 0.0
+    else:
+        (a, b, c), (d, e, f), (g, h, i) = (
+            [v / s for v in row] for row, s in zip(matrix, scales, strict=True)
+        )
+        det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+    if not math.isfinite(det) or abs(det) <= 1e-12:
         raise ValueError(
             "homography: expected an invertible 3x3 matrix (pixels must map back to the "
-            f"ground), got one whose determinant is {det:.3g}"
+            f"ground), got one whose rows are (nearly) dependent: determinant {det:.3g} with "
+            "each row scaled to its largest entry"
         )

@@ -307,3 +307,15 @@ def test_a_latitude_is_accepted_exactly_when_finite_and_in_range(lat: float) -> 
     else:
         (line,) = errors_of(text)
         assert line.startswith("cfg.yaml:3: geo.lat: expected "), line
+
+
+def test_a_homography_far_from_the_site_origin_is_accepted() -> None:
+    """Metres per pixel beside a translation of kilometres (a camera 3 km from the origin) is
+    invertible; before, the determinant was compared with the largest entry cubed and such a
+    calibration was refused as singular."""
+    far = "[[0.01, 0, 3000], [0, 0.02, -2000], [0, 0.00001, 1]]"
+    text = GOOD.replace(
+        "    path: clip.mp4", f"    path: clip.mp4\n    calibration: {{homography: {far}}}"
+    )
+    cfg = parse_config(text, name="cfg.yaml")
+    assert cfg.sources[0].calibration is not None
