@@ -496,9 +496,30 @@ class ZmqOutputConfig(_Model):
         "publish",
         description="When the journal cannot be written (disk full, damaged file): 'publish' "
         "sends the alerts anyway, marked durable: false, with a critical journal.failing health "
-        "event, retries with every batch, and at start moves a damaged file aside for a fresh "
-        "one (journal.replaced); 'stop' ends the run with an error (exit 1) and refuses to "
-        "start on a damaged file.",
+        "event, holds them for replay (journal_backlog_*) and journals them once a retry "
+        "(journal_retry_s) succeeds, and at start moves a damaged file aside for a fresh one "
+        "(journal.replaced); 'stop' ends the run with an error (exit 1) and refuses to start on "
+        "a damaged file.",
+    )
+    journal_retry_s: float = Field(
+        1.0,
+        ge=0,
+        le=600,
+        description="While the journal fails, how often it is tried again (0: with every "
+        "batch; each try rewrites the whole backlog).",
+    )
+    journal_backlog_alerts: int = Field(
+        100_000,
+        ge=100,
+        le=10_000_000,
+        description="While the journal fails, at most this many alerts are held in memory "
+        "(served by replay, journaled once it recovers); older ones are dropped, and reported.",
+    )
+    journal_backlog_mb: int = Field(
+        256,
+        ge=1,
+        le=65536,
+        description="... and at most this many MiB of them (bodies and snapshots).",
     )
     retention_days: float = Field(7.0, gt=0, le=3650, description="Journal keeps alerts this long.")
     retention_max_alerts: int = Field(

@@ -113,7 +113,7 @@ def _size(n: int) -> str:
 class _Refused(yaml.YAMLError):
     """Well-formed YAML beyond a limit."""
 
-    def __init__(self, problem: str, mark: yaml.Mark | None) -> None:
+    def __init__(self, problem: str, mark: Any) -> None:  # a yaml Mark (pure or C) or None
         super().__init__(problem)
         self.problem = problem
         self.problem_mark = mark
@@ -149,12 +149,14 @@ class _BoundedLoader(yaml.SafeLoader):
                 raise _Refused(
                     f"nested more than {self._limits.max_depth} levels deep", event.start_mark
                 )
-            node = super().compose_node(parent, index)
+            composed = super().compose_node(parent, index)
         finally:
             self._depth -= 1
+        assert composed is not None  # None only at the end of the stream
+        node: yaml.Node = composed
         size = self._sizes.get(id(node))
         if size is None:
-            size = 1 + sum(self._sizes.get(id(c), 1) for c in _children(node))
+            size = 1 + sum(int(self._sizes.get(id(c), 1)) for c in _children(node))
             self._sizes[id(node)] = size
         if size > self._limits.max_values:
             raise _Refused(

@@ -34,7 +34,8 @@ from typing import Any
 
 import zmq
 
-from engine.alerts.journal import Journal
+from engine.alerts.backlog import Backlog
+from engine.alerts.journal import Journal, JournalRow
 
 __all__ = [
     "MAX_LIMIT",
@@ -124,6 +125,8 @@ class ReplayServer:
         journal_path: the journal the publisher writes.
         context: ZeroMQ context.
         secure: callback that makes a socket a CURVE server (None: plaintext).
+        backlog: alerts the publisher sent while the journal refused them; served after the
+            journal's own (None: the journal alone).
         max_reply_bytes: byte budget of one reply (past its first alert).
 
     Attributes:
@@ -139,9 +142,11 @@ class ReplayServer:
         journal_path: Path,
         context: zmq.Context,
         secure: Any = None,
+        backlog: Backlog | None = None,
         max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         self.endpoint = endpoint
+        self._backlog = backlog
         self.served = 0
         self.refused = 0
         self.dropped = 0
@@ -240,22 +245,52 @@ class ReplayServer:
         except RequestError as exc:
             self.refused += 1
             return [_error(str(exc))]
+        # the backlog first: a row the publisher journals meanwhile is then in both (dropped
+        # once below), never in neither
+        held = self._backlog.rows() if self._backlog is not None else []
         page = journal.page(req.epoch, req.after, req.topics, req.limit, self.max_reply_bytes)
+        rows, more, known, head = page.rows, page.more, page.known, page.head
+        if held:
+            known = known or req.epoch == held[-1].epoch
+            head = (held[-1].epoch, held[-1].seq)
+            if not more:
+                rows, more = _with_backlog(rows, held, req, self.max_reply_bytes)
         header: dict[str, Any] = {
             "ok": True,
-            "count": len(page.rows),
-            "more": page.more,
-            "known_epoch": page.known,
-            "head": {"epoch": page.head[0], "seq": page.head[1]},
+            "count": len(rows),
+            "more": more,
+            "known_epoch": known,
+            "head": {"epoch": head[0], "seq": head[1]},
             "first": {"epoch": page.first[0], "seq": page.first[1]},
         }
         if req.id is not None:
             header["id"] = req.id
         out = [json.dumps(header).encode()]
-        for r in page.rows:
+        for r in rows:
             out += [_topic_for(r.topics, req.topics).encode(), r.body, r.snapshot or b""]
         self.served += 1
         return out
+
+
+def _with_backlog(
+    rows: list[JournalRow], held: list[JournalRow], req: ReplayRequest, max_bytes: int
+) -> tuple[list[JournalRow], bool]:
+    """The journal's complete page followed by the backlog's rows after it (those the journal
+    does not have yet), within the request's limit and byte budget; (rows, more)."""
+    epoch: str | None = rows[-1].epoch if rows else req.epoch
+    seq = rows[-1].seq if rows else req.after
+    have = {(r.epoch, r.seq) for r in rows}
+    spent = sum(len(r.body) + len(r.snapshot or b"") for r in rows)
+    tail = Backlog.select(held, epoch, seq, req.topics)
+    tail = [r for r in tail if (r.epoch, r.seq) not in have]
+    out = list(rows)
+    for r in tail:
+        size = len(r.body) + len(r.snapshot or b"")
+        if len(out) >= req.limit or (out and spent + size > max_bytes):
+            return out, True
+        out.append(r)
+        spent += size
+    return out, False
 
 
 def _topic_for(topics: tuple[str, ...], prefixes: tuple[str, ...]) -> str:

@@ -7,7 +7,8 @@ sources share the stream under their own topic, `health.<site>.<source>.`, with 
 
 Every alert says whether it is `durable`: journaled before it went out, so a console that
 missed it can fetch it again. An alert published while the journal could not be written says
-`"durable": false` (it exists only on the live stream). Version 2 of the schema added it.
+`"durable": false`: the engine holds it in memory (bounded) and replay still serves it until
+the journal takes it again, but a crash before then loses it. Version 2 of the schema added it.
 """
 
 from __future__ import annotations

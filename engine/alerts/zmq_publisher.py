@@ -38,6 +38,7 @@ from typing import Any
 
 import zmq
 
+from engine.alerts.backlog import Backlog
 from engine.alerts.journal import Journal, JournalDamaged, JournalRow, is_damage
 from engine.alerts.replay import ReplayServer
 from engine.alerts.security import CurveServer
@@ -123,6 +124,12 @@ class ZmqPublisher:
         # per incident, its last phase published while the journal refused it (open_incidents
         # gets it with the next batch the journal takes)
         self._owed: dict[str, JournalRow] = {}
+        # alerts the journal refused, served by replay until a later batch journals them
+        self.backlog = Backlog(cfg.journal_backlog_alerts, cfg.journal_backlog_mb << 20)
+        self.backfilled = 0  # alerts journaled after they went out (from the backlog)
+        self.never_journaled = 0  # alerts that overflowed the backlog: live only
+        self._overflowing = False
+        self._retry_at = 0.0  # while failing, the journal is not tried again before this
         self._t0 = time.monotonic()
         self._next_beat = 0.0
         self._since_prune = 0
@@ -228,8 +235,9 @@ class ZmqPublisher:
             raise PublishError(f"cannot publish on {cfg.endpoint}: {exc.strerror}") from None
         if cfg.replay_endpoint:
             try:
-                self._replay = ReplayServer(cfg.replay_endpoint, self.journal_path, context,
-                                            self._curve)  # fmt: skip
+                self._replay = ReplayServer(
+                    cfg.replay_endpoint, self.journal_path, context, self._curve, self.backlog
+                )
             except zmq.ZMQError as exc:
                 raise PublishError(
                     f"cannot serve replays on {cfg.replay_endpoint}: {exc.strerror}"
@@ -268,7 +276,8 @@ class ZmqPublisher:
     def send_many(self, alerts: list[Alert]) -> None:
         """Journal the batch (one transaction), then publish each alert under all its topics.
         Never blocks: beyond the high-water mark ZeroMQ drops, and the journal has it. A batch
-        the journal refuses still goes out, marked not durable."""
+        the journal refuses still goes out, marked not durable, and waits in the backlog (served
+        by replay) until the journal takes it with a later batch."""
         assert self._sock is not None
         if not alerts:
             return
@@ -283,6 +292,7 @@ class ZmqPublisher:
         if not self._journal(encoded):
             encoded = [(a, alert_body(a, durable=False), snap) for a, _, snap in encoded]
             self.not_durable += len(encoded)
+            self._hold([self._row(a, body, snap) for a, body, snap in encoded])
         for a, body, snapshot in encoded:
             tail = [body, snapshot] if snapshot else [body]
             for topic in (a.topic, *a.routes):
@@ -296,34 +306,79 @@ class ZmqPublisher:
             except (sqlite3.Error, OSError) as exc:
                 log.warning("journal %s: retention pass failed: %s", self.journal_path, exc)
 
+    @staticmethod
+    def _row(a: Alert, body: bytes, snapshot: bytes | None) -> JournalRow:
+        e = a.event
+        event_id, phase = (e.event_id, e.phase) if isinstance(e, Event) else (None, None)
+        return JournalRow(a.epoch, a.seq, (a.topic, *a.routes), body, snapshot, event_id, phase)
+
+    def _hold(self, rows: list[JournalRow]) -> None:
+        """Keep rows the journal refused in the backlog; the incidents of rows it drops to stay
+        within its bounds go to `open_incidents` with the next batch the journal takes."""
+        dropped = self.backlog.add(rows)
+        for r in dropped:
+            if r.event_id is not None:
+                self._owed.pop(r.event_id, None)  # re-inserted: oldest first
+                self._owed[r.event_id] = dataclasses.replace(r, snapshot=None)
+        if dropped:
+            self.never_journaled += len(dropped)
+            if not self._overflowing:
+                log.error(
+                    "journal %s still failing and its backlog is full (%d alerts, %.0f MiB): "
+                    "alerts %d-%d dropped from it went out live only and will never be "
+                    "journaled; later drops are counted in journal.recovered",
+                    self.journal_path,
+                    self.backlog.max_rows,
+                    self.backlog.max_bytes / 2**20,
+                    dropped[0].seq,
+                    dropped[-1].seq,
+                )
+            self._overflowing = True
+
     def _journal(self, encoded: list[tuple[Alert, bytes, bytes | None]]) -> bool:
-        """Write a batch to the journal; False (reported once per episode) when it failed."""
-        rows = []
-        for a, body, snap in encoded:
-            e = a.event
-            event_id, phase = (e.event_id, e.phase) if isinstance(e, Event) else (None, None)
-            rows.append(
-                JournalRow(a.epoch, a.seq, (a.topic, *a.routes), body, snap, event_id, phase)
-            )
+        """Write the backlog and a batch to the journal in one transaction; False (reported
+        once per episode) when it failed. While failing, the journal is tried again at most
+        every `journal_retry_s`, not with each batch (a full disk, rewritten over and over)."""
+        rows = [self._row(a, body, snap) for a, body, snap in encoded]
         first, last = encoded[0][0].seq, encoded[-1][0].seq
-        try:
-            self.journal.append(rows, list(self._owed.values()))
-        except (sqlite3.Error, OSError) as exc:
-            self._journal_failed(exc, first, last)
-            for r in rows:
-                if r.event_id is not None:
-                    self._owed.pop(r.event_id, None)  # re-inserted: oldest first
-                    self._owed[r.event_id] = dataclasses.replace(r, snapshot=None)
+        now = time.monotonic()
+        if not self.journal_ok and now < self._retry_at:
+            self._last_failed = last
             return False
+        held = self.backlog.rows()
+        try:
+            self.journal.append(held + rows, list(self._owed.values()))
+        except (sqlite3.Error, OSError) as exc:
+            self._retry_at = now + self.cfg.journal_retry_s
+            self._journal_failed(exc, first, last)
+            return False
+        self.backlog.clear()
         self._owed.clear()
+        self._overflowing = False
+        if held:
+            self.backfilled += len(held)
+            log.warning(
+                "journal %s: %d alert(s) published while it failed (%d-%d) are journaled now",
+                self.journal_path,
+                len(held),
+                held[0].seq,
+                held[-1].seq,
+            )
         self.journal_ok = True
         self._good_batches += 1
         if self._failing and self._good_batches >= RECOVER_AFTER:
             self._failing = False
+            lost = [f"{d.first}-{d.last}" for d in self.backlog.dropped if d.epoch == self.epoch]
             text = (
                 f"alert journal {self.journal_path} is written again; {self.not_durable} "
-                f"alert(s) from {self._failing_since} to {self._last_failed} went out not durable "
-                "(cannot be replayed)"
+                f"alert(s) from {self._failing_since} to {self._last_failed} went out not "
+                "durable; "
+                + (
+                    f"{self.never_journaled} of them overflowed the backlog and are not in the "
+                    f"journal (seqs {', '.join(lost[-20:])})"
+                    if self.never_journaled
+                    else "every one of them is journaled now"
+                )
             )
             log.warning("%s", text)
             attributes = {
@@ -331,6 +386,7 @@ class ZmqPublisher:
                 "not_durable": self.not_durable,
                 "from_seq": self._failing_since,
                 "to_seq": self._last_failed,
+                "never_journaled": self.never_journaled,
             }
             self._pending.append(
                 HealthEvent(
@@ -350,13 +406,18 @@ class ZmqPublisher:
             return
         self._failing = True
         self.not_durable = 0
+        self.never_journaled = 0
         self._failing_since = first
         what = "is damaged" if is_damage(exc) else "cannot be written"
         stop = self.cfg.journal_on_failure == "stop"
         text = (
             f"alert journal {self.journal_path} {what} ({exc}) from alert {first}: alerts go "
-            "out marked not durable (no replay); "
-            + ("journal_on_failure is stop: the engine stops" if stop else "retrying each batch")
+            "out marked not durable, held for replay until the journal takes them; "
+            + (
+                "journal_on_failure is stop: the engine stops"
+                if stop
+                else f"retrying every {self.cfg.journal_retry_s:g} s"
+            )
         )
         log.error("%s", text)
         attributes = {
@@ -390,7 +451,8 @@ class ZmqPublisher:
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "dataschema": f"lookout.heartbeat/v{SCHEMA_VERSION}",
             "data": {"epoch": self.epoch, "head_seq": self._head() if self._head else self.head_seq,
-                     "journal_ok": self.journal_ok, "published": self.sent,
+                     "journal_ok": self.journal_ok, "journal_backlog": len(self.backlog),
+                     "published": self.sent,
                      "subscriptions": self.subscribers,
                      "uptime_s": round(now - self._t0, 1),
                      "replay": self.cfg.replay_endpoint, **(stats() if stats else {})},
@@ -417,7 +479,7 @@ class ZmqPublisher:
         added, revoked = self._curve.reload()
         if revoked:
             sock = self._sock
-            bound = sock.last_endpoint.decode()
+            bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
             sock.unbind(bound)
             _bind_again(bound, lambda: sock.bind(bound))
             if self._replay is not None and self.cfg.replay_endpoint:
@@ -425,7 +487,10 @@ class ZmqPublisher:
                 self._replay.close()
                 self._replay = None
                 self._replay = _bind_again(
-                    replay_ep, lambda: ReplayServer(replay_ep, self.journal_path, context, curve)
+                    replay_ep,
+                    lambda: ReplayServer(
+                        replay_ep, self.journal_path, context, curve, self.backlog
+                    ),
                 )
             log.warning(
                 "%d console key(s) revoked: connections to %s dropped; allowed consoles reconnect",

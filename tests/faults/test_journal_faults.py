@@ -23,6 +23,7 @@ import pytest
 import zmq
 
 from engine.alerts import AlertStamper, ZmqPublisher
+from engine.alerts.client import AlertClient, Received
 from engine.alerts.journal import Journal, JournalRow
 from engine.alerts.schema import validate_message
 from engine.config import Config, ZmqOutputConfig
@@ -95,7 +96,7 @@ def test_full_journal_disk_still_publishes_every_alert_and_says_so(
 ) -> None:
     disk = small_disk(1_000_000)
     filler = disk / "filler"
-    filler.write_bytes(b"\0" * 300_000)  # freed later: a disk that gets space again
+    filler.write_bytes(b"\0" * 600_000)  # freed later: a disk that gets space again
     log_disk = small_disk(16_384)  # the alerts file fills up too, and fails alone
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     cfg = _config(
@@ -106,6 +107,7 @@ def test_full_journal_disk_still_publishes_every_alert_and_says_so(
                 "journal": str(disk / "j.db"),
                 "heartbeat_s": 0.05,
                 "wait_subscribers": 1,
+                "journal_retry_s": 0,
             },
             {"type": "jsonl", "path": str(log_disk / "alerts.jsonl")},
         ]
@@ -150,14 +152,62 @@ def test_full_journal_disk_still_publishes_every_alert_and_says_so(
     assert not_durable and all(a["durable"] for a in console.alerts[: not_durable[0] - 1])
     assert console.alerts[-1]["durable"], "writes succeed again once the disk has space"
     assert console.beats[-1]["head_seq"] == head and console.beats[-1]["journal_ok"]
-    # the journal holds exactly the durable alerts
+    # the journal took the alerts it had refused with its first good write: it holds them all
     with closing(_reader(disk / "j.db")) as db:
         kept = {int(r[0]) for r in db.execute("SELECT seq FROM alerts")}
-    assert kept == {a["seq"] for a in console.alerts if a["durable"]}
+    assert kept == {a["seq"] for a in console.alerts}
+    recovered = console.alerts[kinds.index("journal.recovered")]["data"]["attributes"]
+    assert recovered["not_durable"] >= len(not_durable) - 1 and recovered["never_journaled"] == 0
     # the alerts file failed alone: a health event, whole lines only, the stream went on
     assert kinds.count("sink.failing") == 1
     lines = (log_disk / "alerts.jsonl").read_bytes().split(b"\n")
     assert lines[-1] == b"" and all(json.loads(line) for line in lines[:-1])
+
+
+def test_a_console_joining_while_the_journal_is_full_still_gets_every_alert(
+    small_disk: Callable[[int], Path],
+) -> None:
+    """Alerts the full journal refused are held and served by replay: a console that starts
+    after they went out live gets every one, in order, and nothing is reported lost."""
+    disk = small_disk(200_000)
+    endpoint, replay = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    cfg = ZmqOutputConfig(
+        endpoint=endpoint,
+        replay_endpoint=replay,
+        journal=disk / "j.db",
+        heartbeat_s=0.05,
+        journal_retry_s=0,
+    )
+    ctx = zmq.Context()
+    stamper = AlertStamper("site")
+    pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    client = None
+    try:
+        k = 0
+        while pub.journal_ok and k < 400:
+            pub.send_many([stamper.stamp(_event(k, snapshot_bytes=8000))])
+            k += 1
+        assert not pub.journal_ok, "the journal never filled: no test"
+        for _ in range(10):
+            pub.send_many([stamper.stamp(_event(k, snapshot_bytes=8000))])
+            k += 1
+        head = stamper.seq
+        assert len(pub.backlog) >= 10
+        client = AlertClient(endpoint, replay=replay, after=(None, 0), context=ctx)
+        got: list[Received] = []
+        deadline = time.monotonic() + 60
+        while len(got) < head and time.monotonic() < deadline:
+            pub.tick()
+            if (r := client.recv(0.1)) is not None:
+                got.append(r)
+    finally:
+        if client is not None:
+            client.close()
+        pub.close()
+        ctx.term()
+    assert [r.position[1] for r in got] == list(range(1, head + 1))
+    assert not got[-1].alert["durable"] and got[-1].snapshot  # from the backlog, snapshot too
+    assert client.lost == []
 
 
 def test_incidents_published_while_the_journal_failed_are_followed_once_it_recovers(
@@ -166,8 +216,13 @@ def test_incidents_published_while_the_journal_failed_are_followed_once_it_recov
     """An incident that starts while the journal refuses writes is in `open_incidents` once
     it takes them again (a crash then still ends it), and one that ended meanwhile is not
     (a restart does not end it twice)."""
-    cfg = ZmqOutputConfig(endpoint=f"tcp://127.0.0.1:{free_port()}", journal=tmp_path / "j.db",
-                          heartbeat_s=0)  # fmt: skip
+    cfg = ZmqOutputConfig(
+        endpoint=f"tcp://127.0.0.1:{free_port()}",
+        journal=tmp_path / "j.db",
+        heartbeat_s=0,
+        journal_retry_s=0,
+        journal_backlog_alerts=100,
+    )
     ctx = zmq.Context()
     stamper = AlertStamper("site")
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
@@ -192,8 +247,47 @@ def test_incidents_published_while_the_journal_failed_are_followed_once_it_recov
     finally:
         pub.close()
         ctx.term()
-    assert kept == [1, 5]  # the journal holds only what it took
+    assert kept == [1, 2, 3, 4, 5]  # the refused ones came with the first good write
     assert sorted(open_ids) == ["inc-2", "inc-3"]
+
+
+def test_incidents_of_alerts_that_overflowed_the_backlog_are_still_followed(
+    tmp_path: Path,
+) -> None:
+    """Past the backlog's bound the oldest held alerts are dropped (live only, reported), but
+    what they did to their incidents still reaches `open_incidents`."""
+    cfg = ZmqOutputConfig(
+        endpoint=f"tcp://127.0.0.1:{free_port()}",
+        journal=tmp_path / "j.db",
+        heartbeat_s=0,
+        journal_retry_s=0,
+        journal_backlog_alerts=100,
+    )
+    ctx = zmq.Context()
+    stamper = AlertStamper("site")
+    pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    append = pub.journal.append
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    try:
+        pub.journal.append = refuse  # type: ignore[method-assign]
+        pub.send_many([stamper.stamp(dataclasses.replace(_event(0), phase="start"))])
+        pub.send_many([stamper.stamp(_event(k)) for k in range(1, 150)])
+        pub.send_many([stamper.stamp(dataclasses.replace(_event(1), phase="end"))])
+        pub.journal.append = append  # type: ignore[method-assign]
+        pub.send_many([stamper.stamp(_event(500))])
+        dropped = [(d.first, d.last) for d in pub.backlog.dropped]
+        with closing(_reader(tmp_path / "j.db")) as db:
+            open_ids = {r[0] for r in db.execute("SELECT event_id FROM open_incidents")}
+            kept = [r[0] for r in db.execute("SELECT seq FROM alerts ORDER BY seq")]
+    finally:
+        pub.close()
+        ctx.term()
+    assert dropped == [(1, 51)] and pub.never_journaled == 51
+    assert kept == list(range(52, 153))
+    assert "inc-0" in open_ids and "inc-1" not in open_ids and "inc-500" in open_ids
 
 
 def _reader(path: Path) -> sqlite3.Connection:

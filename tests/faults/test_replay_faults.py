@@ -168,7 +168,7 @@ def _replay_all(
 def _failing_journal(pub: ZmqPublisher) -> None:
     """The publisher's journal refuses every write from now on, as on a full disk."""
 
-    def refuse(rows: list[JournalRow]) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
     pub.journal.append = refuse  # type: ignore[method-assign]
@@ -188,6 +188,8 @@ def test_alerts_missed_while_the_journal_failed_are_reported_and_the_stream_goes
                           snapshots=False)  # fmt: skip
     stamper = AlertStamper("site")
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    # a replay server that does not see the publisher's backlog of refused alerts: what a
+    # console finds after an engine that crashed while its journal failed
     server = ReplayServer(replay_ep, pub.journal_path, ctx)
     got: list[Received] = []
 
