@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from typing import Any
 import zmq
 
 from engine.alerts.backlog import Backlog
-from engine.alerts.journal import Journal, JournalRow
+from engine.alerts.journal import Journal, JournalRow, ReplayPage
 
 __all__ = [
     "MAX_LIMIT",
@@ -147,6 +148,7 @@ class ReplayServer:
     ) -> None:
         self.endpoint = endpoint
         self._backlog = backlog
+        self._journal_down = False
         self.served = 0
         self.refused = 0
         self.dropped = 0
@@ -171,8 +173,27 @@ class ReplayServer:
         self._stop.set()
         self._thread.join(5)
 
+    def _open_journal(self) -> Journal | None:
+        """The journal, or None (logged once per episode) while it cannot be opened."""
+        try:
+            journal = Journal(self._journal_path)
+        except Exception as exc:  # sqlite3.Error, OSError, JournalDamaged: the endpoint lives on
+            if not self._journal_down:
+                log.error(
+                    "replay: the journal %s cannot be opened (%s); serving what the publisher "
+                    "holds, asking again with each request",
+                    self._journal_path,
+                    exc,
+                )
+            self._journal_down = True
+            return None
+        if self._journal_down:
+            log.warning("replay: the journal %s is open again", self._journal_path)
+        self._journal_down = False
+        return journal
+
     def _run(self) -> None:
-        journal = Journal(self._journal_path)
+        journal = self._open_journal()
         pending: dict[bytes, list[bytes]] = {}  # per peer, its newest request; first come first
         stalled: dict[bytes, float] = {}  # peer -> monotonic time until which it is not served
         try:
@@ -188,8 +209,16 @@ class ReplayServer:
                 if stalled.get(peer, 0.0) > now:
                     self.dropped += 1
                     continue
+                if journal is None:
+                    journal = self._open_journal()
                 try:
                     reply = self._serve(journal, frames)
+                except (sqlite3.Error, OSError) as exc:  # the file went bad under us
+                    log.error("replay: reading the journal %s failed: %s", self._journal_path, exc)
+                    if journal is not None:
+                        journal.close()
+                    journal = None  # opened again for the next request
+                    reply = [_error(f"the journal cannot be read now: {exc}")]
                 except Exception:  # a bug must not take the endpoint down
                     log.exception("replay request failed")
                     reply = [_error("internal error")]
@@ -201,7 +230,8 @@ class ReplayServer:
                         stalled = {p: t for p, t in stalled.items() if t > now}
                     stalled[peer] = now + STALL_S
         finally:
-            journal.close()
+            if journal is not None:
+                journal.close()
             self._sock.close(0)
 
     def _read(self, pending: dict[bytes, list[bytes]]) -> None:
@@ -235,7 +265,7 @@ class ReplayServer:
             )
         return False
 
-    def _serve(self, journal: Journal, frames: list[bytes]) -> list[bytes]:
+    def _serve(self, journal: Journal | None, frames: list[bytes]) -> list[bytes]:
         body = frames[2:] if len(frames) > 2 and frames[1] == b"" else frames[1:]
         if len(body) != 1:
             self.refused += 1
@@ -248,7 +278,12 @@ class ReplayServer:
         # the backlog first: a row the publisher journals meanwhile is then in both (dropped
         # once below), never in neither
         held = self._backlog.rows() if self._backlog is not None else []
-        page = journal.page(req.epoch, req.after, req.topics, req.limit, self.max_reply_bytes)
+        if journal is not None:
+            page = journal.page(req.epoch, req.after, req.topics, req.limit, self.max_reply_bytes)
+        elif held and req.epoch == held[0].epoch and req.after >= held[0].seq - 1:
+            page = _EMPTY  # what comes after the asked position is all in the backlog
+        else:
+            return [_error(f"the journal {self._journal_path.name} cannot be opened now")]
         rows, more, known, head = page.rows, page.more, page.known, page.head
         if held:
             known = known or req.epoch == held[-1].epoch
@@ -270,6 +305,9 @@ class ReplayServer:
             out += [_topic_for(r.topics, req.topics).encode(), r.body, r.snapshot or b""]
         self.served += 1
         return out
+
+
+_EMPTY = ReplayPage([], False, False, (None, 0), (None, 0), 0)
 
 
 def _with_backlog(

@@ -150,14 +150,21 @@ class ZmqPublisher:
         cfg = self.cfg
         return Journal(self.journal_path, cfg.retention_days * 86400, cfg.retention_max_alerts)
 
-    def _open_journal(self) -> Journal:
-        """Open and check the journal; a damaged one is moved aside (or refused under stop)."""
+    def _open_journal(self) -> Journal | None:
+        """Open and check the journal; a damaged one is moved aside (or refused under stop).
+        An existing journal that cannot be opened now (a full disk, an I/O error) is, under
+        `publish`, a failure episode like a refused write: None, tried again later."""
         path = self.journal_path
+        existed = path.exists()
         try:
             journal = self._journal_at()
         except Exception as exc:  # sqlite3.Error, OSError, JournalDamaged
             if not is_damage(exc):
-                raise PublishError(f"cannot open the alert journal {path}: {exc}") from None
+                if self.cfg.journal_on_failure == "stop" or not existed:
+                    raise PublishError(f"cannot open the alert journal {path}: {exc}") from None
+                self._retry_at = time.monotonic() + self.cfg.journal_retry_s
+                self._journal_failed(exc, self.head_seq + 1, self.head_seq)
+                return None
             damage = str(exc) if isinstance(exc, JournalDamaged) else f"{path} is damaged: {exc}"
         else:
             try:
@@ -192,6 +199,8 @@ class ZmqPublisher:
 
     def _end_left_open(self) -> None:
         """Queue the ends of incidents an earlier run left open (killed before ending them)."""
+        if self.journal is None:
+            return  # done when it opens
         try:
             bodies = self.journal.open_incidents()
         except sqlite3.Error as exc:
@@ -218,8 +227,12 @@ class ZmqPublisher:
     def _open(self, context: zmq.Context) -> None:
         cfg = self.cfg
         self._end_left_open()  # before this epoch's alerts: every open incident is an earlier run's
-        if epoch := self.epoch:
-            self.journal.begin_epoch(epoch)
+        if (epoch := self.epoch) and self.journal is not None:
+            try:
+                self.journal.begin_epoch(epoch)
+            except (sqlite3.Error, OSError) as exc:  # a full disk at start: as on any write
+                self._retry_at = time.monotonic() + self.cfg.journal_retry_s
+                self._journal_failed(exc, 1, 0)  # the first append registers the epoch
         if cfg.curve is not None:
             self._curve = CurveServer(cfg.curve, context)
         self._sock = context.socket(zmq.XPUB)
@@ -299,7 +312,7 @@ class ZmqPublisher:
                 self._sock.send_multipart([topic.encode(), *tail], copy=False)
             self.sent += 1
         self._since_prune += len(alerts)
-        if self._since_prune >= PRUNE_EVERY and self.journal_ok:
+        if self._since_prune >= PRUNE_EVERY and self.journal_ok and self.journal is not None:
             self._since_prune = 0
             try:
                 self.journal.prune()
@@ -345,6 +358,14 @@ class ZmqPublisher:
         if not self.journal_ok and now < self._retry_at:
             self._last_failed = last
             return False
+        if self.journal is None:
+            self.journal = self._open_journal()
+            if self.journal is None:
+                self._retry_at = now + self.cfg.journal_retry_s
+                self._last_failed = last
+                return False
+            log.warning("alert journal %s opened again", self.journal_path)
+            self._end_left_open()  # the outlet publishes them with its next tick
         held = self.backlog.rows()
         try:
             self.journal.append(held + rows, list(self._owed.values()))
@@ -510,7 +531,34 @@ class ZmqPublisher:
         if self._curve is not None:
             self._curve.close()
             self._curve = None
-        self.journal.close()
+        if self.journal is not None:
+            self._flush_backlog()
+            self.journal.close()
+            self.journal = None
+        elif len(self.backlog):
+            self._report_unjournaled("the journal could not be opened")
+
+    def _flush_backlog(self) -> None:
+        """A last try to journal what the journal refused (at close)."""
+        assert self.journal is not None
+        if not len(self.backlog):
+            return
+        try:
+            self.journal.append(self.backlog.rows(), list(self._owed.values()))
+            self.backlog.clear()
+        except (sqlite3.Error, OSError) as exc:
+            self._report_unjournaled(str(exc))
+
+    def _report_unjournaled(self, why: str) -> None:
+        rows = self.backlog.rows()
+        log.error(
+            "alert journal %s: %d alert(s) (%d-%d) went out live but are not journaled: %s",
+            self.journal_path,
+            len(rows),
+            rows[0].seq,
+            rows[-1].seq,
+            why,
+        )
 
 
 def _bind_again(endpoint: str, bind: Callable[[], Any]) -> Any:

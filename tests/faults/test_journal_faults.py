@@ -210,6 +210,47 @@ def test_a_console_joining_while_the_journal_is_full_still_gets_every_alert(
     assert client.lost == []
 
 
+def test_an_engine_started_on_a_full_disk_publishes_and_journals_once_there_is_room(
+    small_disk: Callable[[int], Path],
+) -> None:
+    """Restarted on a disk already full (its journal from an earlier run is there), the engine
+    starts, publishes (not durable), serves the alerts by replay, and journals them all, its
+    epoch included, as soon as the disk has room again."""
+    disk = small_disk(300_000)
+    path = disk / "j.db"
+    with closing(Journal(path)) as old:
+        old.append([JournalRow("e0", 1, ("load.site.cam1.",), b"{}", None)])
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass  # the disk is full now
+    finally:
+        os.close(fd)
+    cfg = ZmqOutputConfig(
+        endpoint=f"tcp://127.0.0.1:{free_port()}", journal=path, heartbeat_s=0, journal_retry_s=0
+    )
+    ctx = zmq.Context()
+    stamper = AlertStamper("site")
+    pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    try:
+        events = pub.take_events()
+        assert [e.kind for e in events] == ["journal.failing"]
+        pub.send_many([stamper.stamp(e) for e in events])
+        pub.send_many([stamper.stamp(_event(k)) for k in range(3)])
+        assert not pub.journal_ok and len(pub.backlog) == 4
+        filler.unlink()
+        pub.send_many([stamper.stamp(_event(3))])
+        assert pub.journal_ok and len(pub.backlog) == 0
+        rows, known = pub.journal.after(stamper.epoch, 0)
+    finally:
+        pub.close()
+        ctx.term()
+    assert known and [r.seq for r in rows] == [1, 2, 3, 4, 5]
+
+
 def test_incidents_published_while_the_journal_failed_are_followed_once_it_recovers(
     tmp_path: Path,
 ) -> None:
