@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
-__all__ = ["SECRET_WORDS", "RedactingFilter", "redact", "strip_userinfo"]
+__all__ = ["SECRET_WORDS", "RedactingFilter", "redact", "redact_value", "strip_userinfo"]
 
 MASK = "***"
 # A parameter whose name contains one of these (any case) holds a secret.
@@ -82,6 +83,18 @@ def redact(text: str) -> str:
     text = _URL.sub(_redact_url, text)
     text = _redact_params(text)
     return _SCHEME_CREDENTIAL.sub(lambda m: m.group("scheme") + " " + MASK, text)
+
+
+def redact_value(value: Any) -> Any:
+    """`value` with every string in it (dict values and keys, list items) redacted; other
+    values as they are. For JSON-ready data such as a health event's attributes."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_value(k): redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value
 
 
 def _redact_params(text: str) -> str:

@@ -18,8 +18,6 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from engine.redact import redact
-
 __all__ = [
     "HEALTH_KINDS", "Alert", "Detections", "Event", "EventPhase", "Frame", "HealthEvent",
     "HealthKind", "Tracks",
@@ -291,7 +289,7 @@ class HealthEvent:
             before its header said it would: frames read and expected).
         source_id: the source concerned.
         time_ns: `time.monotonic_ns()` when it was noticed.
-        reason: what happened, for people (credentials already redacted).
+        reason: what happened, for people (redacted on the wire: engine.alerts.wire).
         attributes: figures (timeouts, drop counts, retry delay), JSON-serialisable.
     """
 
@@ -304,8 +302,6 @@ class HealthEvent:
     def __post_init__(self) -> None:
         if self.kind not in HEALTH_KINDS:
             raise ValueError(f"HealthEvent.kind: expected one of {HEALTH_KINDS}, got {self.kind!r}")
-        # whoever made it, a reason never carries credentials (alerts, journal, logs)
-        object.__setattr__(self, "reason", redact(self.reason))
 
     @property
     def severity(self) -> Literal["info", "warning", "critical"]:

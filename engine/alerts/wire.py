@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from engine.config import RouteConfig
+from engine.redact import redact, redact_value
 from engine.types import Alert, Event, HealthEvent
 
 __all__ = [
@@ -115,9 +116,10 @@ def _health_to_dict(alert: Alert, h: HealthEvent, durable: bool) -> dict[str, An
             "severity": h.severity,
             "site": alert.site,
             "sensors": [h.source_id],
-            "reason": h.reason,
+            # whoever made it, nothing on the wire (alerts, journal, files) carries credentials
+            "reason": redact(h.reason),
             "routes": [r.split(".", 1)[0][1:] for r in alert.routes],
-            "attributes": h.attributes,
+            "attributes": redact_value(h.attributes),
         },
     }
 

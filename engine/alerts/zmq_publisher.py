@@ -499,26 +499,34 @@ class ZmqPublisher:
             return 0, 0, 0
         added, revoked = self._curve.reload()
         if revoked:
-            sock = self._sock
-            bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-            sock.unbind(bound)
-            _bind_again(bound, lambda: sock.bind(bound))
-            if self._replay is not None and self.cfg.replay_endpoint:
-                replay_ep, context, curve = self.cfg.replay_endpoint, sock.context, self._curve
-                self._replay.close()
-                self._replay = None
-                self._replay = _bind_again(
-                    replay_ep,
-                    lambda: ReplayServer(
-                        replay_ep, self.journal_path, context, curve, self.backlog
-                    ),
-                )
+            try:
+                self._rebind()
+            except PublishError as exc:
+                # unbound and not bound again: publishing to no one must not go on silently
+                self.fatal = f"{exc} after revoking console keys; the engine stops"
+                raise
             log.warning(
                 "%d console key(s) revoked: connections to %s dropped; allowed consoles reconnect",
                 revoked,
                 self.cfg.endpoint,
             )
         return added, revoked, self._curve.allowed
+
+    def _rebind(self) -> None:
+        """Drop every connection: unbind and bind the alert and replay endpoints again."""
+        assert self._sock is not None and self._curve is not None
+        sock = self._sock
+        bound = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        sock.unbind(bound)
+        _bind_again(bound, lambda: sock.bind(bound))
+        if self._replay is not None and self.cfg.replay_endpoint:
+            replay_ep, context, curve = self.cfg.replay_endpoint, sock.context, self._curve
+            self._replay.close()
+            self._replay = None
+            self._replay = _bind_again(
+                replay_ep,
+                lambda: ReplayServer(replay_ep, self.journal_path, context, curve, self.backlog),
+            )
 
     def close(self) -> None:
         """Close sockets (queued alerts go out for up to 2 s), the replay thread, the journal."""

@@ -3,6 +3,8 @@
 With `--replay`, gaps (a slow or restarted console, a late start) are filled from the engine's
 journal, so every alert arrives exactly once and in order. With `--out FILE`, alerts are
 appended to FILE as JSON lines and a restarted console resumes after the last one in it.
+Exit status 3 when alerts were lost to this console (the journal no longer held them; each
+range was logged as found and is summarised at exit).
 """
 
 from __future__ import annotations
@@ -172,4 +174,4 @@ def run(args: argparse.Namespace) -> int:
                 f"console (the journal no longer holds them): "
                 f"{'; '.join(map(str, client.lost[-20:]))}\n"
             )
-    return 0
+    return 3 if client.lost else 0  # a script sees that this console's record has a hole

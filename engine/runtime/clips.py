@@ -223,6 +223,11 @@ class ClipRecorder:
             clips = sorted(self.dir.glob("*.mp4"), key=mtime)
             for old in clips[: max(0, len(clips) - self.cfg.keep)]:
                 old.unlink(missing_ok=True)
+            # parts no recorder of ours is writing: a run or worker that died mid-clip
+            writing = {clip.part for clip in self._open}
+            for part in self.dir.glob("*.mp4.part"):
+                if part not in writing:
+                    part.unlink(missing_ok=True)
         except OSError as exc:
             log.warning("source %s: old clips not pruned: %s", self.source_id, _why(exc))
 

@@ -3,13 +3,16 @@ included) and whatever text surrounds the URL, the password never survives and t
 
 from __future__ import annotations
 
+import json
 import logging
 import string
 
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from engine.alerts.wire import alert_body
 from engine.redact import RedactingFilter, redact, strip_userinfo
+from engine.types import Alert, HealthEvent
 
 # Printable, no whitespace (whitespace ends a URL in text), and never '*' (the mask itself).
 PASSWORD_CHARS = "".join(c for c in string.printable if not c.isspace() and c != "*")
@@ -151,3 +154,24 @@ def test_a_long_hostile_line_is_redacted_in_linear_time() -> None:
     assert time.process_time() - started < 5.0
     assert redact("(" * 1000 + "token=s3cretvalue") == "(" * 1000 + "token=***"
     assert redact("x" * 100 + "://admin:s3cret@cam/") == "x" * 100 + "://***@cam/"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    password=st.text(alphabet=PASSWORD_CHARS, min_size=6, max_size=30).filter(_strong),
+    host=HOSTS,
+)
+def test_a_health_event_on_the_wire_carries_no_credential(password: str, host: str) -> None:
+    """Whoever made a health event (a source, a sink, a hook), its reason and attributes reach
+    alerts, the journal and alert files only through `alert_body`, which redacts them."""
+    url = f"rtsp://admin:{password}@{host}:554/live"
+    assume(password not in f"admin:@{host}:554/live")
+    event = HealthEvent(
+        "source.offline", "cam1", 0, f"cannot open {url}: refused",
+        {"url": url, "tries": [{"last": url}], "n": 3},
+    )  # fmt: skip
+    alert = Alert(event, "health.site.cam1.", 1, "epoch", "2026-12-01T00:00:00Z", "site")
+    data = json.loads(alert_body(alert))["data"]
+    carried = data["reason"] + json.dumps(data["attributes"])
+    assert password not in carried and host in carried
+    assert data["attributes"]["n"] == 3

@@ -55,3 +55,19 @@ def test_later_phases_name_the_same_clip_and_old_clips_are_pruned(tmp_path: Path
     end = make_event(rule_id="r", kind="intrusion", phase="end", event_id="e30",
                      frame=frame_at(45), severity="warning")  # fmt: skip
     assert with_clip(end, rec).attributes["clip"]["file"] == "cam1/e30.mp4"
+
+
+def test_parts_left_by_a_run_that_died_mid_clip_are_removed(tmp_path: Path) -> None:
+    stale = tmp_path / "cam1" / "crashed.mp4.part"
+    stale.parent.mkdir()
+    stale.write_bytes(b"\0" * 1000)  # a clip a killed engine never finished
+    rec = ClipRecorder(ClipsConfig(dir=tmp_path, pre_s=0, post_s=0.2, fps=5), "cam1")
+    for k in range(20):
+        frame = frame_at(k)
+        rec.add(frame)
+        if k == 0:
+            e = make_event(rule_id="r", kind="intrusion", phase="start", event_id="e0",
+                           frame=frame, severity="warning")  # fmt: skip
+            with_clip(e, rec)
+    rec.close()
+    assert sorted(p.name for p in (tmp_path / "cam1").iterdir()) == ["e0.mp4"]
