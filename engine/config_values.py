@@ -18,7 +18,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from engine.redact import redact
+from engine.redact import redact, strip_userinfo
 
 __all__ = [
     "C_INT_MAX",
@@ -71,11 +71,9 @@ def port_of(address: str) -> int | None:
             `host:port` (the metrics listen address).
     """
     if "://" in address:
-        rest = address.split("://", 1)[1]
-        # credentials may hold '/', '?' or '@': the host is after the last '@'
-        at = rest.rfind("@")
-        if at >= 0:
-            address = address.split("://", 1)[0] + "://" + rest[at + 1 :]
+        # credentials may hold '/', '?' or '@', and a path '@': the redaction's reading of
+        # where the userinfo ends is the one used everywhere
+        address = strip_userinfo(address)
         m = _AUTHORITY.match(address)
         authority = m.group("authority") if m else ""
     else:
