@@ -286,8 +286,13 @@ class ReplayServer:
             return [_error(f"the journal {self._journal_path.name} cannot be opened now")]
         rows, more, known, head = page.rows, page.more, page.known, page.head
         if held:
-            known = known or req.epoch == held[-1].epoch
-            head = (held[-1].epoch, held[-1].seq)
+            newest = (held[-1].epoch, held[-1].seq)
+            if not known and req.epoch == newest[0]:
+                # this run's epoch is not in the journal yet (its first good write registers
+                # it): the journal's rows are all earlier runs', before the asked position
+                rows, more, known = [], False, True
+            if head[0] != newest[0] or head[1] < newest[1]:
+                head = newest  # not when the journal took the backlog and more since
             if not more:
                 rows, more = _with_backlog(rows, held, req, self.max_reply_bytes)
         header: dict[str, Any] = {

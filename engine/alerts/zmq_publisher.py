@@ -359,7 +359,10 @@ class ZmqPublisher:
             self._last_failed = last
             return False
         if self.journal is None:
-            self.journal = self._open_journal()
+            try:
+                self.journal = self._open_journal()
+            except PublishError as exc:  # gone and not made again, or damaged, not replaced
+                self._journal_failed(exc, first, last)
             if self.journal is None:
                 self._retry_at = now + self.cfg.journal_retry_s
                 self._last_failed = last

@@ -23,8 +23,10 @@ import pytest
 import zmq
 
 from engine.alerts import AlertStamper, ZmqPublisher
+from engine.alerts.backlog import Backlog
 from engine.alerts.client import AlertClient, Received
 from engine.alerts.journal import Journal, JournalRow
+from engine.alerts.replay import ReplayServer
 from engine.alerts.schema import validate_message
 from engine.config import Config, ZmqOutputConfig
 from engine.errors import PublishError
@@ -249,6 +251,74 @@ def test_an_engine_started_on_a_full_disk_publishes_and_journals_once_there_is_r
         pub.close()
         ctx.term()
     assert known and [r.seq for r in rows] == [1, 2, 3, 4, 5]
+
+
+def test_a_run_the_journal_has_not_registered_is_replayed_from_the_backlog_alone(
+    tmp_path: Path,
+) -> None:
+    """The epoch of a run that started on a full disk is not in the journal yet (its first
+    good write registers it): a console asking after this run's alerts gets the held ones, not
+    an earlier run's rows from the journal (delivered as new, they put that run after this one
+    and every later alert of this run was dropped as a duplicate)."""
+    path = tmp_path / "j.db"
+    with closing(Journal(path)) as old:
+        old.append([JournalRow("e1", s, ("load.site.cam1.",), b'{"seq": %d}' % s, None)
+                    for s in (1, 2, 3)])  # fmt: skip
+    backlog = Backlog()
+    backlog.add([JournalRow("e2", s, ("load.site.cam1.",), b'{"seq": %d}' % s, None)
+                 for s in (1, 2, 3)])  # fmt: skip
+    ctx = zmq.Context()
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    server = ReplayServer(endpoint, path, ctx, backlog=backlog)
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(endpoint)
+    try:
+        ask = {"op": "replay", "epoch": "e2", "after": 1}
+        dealer.send_multipart([b"", json.dumps(ask).encode()])
+        assert dealer.poll(10_000), "no answer"
+        reply = dealer.recv_multipart()[1:]
+    finally:
+        dealer.close(0)
+        server.close()
+        ctx.term()
+    header = json.loads(reply[0])
+    assert header["ok"] and header["known_epoch"] and not header["more"]
+    assert [json.loads(reply[2 + 3 * k]) for k in range(header["count"])] == [
+        {"seq": 2},
+        {"seq": 3},
+    ]
+    assert header["head"] == {"epoch": "e2", "seq": 3}
+
+
+def test_a_journal_that_cannot_be_opened_again_does_not_stop_publishing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal that could not be opened at start is tried again with later batches; when
+    that try cannot even make a fresh one (the file was deleted to free the full disk), the
+    batch still goes out (not durable, held), rather than failing the sink and going nowhere."""
+    path = tmp_path / "j.db"
+    Journal(path).close()
+    cfg = ZmqOutputConfig(
+        endpoint=f"tcp://127.0.0.1:{free_port()}", journal=path, heartbeat_s=0, journal_retry_s=0
+    )
+
+    def full(self: ZmqPublisher) -> Journal:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(ZmqPublisher, "_journal_at", full)
+    ctx = zmq.Context()
+    stamper = AlertStamper("site")
+    pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    try:
+        assert pub.journal is None and not pub.journal_ok
+        path.unlink()  # freeing the disk; a fresh journal still cannot be made
+        pub.send_many([stamper.stamp(_event(k)) for k in range(3)])
+        pub.send_many([stamper.stamp(_event(3))])
+        assert pub.sent == 4 and len(pub.backlog) == 4 and pub.fatal is None
+    finally:
+        pub.close()
+        ctx.term()
 
 
 def test_incidents_published_while_the_journal_failed_are_followed_once_it_recovers(
