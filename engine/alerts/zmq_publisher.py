@@ -392,7 +392,11 @@ class ZmqPublisher:
         self._good_batches += 1
         if self._failing and self._good_batches >= RECOVER_AFTER:
             self._failing = False
-            lost = [f"{d.first}-{d.last}" for d in self.backlog.dropped if d.epoch == self.epoch]
+            lost = [
+                f"{d.first}-{d.last}"
+                for d in self.backlog.dropped
+                if d.epoch == self.epoch and d.last >= self._failing_since  # this episode's
+            ]
             text = (
                 f"alert journal {self.journal_path} is written again; {self.not_durable} "
                 f"alert(s) from {self._failing_since} to {self._last_failed} went out not "
@@ -542,6 +546,11 @@ class ZmqPublisher:
         if self._curve is not None:
             self._curve.close()
             self._curve = None
+        if self.journal is None and len(self.backlog):
+            try:  # a last try: the disk may have room by now
+                self.journal = self._open_journal()
+            except PublishError as exc:
+                log.error("%s", exc)
         if self.journal is not None:
             self._flush_backlog()
             self.journal.close()

@@ -212,6 +212,20 @@ def test_a_console_joining_while_the_journal_is_full_still_gets_every_alert(
     assert client.lost == []
 
 
+def _fill(disk: Path) -> Path:
+    """Write a file until the disk is full; its path (unlink it to free the room)."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass  # the disk is full now
+    finally:
+        os.close(fd)
+    return filler
+
+
 def test_an_engine_started_on_a_full_disk_publishes_and_journals_once_there_is_room(
     small_disk: Callable[[int], Path],
 ) -> None:
@@ -222,15 +236,7 @@ def test_an_engine_started_on_a_full_disk_publishes_and_journals_once_there_is_r
     path = disk / "j.db"
     with closing(Journal(path)) as old:
         old.append([JournalRow("e0", 1, ("load.site.cam1.",), b"{}", None)])
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(fd, b"\0" * 4096):
-            pass
-    except OSError:
-        pass  # the disk is full now
-    finally:
-        os.close(fd)
+    filler = _fill(disk)
     cfg = ZmqOutputConfig(
         endpoint=f"tcp://127.0.0.1:{free_port()}", journal=path, heartbeat_s=0, journal_retry_s=0
     )
@@ -251,6 +257,35 @@ def test_an_engine_started_on_a_full_disk_publishes_and_journals_once_there_is_r
         pub.close()
         ctx.term()
     assert known and [r.seq for r in rows] == [1, 2, 3, 4, 5]
+
+
+def test_alerts_held_since_a_full_disk_start_are_journaled_at_close_if_there_is_room(
+    small_disk: Callable[[int], Path],
+) -> None:
+    """The journal could not be opened at start and the run ends before a batch retried it:
+    closing tries once more, so the alerts are not left out of the journal."""
+    disk = small_disk(300_000)
+    path = disk / "j.db"
+    with closing(Journal(path)) as old:
+        old.append([JournalRow("e0", 1, ("load.site.cam1.",), b"{}", None)])
+    filler = _fill(disk)
+    cfg = ZmqOutputConfig(
+        endpoint=f"tcp://127.0.0.1:{free_port()}", journal=path, heartbeat_s=0, journal_retry_s=600
+    )
+    ctx = zmq.Context()
+    stamper = AlertStamper("site")
+    pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    try:
+        pub.send_many([stamper.stamp(e) for e in pub.take_events()])
+        pub.send_many([stamper.stamp(_event(k)) for k in range(2)])
+        assert pub.journal is None and len(pub.backlog) == 3
+        filler.unlink()
+    finally:
+        pub.close()
+        ctx.term()
+    with closing(_reader(path)) as db:
+        kept = [int(r[0]) for r in db.execute("SELECT seq FROM alerts WHERE ord > 1")]
+    assert kept == [1, 2, 3]
 
 
 def test_a_run_the_journal_has_not_registered_is_replayed_from_the_backlog_alone(
