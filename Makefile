@@ -46,8 +46,8 @@ system-deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y \
 	  -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; fi
 
-## test: the whole test suite (installs ffmpeg and the GStreamer RTSP server if missing)
-test: setup system-deps ultralytics-env
+## test: lint, then the whole test suite (installs ffmpeg and the GStreamer RTSP server if missing)
+test: setup system-deps ultralytics-env lint
 	$(BIN)/pytest -q
 
 $(TRAIN_VENV)/bin/lookout: pyproject.toml
@@ -83,9 +83,10 @@ bench-results: setup ultralytics-env
 bench-soak: setup
 	$(BIN)/lookout --log-level WARNING bench soak --minutes 30 --json $(RESULTS)/soak.json
 
+## lint: ruff (lint and format check) and mypy over engine, bench and models; `make test` runs it first
 lint: setup
-	$(BIN)/ruff check engine bench tests
-	$(BIN)/ruff format --check engine bench tests
+	$(BIN)/ruff check engine bench tests models
+	$(BIN)/ruff format --check engine bench tests models
 	$(BIN)/mypy
 
 clean:

@@ -33,12 +33,20 @@ def load_event(k: int) -> Any:
     from engine.types import Event
 
     return Event(
-        event_id=f"load-{k}", kind="load", phase="start", source_id="cam1", rule_id="load",
-        pts_s=k / 30, capture_ns=time.monotonic_ns(),
-        xyxy=np.array([[10, 20, 110, 220]], np.float32), score=np.array([0.9], np.float32),
-        labels=("person",), track_id=np.array([k], np.int64), zone_id="zone",
+        event_id=f"load-{k}",
+        kind="load",
+        phase="start",
+        source_id="cam1",
+        rule_id="load",
+        pts_s=k / 30,
+        capture_ns=time.monotonic_ns(),
+        xyxy=np.array([[10, 20, 110, 220]], np.float32),
+        score=np.array([0.9], np.float32),
+        labels=("person",),
+        track_id=np.array([k], np.int64),
+        zone_id="zone",
         attributes={"sent_ns": time.monotonic_ns()},
-    )  # fmt: skip
+    )
 
 
 def _pace(t0: float, k: int, rate: float) -> None:
@@ -75,9 +83,14 @@ def _publish(a: argparse.Namespace) -> None:
         return
     ctx = zmq.Context()
     stamper = AlertStamper("site")
-    cfg = ZmqOutputConfig(endpoint=a.endpoint, replay_endpoint=a.replay, journal=a.journal,
-                          wait_subscribers=a.wait_subscribers, wait_timeout_s=30,
-                          snapshots=False)  # fmt: skip
+    cfg = ZmqOutputConfig(
+        endpoint=a.endpoint,
+        replay_endpoint=a.replay,
+        journal=a.journal,
+        wait_subscribers=a.wait_subscribers,
+        wait_timeout_s=30,
+        snapshots=False,
+    )
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
     print(f"READY {stamper.epoch}", flush=True)
     pub.wait_for_subscribers()
@@ -147,12 +160,15 @@ def _consume(a: argparse.Namespace) -> None:
     ctx.term()
     span = (last - first) if first and last and last > first else float("nan")
     report = {
-        "received": len(seqs), "unique": len(set(seqs)),
-        "in_order": seqs == sorted(seqs), "lost": a.expect - len(set(seqs)),
-        "duplicates": len(seqs) - len(set(seqs)), "rate_per_s": len(seqs) / span if span else None,
+        "received": len(seqs),
+        "unique": len(set(seqs)),
+        "in_order": seqs == sorted(seqs),
+        "lost": a.expect - len(set(seqs)),
+        "duplicates": len(seqs) - len(set(seqs)),
+        "rate_per_s": len(seqs) / span if span else None,
         "latency_p50_ms": float(np.percentile(lat_us, 50)) / 1000 if lat_us else None,
         "latency_p99_ms": float(np.percentile(lat_us, 99)) / 1000 if lat_us else None,
-    }  # fmt: skip
+    }
     Path(a.report).write_text(json.dumps(report))
 
 

@@ -51,8 +51,20 @@ def _publisher(
     rate: float = 0.0,
     hold: float = 60.0,
 ) -> subprocess.Popen[str]:
-    cmd = [*LOAD, "publish", "--endpoint", endpoint, "--count", str(count), "--rate", str(rate),
-           "--wait-subscribers", str(subscribers), "--hold", str(hold)]  # fmt: skip
+    cmd = [
+        *LOAD,
+        "publish",
+        "--endpoint",
+        endpoint,
+        "--count",
+        str(count),
+        "--rate",
+        str(rate),
+        "--wait-subscribers",
+        str(subscribers),
+        "--hold",
+        str(hold),
+    ]
     if raw:
         cmd += ["--raw", "--settle", "1.0"]
     else:
@@ -60,13 +72,24 @@ def _publisher(
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
 
 
-def _consoles(tmp: Path, endpoint: str, replay: str, n: int, expect: int,
-              raw: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+def _consoles(
+    tmp: Path, endpoint: str, replay: str, n: int, expect: int, raw: bool = False
+) -> list[dict[str, Any]]:
     reports = [tmp / f"c{free_port()}_{k}.json" for k in range(n)]
     procs = []
     for rep in reports:
-        cmd = [*LOAD, "consume", "--endpoint", endpoint, "--expect", str(expect),
-               "--report", str(rep), "--timeout", "300"]  # fmt: skip
+        cmd = [
+            *LOAD,
+            "consume",
+            "--endpoint",
+            endpoint,
+            "--expect",
+            str(expect),
+            "--report",
+            str(rep),
+            "--timeout",
+            "300",
+        ]
         cmd += ["--raw"] if raw else ["--replay", replay]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
     for p in procs:
@@ -85,8 +108,9 @@ def _collect(consoles: list[dict[str, Any]], pub: subprocess.Popen[str]) -> list
     return out
 
 
-def fan_out(tmp: Path, n_consoles: int, count: int, raw: bool = False,
-            rate: float = 0.0) -> dict[str, Any]:  # fmt: skip
+def fan_out(
+    tmp: Path, n_consoles: int, count: int, raw: bool = False, rate: float = 0.0
+) -> dict[str, Any]:
     """N consoles on one publisher; their reports combined."""
     endpoint, replay = _endpoints()
     consoles = _consoles(tmp, endpoint, replay, n_consoles, count, raw=raw)  # connected first
@@ -95,13 +119,16 @@ def fan_out(tmp: Path, n_consoles: int, count: int, raw: bool = False,
     rates = [r["rate_per_s"] for r in reports if r["rate_per_s"]]
     p50 = [r["latency_p50_ms"] for r in reports if r["latency_p50_ms"] is not None]
     p99 = [r["latency_p99_ms"] for r in reports if r["latency_p99_ms"] is not None]
-    return {"consoles": n_consoles, "alerts": count,
-            "lost": sum(r["lost"] for r in reports),
-            "duplicates": sum(r["duplicates"] for r in reports),
-            "in_order": all(r["in_order"] for r in reports),
-            "rate_per_s": min(rates) if rates else None,
-            "latency_p50_ms": max(p50) if p50 else None,
-            "latency_p99_ms": max(p99) if p99 else None}  # fmt: skip
+    return {
+        "consoles": n_consoles,
+        "alerts": count,
+        "lost": sum(r["lost"] for r in reports),
+        "duplicates": sum(r["duplicates"] for r in reports),
+        "in_order": all(r["in_order"] for r in reports),
+        "rate_per_s": min(rates) if rates else None,
+        "latency_p50_ms": max(p50) if p50 else None,
+        "latency_p99_ms": max(p99) if p99 else None,
+    }
 
 
 def killed_console(tmp: Path, count: int) -> dict[str, Any]:
@@ -128,13 +155,27 @@ def killed_console(tmp: Path, count: int) -> dict[str, Any]:
     pub.send_signal(signal.SIGTERM)
     pub.wait(30)
     seqs = [json.loads(line)["seq"] for line in out.read_text().splitlines()]
-    return {"alerts": count, "killed_at": killed_at, "received": len(seqs),
-            "lost": count - len(set(seqs)), "duplicates": len(seqs) - len(set(seqs)),
-            "in_order": seqs == sorted(seqs), "seconds": round(elapsed, 2)}  # fmt: skip
+    return {
+        "alerts": count,
+        "killed_at": killed_at,
+        "received": len(seqs),
+        "lost": count - len(set(seqs)),
+        "duplicates": len(seqs) - len(set(seqs)),
+        "in_order": seqs == sorted(seqs),
+        "seconds": round(elapsed, 2),
+    }
 
 
-COLUMNS = ("consoles", "alerts", "lost", "duplicates", "in_order", "rate_per_s",
-           "latency_p50_ms", "latency_p99_ms")  # fmt: skip
+COLUMNS = (
+    "consoles",
+    "alerts",
+    "lost",
+    "duplicates",
+    "in_order",
+    "rate_per_s",
+    "latency_p50_ms",
+    "latency_p99_ms",
+)
 
 
 def _round(v: Any) -> Any:
@@ -165,12 +206,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "duplicates": killed["duplicates"] + sum(f["duplicates"] for f in fans.values()),
         "in_order": killed["in_order"] and all(f["in_order"] for f in fans.values()),
         **{f"rate_per_s_{n}_consoles": f["rate_per_s"] for n, f in fans.items()},
-        "latency_p50_ms": paced["latency_p50_ms"], "latency_p99_ms": paced["latency_p99_ms"],
-        "reference_lost": ref["lost"], "reference_lost_pct": 100 * ref["lost"] / args.count,
+        "latency_p50_ms": paced["latency_p50_ms"],
+        "latency_p99_ms": paced["latency_p99_ms"],
+        "reference_lost": ref["lost"],
+        "reference_lost_pct": 100 * ref["lost"] / args.count,
         "reference_rate_per_s": ref["rate_per_s"],
-        "ratio_rate_1_console": (one["rate_per_s"] / ref["rate_per_s"]
-                                 if one["rate_per_s"] and ref["rate_per_s"] else None),
+        "ratio_rate_1_console": (
+            one["rate_per_s"] / ref["rate_per_s"]
+            if one["rate_per_s"] and ref["rate_per_s"]
+            else None
+        ),
         "reference_latency_p50_ms": ref_paced["latency_p50_ms"],
         "reference_latency_p99_ms": ref_paced["latency_p99_ms"],
-    }  # fmt: skip
+    }
     return {"suite": "alerts", "summary": summary, "table": table}

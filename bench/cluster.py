@@ -50,19 +50,33 @@ def _config(out: Path, frames: int, rate: str, reach: bool) -> Config:
     root = assets_dir()
     sources: list[dict[str, Any]] = []
     for i in range(STREAMS):
-        src: dict[str, Any] = {"id": f"cam{i + 1}", "type": "file", "path": str(root / CLIP),
-                               "rate": rate, "max_frames": frames}  # fmt: skip
+        src: dict[str, Any] = {
+            "id": f"cam{i + 1}",
+            "type": "file",
+            "path": str(root / CLIP),
+            "rate": rate,
+            "max_frames": frames,
+        }
         if reach:
             src["cluster"] = {"reach": "site"}
         sources.append(src)
-    return Config.model_validate({
-        "site": "bench", "sources": sources,
-        **watch_whole_frame([s["id"] for s in sources], ["person"], clear_after_s=0.5),
-        "detector": {"model": str(root / MODEL), "threads": 1},
-        "outputs": [{"type": "zmq", "endpoint": f"tcp://127.0.0.1:{free_port()}",
-                     "journal": str(out / "journal.db"), "snapshots": False},
-                    {"type": "jsonl", "path": str(out / "alerts.jsonl")}],
-    })  # fmt: skip
+    return Config.model_validate(
+        {
+            "site": "bench",
+            "sources": sources,
+            **watch_whole_frame([s["id"] for s in sources], ["person"], clear_after_s=0.5),
+            "detector": {"model": str(root / MODEL), "threads": 1},
+            "outputs": [
+                {
+                    "type": "zmq",
+                    "endpoint": f"tcp://127.0.0.1:{free_port()}",
+                    "journal": str(out / "journal.db"),
+                    "snapshots": False,
+                },
+                {"type": "jsonl", "path": str(out / "alerts.jsonl")},
+            ],
+        }
+    )
 
 
 def _single_box(cfg: Config) -> dict[str, Any]:
@@ -71,9 +85,15 @@ def _single_box(cfg: Config) -> dict[str, Any]:
     report = runner.run(threading.Event())
     elapsed = time.monotonic() - t0
     frames = sum(report.frames.values())
-    return {"run": "one box (no Ray)", "workers": 0, "frames": frames,
-            "seconds": round(elapsed, 2), "fps": round(frames / elapsed, 1),
-            "control_ms_per_frame": 0.0, "alerts": report.alerts}  # fmt: skip
+    return {
+        "run": "one box (no Ray)",
+        "workers": 0,
+        "frames": frames,
+        "seconds": round(elapsed, 2),
+        "fps": round(frames / elapsed, 1),
+        "control_ms_per_frame": 0.0,
+        "alerts": report.alerts,
+    }
 
 
 def _on_cluster(cfg: Config, workers: int, kill_after_s: float | None = None) -> dict[str, Any]:
@@ -86,15 +106,17 @@ def _on_cluster(cfg: Config, workers: int, kill_after_s: float | None = None) ->
     stop = threading.Event()
     out: dict[str, Any] = {}
     try:
-        thread = threading.Thread(target=lambda: out.update(r=run_cluster(cfg, cluster.address,
-                                                                          stop)))  # fmt: skip
+        thread = threading.Thread(
+            target=lambda: out.update(r=run_cluster(cfg, cluster.address, stop))
+        )
         t0 = time.monotonic()
         thread.start()
         if kill_after_s is not None:
             time.sleep(kill_after_s)
             # the node that runs cam1 (the driver in this process knows where its actors are)
             actor = ray.get_actor("lookout-source-cam1", namespace="lookout")
-            node = ray.get(actor.status.remote(), timeout=30)["node"]
+            status: dict[str, Any] = ray.get(actor.status.remote(), timeout=30)  # type: ignore[assignment]
+            node = status["node"]
             cluster.kill(next(w for w in cluster.workers if w.node_id == node))
             cluster.add(labels)  # the replacement box
         thread.join(900)
@@ -107,14 +129,19 @@ def _on_cluster(cfg: Config, workers: int, kill_after_s: float | None = None) ->
     frames = sum(s["frames"] - 1 for s in report.sources.values())
     sent = sum(w["records_sent"] for w in report.workers.values())
     deliver = sum(w["deliver_s"] for w in report.workers.values())
-    return {"run": f"cluster, {workers} worker node{'s' if workers > 1 else ''}"
-                   + (", one killed" if kill_after_s is not None else ""),
-            "workers": workers, "frames": frames, "seconds": round(elapsed, 2),
-            "fps": round(frames / elapsed, 1),
-            "control_ms_per_frame": round(deliver / max(1, sent) * 1000, 3),
-            "alerts": report.alerts, "nodes_lost": len(report.nodes_lost),
-            "moves": sum(s["moves"] for s in report.sources.values()),
-            "sources": report.sources}  # fmt: skip
+    return {
+        "run": f"cluster, {workers} worker node{'s' if workers > 1 else ''}"
+        + (", one killed" if kill_after_s is not None else ""),
+        "workers": workers,
+        "frames": frames,
+        "seconds": round(elapsed, 2),
+        "fps": round(frames / elapsed, 1),
+        "control_ms_per_frame": round(deliver / max(1, sent) * 1000, 3),
+        "alerts": report.alerts,
+        "nodes_lost": len(report.nodes_lost),
+        "moves": sum(s["moves"] for s in report.sources.values()),
+        "sources": report.sources,
+    }
 
 
 def _alerts_lost(out: Path, row: dict[str, Any], frames: int) -> int:
@@ -139,9 +166,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise EngineError(f"bench cluster: {why}")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lookout-bench-cluster-") as tmp:
-        for name, fn in (("box", lambda c: _single_box(c)),
-                         ("one", lambda c: _on_cluster(c, 1)),
-                         ("two", lambda c: _on_cluster(c, 2))):  # fmt: skip
+        for name, fn in (
+            ("box", lambda c: _single_box(c)),
+            ("one", lambda c: _on_cluster(c, 1)),
+            ("two", lambda c: _on_cluster(c, 2)),
+        ):
             out = Path(tmp) / name
             out.mkdir()
             rows.append(fn(_config(out, args.frames, "max", reach=name != "box")))
@@ -156,12 +185,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  {row['run']}: alerts lost {lost}")
     box, one, two = rows[0], rows[1], rows[2]
     summary = {
-        "fps_one_box": box["fps"], "fps_1_worker": one["fps"], "fps_2_workers": two["fps"],
+        "fps_one_box": box["fps"],
+        "fps_1_worker": one["fps"],
+        "fps_2_workers": two["fps"],
         "ratio_1_worker_vs_box": round(one["fps"] / box["fps"], 3),
         "ratio_2_vs_1_workers": round(two["fps"] / one["fps"], 3),
         "control_ms_per_frame": two["control_ms_per_frame"],
         "alerts_lost": lost,
-    }  # fmt: skip
+    }
     table = [{k: v for k, v in r.items() if k != "sources"} for r in rows]
-    return {"suite": "cluster", "frames_per_stream": args.frames, "streams": STREAMS,
-            "table": table, "runs": rows, "summary": summary}  # fmt: skip
+    return {
+        "suite": "cluster",
+        "frames_per_stream": args.frames,
+        "streams": STREAMS,
+        "table": table,
+        "runs": rows,
+        "summary": summary,
+    }

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from bench.assets import assets_dir
 from engine.config import DetectorConfig
@@ -61,7 +62,7 @@ def evaluate(
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(ann_file))
     detector = OnnxDetector(
-        DetectorConfig(model=model, family=family, imgsz=imgsz, conf=0.001, iou=0.6, max_det=300)  # type: ignore[arg-type]
+        DetectorConfig(model=model, family=family, imgsz=imgsz, conf=0.001, iou=0.6, max_det=300)
     )
     cat_by_name = {c["name"]: c["id"] for c in gt.loadCats(gt.getCatIds())}
     class_to_cat = [cat_by_name.get(COCO_ALIASES.get(n, n), -1) for n in detector.class_names]
@@ -74,7 +75,7 @@ def evaluate(
         if image is None:
             raise ConfigError(f"{data / 'images' / info['file_name']}: unreadable image")
         t0 = time.perf_counter()
-        det = detector.detect_images([image])[0]
+        det = detector.detect_images([np.asarray(image, np.uint8)])[0]
         elapsed += time.perf_counter() - t0
         for (x1, y1, x2, y2), s, c in zip(
             det.xyxy.tolist(), det.score.tolist(), det.class_id.tolist(), strict=True
@@ -82,9 +83,13 @@ def evaluate(
             cat = class_to_cat[c]
             if cat >= 0:
                 results.append(
-                    {"image_id": img_id, "category_id": cat, "bbox": [x1, y1, x2 - x1, y2 - y1],
-                     "score": s}
-                )  # fmt: skip
+                    {
+                        "image_id": img_id,
+                        "category_id": cat,
+                        "bbox": [x1, y1, x2 - x1, y2 - y1],
+                        "score": s,
+                    }
+                )
     if not results:
         return {"model": model.name, "map50_95": 0.0, "map50": 0.0, "person_map50_95": 0.0}
     with contextlib.redirect_stdout(io.StringIO()):
@@ -130,16 +135,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratio_map50_95": first["ratio_map50_95"],
         "ms_per_image": first["ms_per_image"],
         "models": len(rows),
-        "max_abs_delta_map50_95": max((abs(r["delta_map50_95"]) for r in rows
-                                       if r["delta_map50_95"] is not None), default=None),
-    }  # fmt: skip
+        "max_abs_delta_map50_95": max(
+            (abs(r["delta_map50_95"]) for r in rows if r["delta_map50_95"] is not None),
+            default=None,
+        ),
+    }
     table = [
-        {k: r.get(k) for k in ("model", "input", "map50_95", "reference_map50_95",
-                                "delta_map50_95", "map50", "person_map50_95", "ms_per_image")}
+        {
+            k: r.get(k)
+            for k in (
+                "model",
+                "input",
+                "map50_95",
+                "reference_map50_95",
+                "delta_map50_95",
+                "map50",
+                "person_map50_95",
+                "ms_per_image",
+            )
+        }
         for r in rows
-    ]  # fmt: skip
-    return {"suite": "coco", "data": str(data), "summary": summary, "models": rows,
-            "table": table}  # fmt: skip
+    ]
+    return {"suite": "coco", "data": str(data), "summary": summary, "models": rows, "table": table}
 
 
 if __name__ == "__main__":  # pragma: no cover

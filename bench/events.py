@@ -36,7 +36,7 @@ from engine.rule_config import (
     DumpingRuleConfig,
     LoiteringRuleConfig,
 )
-from engine.rules import AbandonedObjectRule, CrowdRule, DumpingRule, LoiteringRule
+from engine.rules import AbandonedObjectRule, CrowdRule, DumpingRule, LoiteringRule, Rule
 from engine.runtime.scene_view import SceneView
 from engine.sim import Simulation
 from engine.sim.scenario import DroneSensor, parse_scenario
@@ -73,14 +73,35 @@ SUITE = (
 
 # The rule settings every case runs with (zones are per case).
 DUMPING = {"id": "dumping", "stop_s": 2.0, "confirm_s": 1.0, "min_score": 0.3}
-CROWD = {"id": "crowd", "min_count": 10, "gather_rise": 6, "gather_window_s": 20.0,
-         "run_speed": 1.6, "min_runners": 4, "min_score": 0.3}  # fmt: skip
-LOITERING = {"id": "loitering", "dwell_s": 30.0, "grace_s": 4.0, "min_score": 0.3,
-             "min_movement": 0.5, "clear_after_s": 10.0}  # fmt: skip
-ABANDONED = {"id": "abandoned", "unattended_s": 10.0, "object_classes": [], "min_size_px": 24}
+CROWD = {
+    "id": "crowd",
+    "min_count": 10,
+    "gather_rise": 6,
+    "gather_window_s": 20.0,
+    "run_speed": 1.6,
+    "min_runners": 4,
+    "min_score": 0.3,
+}
+LOITERING: dict[str, Any] = {
+    "id": "loitering",
+    "dwell_s": 30.0,
+    "grace_s": 4.0,
+    "min_score": 0.3,
+    "min_movement": 0.5,
+    "clear_after_s": 10.0,
+}
+ABANDONED: dict[str, Any] = {
+    "id": "abandoned",
+    "unattended_s": 10.0,
+    "object_classes": [],
+    "min_size_px": 24,
+}
 # the bundled model is less sure of itself than COCO models: tracks start from 0.35
-TRACKING = {"new_track_score": 0.35}
-POLICY_DELAY = {"loitering": LOITERING["dwell_s"], "abandoned_object": ABANDONED["unattended_s"]}
+TRACKING: dict[str, Any] = {"new_track_score": 0.35}
+POLICY_DELAY: dict[str, float] = {
+    "loitering": float(LOITERING["dwell_s"]),
+    "abandoned_object": float(ABANDONED["unattended_s"]),
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -118,14 +139,16 @@ def _zone(zid: str, sim: Simulation, kinds: tuple[str, ...], buffer_m: float) ->
     grown = centre + (poly - centre) * (
         1 + buffer_m / max(1e-6, float(np.abs(poly - centre).max()))
     )
-    dense = np.concatenate([np.linspace(grown[i], grown[(i + 1) % len(grown)], 20)
-                            for i in range(len(grown))])  # fmt: skip
+    dense = np.concatenate(
+        [np.linspace(grown[i], grown[(i + 1) % len(grown)], 20) for i in range(len(grown))]
+    )
     cam = sim.rig.pose(0.0).camera
     uv, front = cam.project(np.column_stack([dense, np.zeros(len(dense))]))
     uv = np.clip(uv[front], [-w, -h], [2 * w, 2 * h]).astype(np.float32)
     hull = cv2.convexHull(uv)[:, 0, :]
-    _, clipped = cv2.intersectConvexConvex(hull, np.array([[0, 0], [w, 0], [w, h], [0, h]],
-                                                          np.float32))  # fmt: skip
+    _, clipped = cv2.intersectConvexConvex(
+        hull, np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    )
     if clipped is None or len(clipped) < 3:
         return whole
     return ZoneConfig(
@@ -141,15 +164,20 @@ def run_case(case: Case, seed: int, detector: OnnxDetector, max_s: float | None)
     # loitering is watched where an operator would draw it: in front of gates (none elsewhere)
     has_gate = any(a.kind == "gate" for a in sc.world.areas)
     gates = _zone("l", sim, ("gate",), 4.0) if has_gate else None
-    rules = [
-        DumpingRule(DumpingRuleConfig(zone="d", **DUMPING), _zone("d", sim, ("no_dumping",), 0),
-                    names),
+    rules: list[Rule] = [
+        DumpingRule(
+            DumpingRuleConfig(zone="d", **DUMPING), _zone("d", sim, ("no_dumping",), 0), names
+        ),
         CrowdRule(CrowdRuleConfig(zone="c", **CROWD), _zone("c", sim, (), 0), names),
-        *([LoiteringRule(LoiteringRuleConfig(zone="l", **LOITERING), gates, names)]
-          if gates is not None else []),
-        AbandonedObjectRule(AbandonedObjectRuleConfig(zone="a", **ABANDONED),
-                            _zone("a", sim, (), 0), names),
-    ]  # fmt: skip
+        *(
+            [LoiteringRule(LoiteringRuleConfig(zone="l", **LOITERING), gates, names)]
+            if gates is not None
+            else []
+        ),
+        AbandonedObjectRule(
+            AbandonedObjectRuleConfig(zone="a", **ABANDONED), _zone("a", sim, (), 0), names
+        ),
+    ]
     tracker = ByteTracker(TrackerSettings(**TRACKING), names)
     scene = SceneView(isinstance(sc.sensor, DroneSensor), rules)
     frames = sim.n_frames if max_s is None else min(sim.n_frames, round(max_s * sc.fps))
@@ -173,8 +201,14 @@ def run_case(case: Case, seed: int, detector: OnnxDetector, max_s: float | None)
         for e in sim.script.events
         if e.start_s + POLICY_DELAY.get(e.kind, 0) < end
     ]
-    return {"case": case.name, "seed": seed, "frames": frames, "engine_s": engine_s,
-            "alerts": alerts, "truth": truth}  # fmt: skip
+    return {
+        "case": case.name,
+        "seed": seed,
+        "frames": frames,
+        "engine_s": engine_s,
+        "alerts": alerts,
+        "truth": truth,
+    }
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -209,9 +243,18 @@ def score(
         precision = tp / (tp + fp) if tp + fp else 1.0
         recall = tp / (tp + fn) if tp + fn else 1.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        out[kind] = {"kind": kind, "true_events": tp + fn, "tp": tp, "fp": fp, "fn": fn,
-                     "precision": precision, "recall": recall, "f1": f1,
-                     "delay_p50_s": _pct(delays, 50), "delay_p95_s": _pct(delays, 95)}  # fmt: skip
+        out[kind] = {
+            "kind": kind,
+            "true_events": tp + fn,
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "delay_p50_s": _pct(delays, 50),
+            "delay_p95_s": _pct(delays, 95),
+        }
     return out
 
 
@@ -249,5 +292,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model": args.model.name,
     }
     table = [{**v, "fps": fps, "peak_rss_mb": peak_mb} for v in per_kind.values()]
-    return {"suite": "events", "summary": summary, "per_kind": per_kind, "cases": results,
-            "table": table}  # fmt: skip
+    return {
+        "suite": "events",
+        "summary": summary,
+        "per_kind": per_kind,
+        "cases": results,
+        "table": table,
+    }

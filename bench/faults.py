@@ -46,7 +46,13 @@ from engine.errors import EngineError
 
 __all__ = ["add_arguments", "run"]
 
-QUICK = {"frames": 30, "prefill": 20_000, "flood": 20, "blackhole_s": 7.0, "settle_s": 10.0}
+QUICK: dict[str, Any] = {
+    "frames": 30,
+    "prefill": 20_000,
+    "flood": 20,
+    "blackhole_s": 7.0,
+    "settle_s": 10.0,
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

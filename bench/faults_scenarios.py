@@ -106,7 +106,7 @@ def tally(
             to every console (the fault stopped the engine from producing them).
     """
     produced = case.produced()
-    consoles = []
+    consoles: list[dict[str, Any]] = []
     for c in case.consoles:
         want = expected(c) if expected else expected_keys(case, c)
         got = c.received()
@@ -281,7 +281,13 @@ def replay_flood(case: Case) -> dict[str, Any]:
     def attack(c: Case, engine: Any) -> None:
         figures["rss_before_mb"] = c.rss(engine).get("VmRSS", 0.0)
         flood.connect(c.replay)
-        req = {"op": "replay", "epoch": None, "after": 0, "topics": [], "limit": 5000}
+        req: dict[str, Any] = {
+            "op": "replay",
+            "epoch": None,
+            "after": 0,
+            "topics": [],
+            "limit": 5000,
+        }
         for _ in range(n):
             flood.send_multipart([b"", json.dumps(req).encode()])
         time.sleep(5.0)  # the engine works through them while it publishes

@@ -134,8 +134,14 @@ def _truth_of(path: Path, footage: list[Path]) -> list[dict[str, Any]]:
         src = e.get("source") or (source_id(footage[0], 0) if len(footage) == 1 else None)
         if src is None or "kind" not in e or "start_s" not in e or "end_s" not in e:
             raise ConfigError(f"{path}: events[{i}]: needs source, kind, start_s and end_s")
-        out.append({"source": src, "kind": e["kind"], "start": float(e["start_s"]),
-                    "end": float(e["end_s"])})  # fmt: skip
+        out.append(
+            {
+                "source": src,
+                "kind": e["kind"],
+                "start": float(e["start_s"]),
+                "end": float(e["end_s"]),
+            }
+        )
     return out
 
 
@@ -143,15 +149,18 @@ def _events(truth: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> list[d
     kinds = tuple(sorted({t["kind"] for t in truth} | {a["kind"] for a in alerts}))
     sources = {t["source"] for t in truth} | {a["source"] for a in alerts}
     cases = [
-        {"truth": [t for t in truth if t["source"] == s],
-         "alerts": [a for a in alerts if a["source"] == s]}
+        {
+            "truth": [t for t in truth if t["source"] == s],
+            "alerts": [a for a in alerts if a["source"] == s],
+        }
         for s in sorted(sources)
-    ]  # fmt: skip
+    ]
     return [{"kind": k, **v} for k, v in score(cases, kinds).items()]
 
 
-def _peers(args: argparse.Namespace, footage: list[Path], imgsz: int | None,
-           detect: PipelineRun) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+def _peers(
+    args: argparse.Namespace, footage: list[Path], imgsz: int | None, detect: PipelineRun
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from bench.peers import agreement, detections_of, ort_limit, run_ultralytics
 
     runs: list[dict[str, Any]] = []
@@ -166,11 +175,20 @@ def _peers(args: argparse.Namespace, footage: list[Path], imgsz: int | None,
         seconds = sum(v["steady_s"] for v in videos)
         wall = sum(v["wall_s"] for v in videos)
         n_all = sum(v["frames"] for v in videos)
-        runs.append({"name": f"ultralytics {mode}", "peer": True,
-                     "fps": round(frames / seconds, 2), "fps_all_frames": round(n_all / wall, 2),
-                     "frames": n_all, "seconds": round(seconds, 2), "stages_ms": _speed(videos),
-                     "cpu_pct": round(sum(v["cpu_s"] for v in videos) / wall * 100, 1),
-                     "rss_mb": res.get("peak_rss_mb"), "rect": res.get("rect")})  # fmt: skip
+        runs.append(
+            {
+                "name": f"ultralytics {mode}",
+                "peer": True,
+                "fps": round(frames / seconds, 2),
+                "fps_all_frames": round(n_all / wall, 2),
+                "frames": n_all,
+                "seconds": round(seconds, 2),
+                "stages_ms": _speed(videos),
+                "cpu_pct": round(sum(v["cpu_s"] for v in videos) / wall * 100, 1),
+                "rss_mb": res.get("peak_rss_mb"),
+                "rect": res.get("rect"),
+            }
+        )
         if mode == "predict":
             theirs = [d for v in res["videos"] for d in detections_of(v)]
             ours = [d for p in footage for d in detect.detections[source_id(p, 0)]]
@@ -198,8 +216,11 @@ def _model_size(model: Path, imgsz: int | None) -> int:
 
 def _speed(videos: list[dict[str, Any]]) -> dict[str, float]:
     keys = ("preprocess", "inference", "postprocess")
-    return {k: round(float(np.mean([v["speed_ms"][k] for v in videos])), 2) for k in keys
-            if all(k in v.get("speed_ms", {}) for v in videos)}  # fmt: skip
+    return {
+        k: round(float(np.mean([v["speed_ms"][k] for v in videos])), 2)
+        for k in keys
+        if all(k in v.get("speed_ms", {}) for v in videos)
+    }
 
 
 def _first_frames(path: Path, n: int) -> list[np.ndarray]:
@@ -228,8 +249,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.events:
         passes.add("track")
     total = sum(frame_count(p) for p in footage)
-    base = {"footage": tuple(footage), "model": args.model, "imgsz": args.imgsz,
-            "batch": args.batch, "spin": args.spin}  # fmt: skip
+    base = {
+        "footage": tuple(footage),
+        "model": args.model,
+        "imgsz": args.imgsz,
+        "batch": args.batch,
+        "spin": args.spin,
+    }
     summary: dict[str, Any] = {}
     runs: list[dict[str, Any]] = []
     scaling: list[dict[str, Any]] = []
@@ -255,8 +281,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         scaled = _pass(RunSpec(f"lookout detect x{n}", streams=n, **base), total)
         scaling.append(_scale_row(scaled, n))
         n *= 2
-    result: dict[str, Any] = {"title": "lookout bench run", "footage": [str(p) for p in footage],
-                              "model": str(args.model), "frames": total}  # fmt: skip
+    result: dict[str, Any] = {
+        "title": "lookout bench run",
+        "footage": [str(p) for p in footage],
+        "model": str(args.model),
+        "frames": total,
+    }
     if args.peers:
         assert detect is not None
         peer_runs, fig = _peers(args, footage, args.imgsz, detect)
@@ -265,37 +295,58 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         limit = fig["ort_limit"]
         if track is not None:
             summary["speedup_vs_ultralytics_track"] = round(track.fps / trk, 3)
-        summary.update({
-            "ultralytics_fps": predict, "ultralytics_track_fps": trk,
-            "speedup_vs_ultralytics": round(detect.fps / predict, 3),
-            "detections_agree_iou90": round(fig["agreement"]["frac_b"], 4),
-            "detections_agree_iou90_symmetric": round(fig["agreement"]["symmetric"], 4),
-            "limit_fps": round(limit["limit_fps"], 2), "limit_batch": limit["best_batch"],
-            "fraction_of_ort_limit": round(detect.fps / limit["limit_fps"], 3),
-        })  # fmt: skip
+        summary.update(
+            {
+                "ultralytics_fps": predict,
+                "ultralytics_track_fps": trk,
+                "speedup_vs_ultralytics": round(detect.fps / predict, 3),
+                "detections_agree_iou90": round(fig["agreement"]["frac_b"], 4),
+                "detections_agree_iou90_symmetric": round(fig["agreement"]["symmetric"], 4),
+                "limit_fps": round(limit["limit_fps"], 2),
+                "limit_batch": limit["best_batch"],
+                "fraction_of_ort_limit": round(detect.fps / limit["limit_fps"], 3),
+            }
+        )
         result["agreement"] = fig["agreement"]
         result["ort_limit"] = limit
     if args.events:
         assert track is not None
         result["events"] = _events(_truth_of(args.events, footage), track.alerts)
         summary["events_min_f1"] = round(min(r["f1"] for r in result["events"]), 3)
-    result.update(summary=summary, runs=runs, scaling=scaling, machine=machine(),
-                  table=[_table_row(r) for r in runs])  # fmt: skip
+    result.update(
+        summary=summary,
+        runs=runs,
+        scaling=scaling,
+        machine=machine(),
+        table=[_table_row(r) for r in runs],
+    )
     if args.out:
         _write(result, args.out)
     return result
 
 
 def _scale_row(r: PipelineRun, n: int) -> dict[str, Any]:
-    return {"streams": n, "fps_total": round(r.fps, 2), "fps_per_stream": round(r.fps / n, 2),
-            "latency_p99_ms": r.latency_ms["p99"], "drops": r.drops}  # fmt: skip
+    return {
+        "streams": n,
+        "fps_total": round(r.fps, 2),
+        "fps_per_stream": round(r.fps / n, 2),
+        "latency_p99_ms": r.latency_ms["p99"],
+        "drops": r.drops,
+    }
 
 
 def _table_row(r: dict[str, Any]) -> dict[str, Any]:
     lat = r.get("latency_ms") or {}
-    return {"run": r["name"], "fps": r["fps"], "frames": r["frames"], "p50_ms": lat.get("p50"),
-            "p99_ms": lat.get("p99"), "inferences": r.get("inferences"),
-            "cpu_pct": r.get("cpu_pct"), "rss_mb": r.get("rss_mb")}  # fmt: skip
+    return {
+        "run": r["name"],
+        "fps": r["fps"],
+        "frames": r["frames"],
+        "p50_ms": lat.get("p50"),
+        "p99_ms": lat.get("p99"),
+        "inferences": r.get("inferences"),
+        "cpu_pct": r.get("cpu_pct"),
+        "rss_mb": r.get("rss_mb"),
+    }
 
 
 def _write(result: dict[str, Any], out: Path) -> None:

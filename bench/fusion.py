@@ -43,9 +43,16 @@ __all__ = ["add_arguments", "run"]
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "models" / "lookout_sim_yolo11n.onnx"
 SCENARIO = REPO / "configs" / "scenarios" / "dumping_fixed.yaml"
-DRONE = {"type": "drone", "id": "drone9", "resolution": [1280, 720], "hfov_deg": 62.0,
-         "altitude_m": 60.0, "path": [[-4.0, 8.0], [4.0, 16.0]], "speed_mps": 0.5,
-         "gimbal_elevation_deg": -90.0}  # fmt: skip
+DRONE = {
+    "type": "drone",
+    "id": "drone9",
+    "resolution": [1280, 720],
+    "hfov_deg": 62.0,
+    "altitude_m": 60.0,
+    "path": [[-4.0, 8.0], [4.0, 16.0]],
+    "speed_mps": 0.5,
+    "gimbal_elevation_deg": -90.0,
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -63,8 +70,9 @@ def _sims(seed: int) -> dict[str, Simulation]:
     return {"pole3": fixed, "drone9": drone}
 
 
-def run_once(seed: int, detector: OnnxDetector | None, names: tuple[str, ...],
-             max_s: float | None) -> dict[str, Any]:  # fmt: skip
+def run_once(
+    seed: int, detector: OnnxDetector | None, names: tuple[str, ...], max_s: float | None
+) -> dict[str, Any]:
     """One seed, with the detector or (None) the true boxes."""
     import motmetrics as mm
 
@@ -72,16 +80,26 @@ def run_once(seed: int, detector: OnnxDetector | None, names: tuple[str, ...],
     o = sims["pole3"].scenario.world.origin
     origin = GeoOrigin(o.lat_deg, o.lon_deg, o.alt_m)
     cam0 = sims["pole3"].rig.pose(0.0).camera
-    locators = {"pole3": Locator(origin, GroundHomography(cam0.ground_homography())),
-                "drone9": Locator(origin, None)}  # fmt: skip
+    locators = {
+        "pole3": Locator(origin, GroundHomography(cam0.ground_homography())),
+        "drone9": Locator(origin, None),
+    }
     lot = next(a for a in sims["pole3"].scenario.world.areas if a.kind == "no_dumping")
     uv, _ = cam0.project(np.column_stack([np.asarray(lot.polygon), np.zeros(len(lot.polygon))]))
-    zones = {"pole3": ZoneConfig(id="lot", source="pole3", polygon=[tuple(p) for p in uv]),
-             "drone9": ZoneConfig(id="view", source="drone9",
-                                  polygon=[(0, 0), (1280, 0), (1280, 720), (0, 720)])}  # fmt: skip
-    rules = {s: DumpingRule(DumpingRuleConfig(id="dumping", zone=z.id, stop_s=2, confirm_s=1,
-                                              min_score=0.3), z, names)
-             for s, z in zones.items()}  # fmt: skip
+    zones = {
+        "pole3": ZoneConfig(id="lot", source="pole3", polygon=[tuple(p) for p in uv]),
+        "drone9": ZoneConfig(
+            id="view", source="drone9", polygon=[(0, 0), (1280, 0), (1280, 720), (0, 720)]
+        ),
+    }
+    rules = {
+        s: DumpingRule(
+            DumpingRuleConfig(id="dumping", zone=z.id, stop_s=2, confirm_s=1, min_score=0.3),
+            z,
+            names,
+        )
+        for s, z in zones.items()
+    }
     trackers = {s: ByteTracker(TrackerSettings(new_track_score=0.35), names) for s in sims}
     ground = {s: GroundTracks(loc) for s, loc in locators.items()}
     scenes = {"pole3": SceneView(False, [rules["pole3"]]), "drone9": SceneView(True, [])}
@@ -105,9 +123,12 @@ def run_once(seed: int, detector: OnnxDetector | None, names: tuple[str, ...],
                 dets = detector.detect_images([image])[0]
             else:
                 boxes = np.array([x.box_xyxy for x in visible], np.float32).reshape(-1, 4)
-                dets = Detections(boxes, np.full(len(visible), 0.9, np.float32),
-                                  np.array([names.index(x.cls) for x in visible], np.int32),
-                                  names)  # fmt: skip
+                dets = Detections(
+                    boxes,
+                    np.full(len(visible), 0.9, np.float32),
+                    np.array([names.index(x.cls) for x in visible], np.int32),
+                    names,
+                )
             tr = trackers[s]
             tracks = tr.update(dets, t)
             if tr.ended:
@@ -136,25 +157,42 @@ def run_once(seed: int, detector: OnnxDetector | None, names: tuple[str, ...],
                 e = merger(with_position(e, locators[s], frame))
                 if e.phase == "start":
                     pos = e.attributes.get("position") or {}
-                    alerts.append({"t": t, "sensor": s, "east": pos.get("east_m"),
-                                   "north": pos.get("north_m")})  # fmt: skip
+                    alerts.append(
+                        {
+                            "t": t,
+                            "sensor": s,
+                            "east": pos.get("east_m"),
+                            "north": pos.get("north_m"),
+                        }
+                    )
         tids = sorted(truth_xy)
         hids = sorted(seen)
-        dist = np.array([[float(np.sum((truth_xy[a] - seen[b]) ** 2)) for b in hids]
-                         for a in tids]).reshape(len(tids), len(hids))  # fmt: skip
+        dist = np.array(
+            [[float(np.sum((truth_xy[a] - seen[b]) ** 2)) for b in hids] for a in tids]
+        ).reshape(len(tids), len(hids))
         dist[dist > 4.0] = np.nan  # beyond 2 m: no match
         acc.update(tids, hids, dist)
     mh = mm.metrics.create()
     idf1 = float(mh.compute(acc, metrics=["idf1"], name="w")["idf1"].iloc[0])
     truth_events = [e for e in sims["pole3"].script.events if e.kind == "dumping"]
     place = np.array(truth_events[0].place_m) if truth_events else None
-    pos_err = [float(np.hypot(a["east"] - place[0], a["north"] - place[1]))
-               for a in alerts if a["east"] is not None and place is not None]  # fmt: skip
-    return {"seed": seed, "detector": "oracle" if detector is None else "model",
-            "drone_pos_err_m": errors["drone9"], "camera_pos_err_m": errors["pole3"],
-            "world_idf1": idf1, "alerts": alerts, "true_incidents": len(truth_events),
-            "duplicate_alerts": max(0, len(alerts) - len(truth_events)),
-            "merged": merger.merged, "alert_pos_err_m": pos_err}  # fmt: skip
+    pos_err = [
+        float(np.hypot(a["east"] - place[0], a["north"] - place[1]))
+        for a in alerts
+        if a["east"] is not None and place is not None
+    ]
+    return {
+        "seed": seed,
+        "detector": "oracle" if detector is None else "model",
+        "drone_pos_err_m": errors["drone9"],
+        "camera_pos_err_m": errors["pole3"],
+        "world_idf1": idf1,
+        "alerts": alerts,
+        "true_incidents": len(truth_events),
+        "duplicate_alerts": max(0, len(alerts) - len(truth_events)),
+        "merged": merger.merged,
+        "alert_pos_err_m": pos_err,
+    }
 
 
 def _p50(values: list[float]) -> float | None:
@@ -172,26 +210,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for seed in seeds:
             r = run_once(seed, det, names, args.max_s)
             runs[which].append(r)
-            print(f"  {which} seed {seed}: idf1 {r['world_idf1']:.3f}, alerts {r['alerts']}",
-                  flush=True)  # fmt: skip
+            print(
+                f"  {which} seed {seed}: idf1 {r['world_idf1']:.3f}, alerts {r['alerts']}",
+                flush=True,
+            )
 
     def agg(which: str) -> dict[str, Any]:
         rs = runs[which]
         drone = [e for r in rs for e in r["drone_pos_err_m"]]
         camera = [e for r in rs for e in r["camera_pos_err_m"]]
         alert_err = [e for r in rs for e in r["alert_pos_err_m"]]
-        return {"detector": which, "drone_pos_err_m_p50": _p50(drone),
-                "camera_pos_err_m_p50": _p50(camera),
-                "world_idf1": float(np.mean([r["world_idf1"] for r in rs])),
-                "duplicate_alerts": sum(r["duplicate_alerts"] for r in rs),
-                "alerts": sum(len(r["alerts"]) for r in rs),
-                "true_incidents": sum(r["true_incidents"] for r in rs),
-                "merged_starts": sum(r["merged"] for r in rs),
-                "alert_pos_err_m_max": max(alert_err) if alert_err else None}  # fmt: skip
+        return {
+            "detector": which,
+            "drone_pos_err_m_p50": _p50(drone),
+            "camera_pos_err_m_p50": _p50(camera),
+            "world_idf1": float(np.mean([r["world_idf1"] for r in rs])),
+            "duplicate_alerts": sum(r["duplicate_alerts"] for r in rs),
+            "alerts": sum(len(r["alerts"]) for r in rs),
+            "true_incidents": sum(r["true_incidents"] for r in rs),
+            "merged_starts": sum(r["merged"] for r in rs),
+            "alert_pos_err_m_max": max(alert_err) if alert_err else None,
+        }
 
     model, oracle = agg("model"), agg("oracle")
     rows = [model, oracle]
-    summary = {**{k: v for k, v in model.items() if k != "detector"},
-               **{f"{k}_oracle": v for k, v in oracle.items() if k != "detector"},
-               "seeds": len(seeds), "model": args.model.name}  # fmt: skip
+    summary = {
+        **{k: v for k, v in model.items() if k != "detector"},
+        **{f"{k}_oracle": v for k, v in oracle.items() if k != "detector"},
+        "seeds": len(seeds),
+        "model": args.model.name,
+    }
     return {"suite": "fusion", "summary": summary, "runs": runs, "table": rows}

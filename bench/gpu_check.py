@@ -55,7 +55,7 @@ def frames(n: int) -> list[npt.NDArray[np.uint8]]:
             if not ok:
                 break
             if index % 10 == 0:  # spread over the clip: people come and go
-                out.append(image)
+                out.append(np.asarray(image, np.uint8))
             index += 1
         cap.release()
     if len(out) < n:
@@ -67,8 +67,9 @@ def frames(n: int) -> list[npt.NDArray[np.uint8]]:
     return out
 
 
-def match_fraction(ref: list[Detections], got: list[Detections], min_iou: float = 0.9,
-                   max_score_diff: float = 0.05) -> float:  # fmt: skip
+def match_fraction(
+    ref: list[Detections], got: list[Detections], min_iou: float = 0.9, max_score_diff: float = 0.05
+) -> float:
     """Fraction of `ref` boxes that `got` reproduces (same class, IoU, score within a margin)."""
     total = matched = 0
     for a, b in zip(ref, got, strict=True):
@@ -90,8 +91,9 @@ def match_fraction(ref: list[Detections], got: list[Detections], min_iou: float 
     return matched / total if total else 1.0
 
 
-def _latency(det: OnnxDetector, images: list[npt.NDArray[np.uint8]], batch: int,
-             runs: int) -> float:  # fmt: skip
+def _latency(
+    det: OnnxDetector, images: list[npt.NDArray[np.uint8]], batch: int, runs: int
+) -> float:
     chunk = (images * batch)[:batch]
     det.detect_images(chunk)
     t0 = time.perf_counter()
@@ -122,10 +124,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         dets = [d for i in range(0, len(images), 8) for d in det.detect_images(images[i : i + 8])]
         if name == "cpu":
             reference = dets
-        row: dict[str, Any] = {"variant": name, "provider": det.provider,
-                               "boxes": sum(len(d) for d in dets),
-                               "match_vs_cpu": match_fraction(reference, dets) if reference
-                               else None}  # fmt: skip
+        row: dict[str, Any] = {
+            "variant": name,
+            "provider": det.provider,
+            "boxes": sum(len(d) for d in dets),
+            "match_vs_cpu": match_fraction(reference, dets) if reference else None,
+        }
         for b in batches:
             ms = _latency(det, images, b, args.runs)
             row[f"ms_b{b}"] = ms
@@ -137,9 +141,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model": args.model.name,
         "providers_run": [r["provider"] for r in ran],
         "min_match_vs_cpu": min((r["match_vs_cpu"] for r in gpu), default=None),
-        **{f"{r['variant']}_ms_per_image_b{max(batches)}": r[f"ms_per_image_b{max(batches)}"]
-           for r in ran},
-    }  # fmt: skip
+        **{
+            f"{r['variant']}_ms_per_image_b{max(batches)}": r[f"ms_per_image_b{max(batches)}"]
+            for r in ran
+        },
+    }
     keys = ["variant", "provider", "boxes", "match_vs_cpu"] + [f"ms_b{b}" for b in batches]
     table = [{k: r.get(k) for k in keys} for r in rows]
     return {"suite": "gpu-check", "summary": summary, "rows": rows, "table": table}

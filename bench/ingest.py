@@ -45,7 +45,12 @@ def _lookout_frames(url: str, stop: threading.Event) -> Iterator[np.ndarray]:
 
     src = LiveSource(RtspSourceConfig(type="rtsp", id="bench", url=url))
     src.open()
-    threading.Thread(target=lambda: (stop.wait(), src.close()), daemon=True).start()
+
+    def close_on_stop() -> None:
+        stop.wait()
+        src.close()
+
+    threading.Thread(target=close_on_stop, daemon=True).start()
     while (frame := src.read()) is not None:
         yield frame.image
 
@@ -53,8 +58,11 @@ def _lookout_frames(url: str, stop: threading.Event) -> Iterator[np.ndarray]:
 def _opencv_frames(url: str, stop: threading.Event) -> Iterator[np.ndarray]:
     import cv2
 
-    cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 10000,
-                                                 cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000])  # fmt: skip
+    cap = cv2.VideoCapture(
+        url,
+        cv2.CAP_FFMPEG,
+        [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 10000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000],
+    )
     try:
         while not stop.is_set():
             ok, image = cap.read()
@@ -96,10 +104,14 @@ def measure(reader: str, url: str, seconds: float, warmup: float) -> dict[str, A
     wall = time.monotonic() - wall0
     cpu = _cpu_s() - cpu0
     span = max(numbers) - min(numbers) + 1
-    return {"frames": len(numbers), "fps": len(numbers) / wall,
-            "cpu_pct": 100.0 * cpu / wall, "latency_p50_ms": float(np.percentile(lat_ms, 50)),
-            "latency_p99_ms": float(np.percentile(lat_ms, 99)),
-            "lost_pct": 100.0 * (1 - len(set(numbers)) / span)}  # fmt: skip
+    return {
+        "frames": len(numbers),
+        "fps": len(numbers) / wall,
+        "cpu_pct": 100.0 * cpu / wall,
+        "latency_p50_ms": float(np.percentile(lat_ms, 50)),
+        "latency_p99_ms": float(np.percentile(lat_ms, 99)),
+        "lost_pct": 100.0 * (1 - len(set(numbers)) / span),
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -114,8 +126,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rows = {}
             for reader in READERS:
                 rows[reader] = measure(reader, server.url(name), args.seconds, args.warmup)
-                table.append({"stream": name, "reader": reader,
-                              **{k: round(v, 2) for k, v in rows[reader].items()}})  # fmt: skip
+                table.append(
+                    {
+                        "stream": name,
+                        "reader": reader,
+                        **{k: round(v, 2) for k, v in rows[reader].items()},
+                    }
+                )
             for key in ("cpu_pct", "latency_p50_ms", "latency_p99_ms", "lost_pct"):
                 for reader in READERS:
                     summary[f"{name}_{reader}_{key}"] = rows[reader][key]

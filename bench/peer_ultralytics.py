@@ -56,8 +56,10 @@ def _rect(job: dict[str, Any]) -> tuple[bool | None, str]:
     if job.get("rect") is not None:
         return bool(job["rect"]), "set by the job"
     if _fixed_hw(job["model"]):
-        return False, ("graph input H and W are fixed: Ultralytics' rect letterbox would feed "
-                       "a smaller rectangle that onnxruntime refuses")  # fmt: skip
+        return False, (
+            "graph input H and W are fixed: Ultralytics' rect letterbox would feed "
+            "a smaller rectangle that onnxruntime refuses"
+        )
     return None, "Ultralytics' default (rect letterbox for dynamic exports)"
 
 
@@ -81,8 +83,13 @@ def _mean(rows: list[dict[str, float]], key: str) -> float | None:
 def run_video(model: Any, video: str, job: dict[str, Any], rect: bool | None) -> dict[str, Any]:
     """Run one video through predict/track; its timings and boxes."""
     track = job["mode"] == "track"
-    kwargs: dict[str, Any] = {"source": video, "stream": True, "imgsz": job["imgsz"],
-                              "conf": job["conf"], "verbose": False}  # fmt: skip
+    kwargs: dict[str, Any] = {
+        "source": video,
+        "stream": True,
+        "imgsz": job["imgsz"],
+        "conf": job["conf"],
+        "verbose": False,
+    }
     if rect is not None:
         kwargs["rect"] = rect
     if track:

@@ -100,8 +100,9 @@ def run_ultralytics(
         job_path.write_text(json.dumps(job), encoding="utf-8")
         cmd = [str(python), str(PEER_SCRIPT), str(job_path), str(out_path)]
         try:
-            run = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env,
-                                 cwd=tmp)  # fmt: skip
+            run = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout_s, env=env, cwd=tmp
+            )
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"ultralytics peer ran past {timeout_s:.0f} s") from None
         if run.returncode or not out_path.exists():
@@ -137,8 +138,9 @@ def _letterboxed(
     return out
 
 
-def _time_batch(session: Any, name: str, batches: list[npt.NDArray[Any]],
-                seconds: float) -> dict[str, float]:  # fmt: skip
+def _time_batch(
+    session: Any, name: str, batches: list[npt.NDArray[Any]], seconds: float
+) -> dict[str, float]:
     """Run the batches round-robin for about `seconds` after a warm-up: images/s and ms."""
     for k in range(WARMUP_RUNS):
         session.run(None, {name: batches[k % len(batches)]})
@@ -230,8 +232,9 @@ def ort_limit(
 # --- agreement ------------------------------------------------------------------------------
 
 
-def _match(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32],
-           iou: float) -> list[tuple[int, int, float]]:  # fmt: skip
+def _match(
+    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], iou: float
+) -> list[tuple[int, int, float]]:
     """One-to-one pairs (i, j, IoU) of same-class boxes at IoU >= iou, by an optimal assignment
     (lap's Jonker-Volgenant solver) on 1 - IoU."""
     if len(a) == 0 or len(b) == 0:
@@ -241,8 +244,7 @@ def _match(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32],
     limit = 1.0 - iou + 1e-6
     cost = np.where(ious >= iou, 1.0 - ious, 2.0).astype(np.float64)
     _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=limit)
-    return [(i, int(j), float(ious[i, j])) for i, j in enumerate(x)
-            if j >= 0 and ious[i, j] >= iou]  # fmt: skip
+    return [(i, int(j), float(ious[i, j])) for i, j in enumerate(x) if j >= 0 and ious[i, j] >= iou]
 
 
 def _as_boxes(frame: npt.ArrayLike) -> npt.NDArray[np.float32]:

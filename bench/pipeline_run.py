@@ -59,14 +59,24 @@ class RunSpec:
         sources = []
         for path in self.footage:
             for k in range(self.streams):
-                src: dict[str, Any] = {"id": source_id(path, k), "type": "file", "path": str(path),
-                                       "rate": "max", "when_behind": "wait",
-                                       "buffer_frames": max(4, 2 * self.batch)}  # fmt: skip
+                src: dict[str, Any] = {
+                    "id": source_id(path, k),
+                    "type": "file",
+                    "path": str(path),
+                    "rate": "max",
+                    "when_behind": "wait",
+                    "buffer_frames": max(4, 2 * self.batch),
+                }
                 if self.motion:
                     src["motion"] = {}
                 sources.append(src)
-        det: dict[str, Any] = {"model": str(self.model), "batch_max": self.batch,
-                               "conf": self.conf, "iou": self.iou, "spin": self.spin}  # fmt: skip
+        det: dict[str, Any] = {
+            "model": str(self.model),
+            "batch_max": self.batch,
+            "conf": self.conf,
+            "iou": self.iou,
+            "spin": self.spin,
+        }
         if self.imgsz:
             det["imgsz"] = self.imgsz
         return Config.model_validate(
@@ -77,7 +87,7 @@ class RunSpec:
                 "tracking": {"enabled": self.tracking},
                 **self.rules,
             }
-        )  # fmt: skip
+        )
 
 
 @dataclass
@@ -102,12 +112,19 @@ class PipelineRun:
     def row(self) -> dict[str, Any]:
         """The figures (no detections) for tables, JSON and plots."""
         return {
-            "name": self.name, "fps": round(self.fps, 2), "frames": self.frames,
-            "seconds": round(self.seconds, 2), "latency_ms": self.latency_ms,
-            "stages_ms": self.stages_ms, "inferences": self.inferences, "drops": self.drops,
-            "cpu_pct": round(self.cpu_pct, 1), "rss_mb": round(self.rss_mb, 1),
-            "peak_rss_mb": round(self.peak_rss_mb, 1), "mean_batch": round(self.mean_batch, 2),
-        }  # fmt: skip
+            "name": self.name,
+            "fps": round(self.fps, 2),
+            "frames": self.frames,
+            "seconds": round(self.seconds, 2),
+            "latency_ms": self.latency_ms,
+            "stages_ms": self.stages_ms,
+            "inferences": self.inferences,
+            "drops": self.drops,
+            "cpu_pct": round(self.cpu_pct, 1),
+            "rss_mb": round(self.rss_mb, 1),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "mean_batch": round(self.mean_batch, 2),
+        }
 
 
 class _Hook:
@@ -164,9 +181,14 @@ def measure_pipeline(spec: RunSpec, progress: Callable[[int], None] | None = Non
     calls, images = runner.inference_calls, runner.inference_images
     stages = runner.metrics.stage_means_ms()
     return PipelineRun(
-        name=spec.name, frames=frames, seconds=seconds, fps=frames / seconds,
-        latency_ms={p: round(float(np.percentile(lat, q)), 1)
-                    for p, q in (("p50", 50), ("p90", 90), ("p99", 99))},
+        name=spec.name,
+        frames=frames,
+        seconds=seconds,
+        fps=frames / seconds,
+        latency_ms={
+            p: round(float(np.percentile(lat, q)), 1)
+            for p, q in (("p50", 50), ("p90", 90), ("p99", 99))
+        },
         stages_ms=_increments(stages),
         inferences=sum(report.inferences.values()),
         drops=sum(s.dropped for s in runner.sources),
@@ -174,14 +196,19 @@ def measure_pipeline(spec: RunSpec, progress: Callable[[int], None] | None = Non
         rss_mb=proc["rss_mb"],
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         mean_batch=images / calls if calls else 1.0,
-        detections=hook.detections, alerts=alerts,
-    )  # fmt: skip
+        detections=hook.detections,
+        alerts=alerts,
+    )
 
 
 def _increments(means: dict[str, float]) -> dict[str, float]:
     """Mean ms spent in each stage, from the cumulative capture-to-stage means."""
-    names = {"detect": "decode queue + detect", "track": "track", "rules": "rules",
-             "alert": "publish"}  # fmt: skip
+    names = {
+        "detect": "decode queue + detect",
+        "track": "track",
+        "rules": "rules",
+        "alert": "publish",
+    }
     out: dict[str, float] = {}
     before = 0.0
     for stage in ("detect", "track", "rules", "alert"):

@@ -199,8 +199,17 @@ def _summary_section(summary: Mapping[str, Any]) -> list[str]:
 
 def _runs_section(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     header = ["run", "frames/s", "p50 ms", "p90 ms", "p99 ms", "CPU %", "RSS MB", "drops"]
-    rows = [[r["name"], r.get("fps"), *((r.get("latency_ms") or {}).get(p) for p in _PERCENTILES),
-             r.get("cpu_pct"), r.get("rss_mb"), r.get("drops")] for r in runs]  # fmt: skip
+    rows = [
+        [
+            r["name"],
+            r.get("fps"),
+            *((r.get("latency_ms") or {}).get(p) for p in _PERCENTILES),
+            r.get("cpu_pct"),
+            r.get("rss_mb"),
+            r.get("drops"),
+        ]
+        for r in runs
+    ]
     return ["## Runs", "", *_table(header, rows)]
 
 
@@ -209,15 +218,23 @@ def _stages_section(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     if not staged:
         return []
     stages = _stage_names(staged)
-    rows = [[r["name"], *(r["stages_ms"].get(s) for s in stages),
-             sum(float(v or 0.0) for v in r["stages_ms"].values())] for r in staged]  # fmt: skip
+    rows = [
+        [
+            r["name"],
+            *(r["stages_ms"].get(s) for s in stages),
+            sum(float(v or 0.0) for v in r["stages_ms"].values()),
+        ]
+        for r in staged
+    ]
     return ["## Stages (ms per frame)", "", *_table(["run", *stages, "total"], rows)]
 
 
 def _scaling_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     header = ["streams", "frames/s per stream", "p99 ms", "drops"]
-    body = [[r["streams"], r.get("fps_per_stream"), r.get("latency_p99_ms"), r.get("drops")]
-            for r in sorted(rows, key=lambda r: r["streams"])]  # fmt: skip
+    body = [
+        [r["streams"], r.get("fps_per_stream"), r.get("latency_p99_ms"), r.get("drops")]
+        for r in sorted(rows, key=lambda r: r["streams"])
+    ]
     return ["## Scaling", "", *_table(header, body)]
 
 

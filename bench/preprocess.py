@@ -37,8 +37,13 @@ LAYOUT = InputLayout("rgb", True, "center")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of `lookout bench preprocess`."""
     p.add_argument("--repeat", type=int, default=60, help="timed calls per kernel case")
-    p.add_argument("--skip", nargs="*", default=[], choices=["batching", "motion", "tiling"],
-                   help="sections to leave out")  # fmt: skip
+    p.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["batching", "motion", "tiling"],
+        help="sections to leave out",
+    )
 
 
 def reference_letterbox(image: npt.NDArray[np.uint8], out: npt.NDArray[np.float32]) -> None:
@@ -51,8 +56,9 @@ def reference_letterbox(image: npt.NDArray[np.uint8], out: npt.NDArray[np.float3
     dw, dh = (dst_w - new_w) / 2, (dst_h - new_h) / 2
     top, bottom = round(dh - 0.1), round(dh + 0.1)
     left, right = round(dw - 0.1), round(dw + 0.1)
-    padded = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT,
-                                value=(114, 114, 114))  # fmt: skip
+    padded = cv2.copyMakeBorder(
+        resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(114, 114, 114)
+    )
     chw = np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1))
     out[...] = chw.astype(np.float32) / 255.0
 
@@ -88,22 +94,35 @@ def kernel_rows(repeat: int, gbs: float) -> list[dict[str, Any]]:
     for name, (h, w) in SOURCES.items():
         image = rng.integers(0, 256, (h, w, 3), np.uint8)
         for size in (320, 640):
-            for shape_name, (ih, iw) in (("square", (size, size)),
-                                         ("rect", rect_input_shape(h, w, size))):  # fmt: skip
+            for shape_name, (ih, iw) in (
+                ("square", (size, size)),
+                ("rect", rect_input_shape(h, w, size)),
+            ):
                 out = np.empty((3, ih, iw), np.float32)
-                fused = _time_ms(lambda image=image, out=out: letterbox_fused(image, out, LAYOUT),
-                                 repeat)  # fmt: skip
-                ref = _time_ms(lambda image=image, out=out: reference_letterbox(image, out),
-                               repeat)  # fmt: skip
-                direct = _time_ms(lambda image=image, out=out: letterbox_into(image, out, LAYOUT),
-                                  repeat)  # fmt: skip
+                fused = _time_ms(
+                    lambda image=image, out=out: letterbox_fused(image, out, LAYOUT), repeat
+                )
+                ref = _time_ms(lambda image=image, out=out: reference_letterbox(image, out), repeat)
+                direct = _time_ms(
+                    lambda image=image, out=out: letterbox_into(image, out, LAYOUT), repeat
+                )
                 moved = image.nbytes + out.nbytes
                 bound = moved / (gbs * 1e9) * 1000
-                rows.append({"source": name, "input": f"{ih}x{iw} {shape_name}",
-                             "fused_ms": fused, "reference_ms": ref, "opencv_direct_ms": direct,
-                             "bound_ms": bound, "speedup": ref / fused,
-                             "speedup_vs_direct": direct / fused, "bound_ratio": fused / bound,
-                             "size": size, "shape": shape_name})  # fmt: skip
+                rows.append(
+                    {
+                        "source": name,
+                        "input": f"{ih}x{iw} {shape_name}",
+                        "fused_ms": fused,
+                        "reference_ms": ref,
+                        "opencv_direct_ms": direct,
+                        "bound_ms": bound,
+                        "speedup": ref / fused,
+                        "speedup_vs_direct": direct / fused,
+                        "bound_ratio": fused / bound,
+                        "size": size,
+                        "shape": shape_name,
+                    }
+                )
     return rows
 
 
@@ -122,21 +141,26 @@ def batching_rows() -> list[dict[str, Any]]:
     for b in (1, 2, 4, 8):
         batch = frames[:b]
         ms = _time_ms(lambda batch=batch: det.detect_images(batch), 5)
-        rows.append({"batch": b, "input": "x".join(map(str, det.input_shape(batch))),
-                     "ms_per_image": ms / b})  # fmt: skip
+        rows.append(
+            {
+                "batch": b,
+                "input": "x".join(map(str, det.input_shape(batch))),
+                "ms_per_image": ms / b,
+            }
+        )
     return rows
 
 
 def _frames(clip: Path, n: int, every: int = 15) -> list[npt.NDArray[np.uint8]]:
     cap = cv2.VideoCapture(str(clip))
-    out = []
+    out: list[npt.NDArray[np.uint8]] = []
     k = 0
     while len(out) < n:
         ok, frame = cap.read()
         if not ok:
             break
         if k % every == 0:
-            out.append(frame)
+            out.append(np.asarray(frame, np.uint8))
         k += 1
     cap.release()
     return out
@@ -174,17 +198,22 @@ def _missed(without: list[tuple[str, float, float]], gated: list[tuple[str, floa
     )
 
 
-def _motion_config(sources: list[tuple[str, Path]], model: Path, classes: str,
-                   gated: bool) -> str:  # fmt: skip
+def _motion_config(sources: list[tuple[str, Path]], model: Path, classes: str, gated: bool) -> str:
     motion = ", motion: {force_every_s: 5.0}" if gated else ""
-    src = "".join(f"  - {{id: {i}, type: file, path: '{p}', rate: max{motion}}}\n"
-                  for i, p in sources)  # fmt: skip
-    zones = "".join(f"  - {{id: z{i}, source: {i}, polygon: [[0, 0], [9000, 0], [9000, 9000], "
-                    f"[0, 9000]]}}\n" for i, _ in sources)  # fmt: skip
-    rules = "".join(f"  - {{id: r{i}, type: zone_presence, zone: z{i}, classes: [{classes}]}}\n"
-                    for i, _ in sources)  # fmt: skip
-    return (f"sources:\n{src}detector: {{model: '{model}', threads: 2}}\nzones:\n{zones}"
-            f"rules:\n{rules}")  # fmt: skip
+    src = "".join(
+        f"  - {{id: {i}, type: file, path: '{p}', rate: max{motion}}}\n" for i, p in sources
+    )
+    zones = "".join(
+        f"  - {{id: z{i}, source: {i}, polygon: [[0, 0], [9000, 0], [9000, 9000], [0, 9000]]}}\n"
+        for i, _ in sources
+    )
+    rules = "".join(
+        f"  - {{id: r{i}, type: zone_presence, zone: z{i}, classes: [{classes}]}}\n"
+        for i, _ in sources
+    )
+    return (
+        f"sources:\n{src}detector: {{model: '{model}', threads: 2}}\nzones:\n{zones}rules:\n{rules}"
+    )
 
 
 def motion_rows(tmp: Path) -> list[dict[str, Any]]:
@@ -209,17 +238,30 @@ def motion_rows(tmp: Path) -> list[dict[str, Any]]:
         render_scenario(sc, out)
         video = next(out.glob("*.mp4"))
         bundled = repo / "models" / "lookout_sim_yolo11n.onnx"
-        cases.append((f"scenario {name}", [(name.replace("_", "-"), video)], bundled,
-                      "person, car, truck, debris"))  # fmt: skip
+        cases.append(
+            (
+                f"scenario {name}",
+                [(name.replace("_", "-"), video)],
+                bundled,
+                "person, car, truck, debris",
+            )
+        )
     rows = []
     for label, sources, model, classes in cases:
         plain, frames, _ = _incidents(_motion_config(sources, model, classes, gated=False))
         gated, _, infers = _incidents(_motion_config(sources, model, classes, gated=True))
         total, ran = sum(frames.values()), sum(infers.values())
-        rows.append({"case": label, "frames": total, "inferences": ran,
-                     "saved": 1 - ran / total if total else 0.0,
-                     "incidents": len(plain), "incidents_gated": len(gated),
-                     "missed": _missed(plain, gated)})  # fmt: skip
+        rows.append(
+            {
+                "case": label,
+                "frames": total,
+                "inferences": ran,
+                "saved": 1 - ran / total if total else 0.0,
+                "incidents": len(plain),
+                "incidents_gated": len(gated),
+                "missed": _missed(plain, gated),
+            }
+        )
     return rows
 
 
@@ -234,17 +276,23 @@ def tiling_rows(tmp: Path) -> list[dict[str, Any]]:
     from engine.types import Frame
 
     repo = Path(__file__).resolve().parents[1]
-    det = OnnxDetector(DetectorConfig(model=repo / "models" / "lookout_sim_yolo11n.onnx",
-                                      conf=0.25, threads=2))  # fmt: skip
-    samples = []
+    det = OnnxDetector(
+        DetectorConfig(model=repo / "models" / "lookout_sim_yolo11n.onnx", conf=0.25, threads=2)
+    )
+    samples: list[Any] = []
     seed = 3_000_000
     while len(samples) < 24:
         sc = random_scenario(seed)
         seed += 1
         if sc.sensor.type != "drone":
             continue
-        sc = sc.model_copy(update={"sensor": sc.sensor.model_copy(update={
-            "resolution": [1920, 1080], "altitude_m": 45.0})})  # fmt: skip
+        sc = sc.model_copy(
+            update={
+                "sensor": sc.sensor.model_copy(
+                    update={"resolution": [1920, 1080], "altitude_m": 45.0}
+                )
+            }
+        )
         sim = Simulation(sc)
         for t in (8.0, 20.0):
             image, truths, _ = sim.frame(int(t * sc.fps))
@@ -269,8 +317,15 @@ def tiling_rows(tmp: Path) -> list[dict[str, Any]]:
                 total += 1
                 found += bool(len(people)) and bool(box_iou_one_to_many(box, people).max() >= 0.3)
         ms = (time.perf_counter() - t0) / len(samples) * 1000
-        rows.append({"mode": label, "frames": len(samples), "small_people": total,
-                     "recall": found / total if total else 0.0, "ms_per_frame": ms})  # fmt: skip
+        rows.append(
+            {
+                "mode": label,
+                "frames": len(samples),
+                "small_people": total,
+                "recall": found / total if total else 0.0,
+                "ms_per_frame": ms,
+            }
+        )
     return rows
 
 
@@ -284,15 +339,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     main = pick[("1080p", 640, "square")]
     summary: dict[str, Any] = {
         "copy_bandwidth_gbs": gbs,
-        "fused_ms_1080p_640": main["fused_ms"], "reference_ms_1080p_640": main["reference_ms"],
-        "speedup_1080p_640": main["speedup"], "bound_ratio_1080p_640": main["bound_ratio"],
+        "fused_ms_1080p_640": main["fused_ms"],
+        "reference_ms_1080p_640": main["reference_ms"],
+        "speedup_1080p_640": main["speedup"],
+        "bound_ratio_1080p_640": main["bound_ratio"],
         "speedup_vs_opencv_direct_1080p_640": main["speedup_vs_direct"],
         "speedup_1080p_640_rect": pick[("1080p", 640, "rect")]["speedup"],
         "bound_ratio_1080p_640_rect": pick[("1080p", 640, "rect")]["bound_ratio"],
-    }  # fmt: skip
-    result: dict[str, Any] = {"suite": "preprocess", "summary": summary,
-                              "table": [{k: v for k, v in r.items() if k not in ("size", "shape")}
-                                        for r in kernel]}  # fmt: skip
+    }
+    result: dict[str, Any] = {
+        "suite": "preprocess",
+        "summary": summary,
+        "table": [{k: v for k, v in r.items() if k not in ("size", "shape")} for r in kernel],
+    }
     if "batching" not in args.skip:
         result["batching"] = batching_rows()
         for r in result["batching"]:
@@ -309,8 +368,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             by = {r["mode"]: r for r in result["tiling"]}
             summary["tiling_recall_small_whole"] = by["whole frame"]["recall"]
             summary["tiling_recall_small_tiles"] = by["2x2 tiles + whole"]["recall"]
-            summary["tiling_cost_ratio"] = (by["2x2 tiles + whole"]["ms_per_frame"]
-                                            / by["whole frame"]["ms_per_frame"])  # fmt: skip
+            summary["tiling_cost_ratio"] = (
+                by["2x2 tiles + whole"]["ms_per_frame"] / by["whole frame"]["ms_per_frame"]
+            )
     for section in ("batching", "motion", "tiling"):
         for r in result.get(section, []):
             print(f"{section}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in r.items()))

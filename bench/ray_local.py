@@ -26,8 +26,12 @@ __all__ = ["HEALTH", "LocalCluster"]
 LOOPBACK_ENV = {**RAY_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 # Ray reads these when imported: this module sets them on import (import it before ray)
 os.environ.update(LOOPBACK_ENV)
-HEALTH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 1000,
-          "health_check_timeout_ms": 1000, "health_check_failure_threshold": 3}  # fmt: skip
+HEALTH = {
+    "health_check_initial_delay_ms": 0,
+    "health_check_period_ms": 1000,
+    "health_check_timeout_ms": 1000,
+    "health_check_failure_threshold": 3,
+}
 STORE = 80 * 2**20
 
 
@@ -42,10 +46,16 @@ class LocalCluster:
         os.environ.update(LOOPBACK_ENV)
         from ray.cluster_utils import Cluster
 
-        self.cluster = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": 1, "include_dashboard": False, "object_store_memory": STORE,
-            "node_ip_address": "127.0.0.1", "_system_config": dict(HEALTH),
-        })  # fmt: skip
+        self.cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 1,
+                "include_dashboard": False,
+                "object_store_memory": STORE,
+                "node_ip_address": "127.0.0.1",
+                "_system_config": dict(HEALTH),
+            },
+        )
         self.workers = [self.add(labels) for labels in workers]
         self.cluster.wait_for_nodes()
 
@@ -57,8 +67,9 @@ class LocalCluster:
 
     def add(self, labels: dict[str, str]) -> Any:
         """Start one more worker node with these labels."""
-        return self.cluster.add_node(num_cpus=1, object_store_memory=STORE,
-                                     node_ip_address="127.0.0.1", labels=dict(labels))  # fmt: skip
+        return self.cluster.add_node(
+            num_cpus=1, object_store_memory=STORE, node_ip_address="127.0.0.1", labels=dict(labels)
+        )
 
     def kill(self, node: Any) -> int:
         """Cut the node's power: SIGKILL its raylet and every process under it. The count."""

@@ -24,10 +24,16 @@ def available() -> str | None:
     if not Path(SYSTEM_PYTHON).is_file():
         return f"{SYSTEM_PYTHON} not found (set LOOKOUT_GST_PYTHON)"
     probe = subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
-         "from gi.repository import GstRtspServer"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        [
+            SYSTEM_PYTHON,
+            "-c",
+            "import gi; gi.require_version('GstRtspServer', '1.0'); "
+            "from gi.repository import GstRtspServer",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if probe.returncode:
         return "GStreamer RTSP server bindings missing (apt-get install gir1.2-gst-rtsp-server-1.0 "
         "gstreamer1.0-plugins-ugly python3-gi)"
@@ -50,8 +56,13 @@ class RtspServer:
         user, password: require basic auth.
     """
 
-    def __init__(self, mounts: dict[str, str], port: int | None = None,
-                 user: str | None = None, password: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        mounts: dict[str, str],
+        port: int | None = None,
+        user: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.mounts = mounts
         self.port = port or free_port()
         self.user, self.password = user, password
@@ -69,8 +80,7 @@ class RtspServer:
             cmd += ["--mount", f"{name}:{geometry}"]
         if self.user:
             cmd += ["--user", self.user, "--password", self.password or ""]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)  # fmt: skip
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + timeout_s
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:

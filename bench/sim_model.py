@@ -56,17 +56,22 @@ def heldout_images(scenes: int, per_scene: int) -> list[tuple[np.ndarray, list[A
     return out
 
 
-def score(model: Path, data: list[tuple[np.ndarray, list[Any]]],
-          classes: tuple[str, ...], imgsz: int | None = None) -> dict[str, Any]:  # fmt: skip
+def score(
+    model: Path,
+    data: list[tuple[np.ndarray, list[Any]]],
+    classes: tuple[str, ...],
+    imgsz: int | None = None,
+) -> dict[str, Any]:
     """mAP50 (overall and per class), mAP50-95 and speed of `model` on `classes`."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    det = OnnxDetector(DetectorConfig(model=model, conf=0.001, iou=0.6, max_det=300,
-                                      imgsz=imgsz))  # fmt: skip
+    det = OnnxDetector(DetectorConfig(model=model, conf=0.001, iou=0.6, max_det=300, imgsz=imgsz))
     names = [n for n in classes if n in det.class_names]
     cat = {n: i + 1 for i, n in enumerate(names)}
-    images, anns, results = [], [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
     elapsed = 0.0
     for img_id, (image, truths) in enumerate(data, start=1):
         h, w = image.shape[:2]
@@ -76,21 +81,38 @@ def score(model: Path, data: list[tuple[np.ndarray, list[Any]]],
                 continue
             x1, y1, x2, y2 = t.box_xyxy
             small = (x2 - x1) < 3 or (y2 - y1) < 3
-            anns.append({"id": len(anns) + 1, "image_id": img_id, "category_id": cat[t.cls],
-                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
-                         "iscrowd": int(t.visibility < 0.25 or small)})  # fmt: skip
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": img_id,
+                    "category_id": cat[t.cls],
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": int(t.visibility < 0.25 or small),
+                }
+            )
         t0 = time.perf_counter()
         d = det.detect_images([image])[0]
         elapsed += time.perf_counter() - t0
-        for (x1, y1, x2, y2), s, c in zip(d.xyxy.tolist(), d.score.tolist(), d.class_id.tolist(),
-                                          strict=True):  # fmt: skip
+        for (x1, y1, x2, y2), s, c in zip(
+            d.xyxy.tolist(), d.score.tolist(), d.class_id.tolist(), strict=True
+        ):
             name = det.class_names[c]
             if name in cat:
-                results.append({"image_id": img_id, "category_id": cat[name],
-                                "bbox": [x1, y1, x2 - x1, y2 - y1], "score": s})  # fmt: skip
+                results.append(
+                    {
+                        "image_id": img_id,
+                        "category_id": cat[name],
+                        "bbox": [x1, y1, x2 - x1, y2 - y1],
+                        "score": s,
+                    }
+                )
     gt = COCO()
-    gt.dataset = {"images": images, "annotations": anns,
-                  "categories": [{"id": i, "name": n} for n, i in cat.items()]}  # fmt: skip
+    gt.dataset = {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": i, "name": n} for n, i in cat.items()],
+    }
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
         dt = gt.loadRes(results) if results else COCO()
@@ -103,10 +125,15 @@ def score(model: Path, data: list[tuple[np.ndarray, list[Any]]],
     for k, n in enumerate(names):
         p = prec[0, :, k, 0, 2]
         per_class[n] = float(p[p > -1].mean()) if (p > -1).any() else 0.0
-    return {"model": model.name, "classes": names, "images": len(data),
-            "map50": float(np.mean(list(per_class.values()))), "map50_95": float(ev.stats[0]),
-            "per_class_map50": per_class,
-            "ms_per_image": 1000 * elapsed / max(1, len(data))}  # fmt: skip
+    return {
+        "model": model.name,
+        "classes": names,
+        "images": len(data),
+        "map50": float(np.mean(list(per_class.values()))),
+        "map50_95": float(ev.stats[0]),
+        "per_class_map50": per_class,
+        "ms_per_image": 1000 * elapsed / max(1, len(data)),
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -118,19 +145,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     shared = [c for c in (ref or {}).get("classes", []) if c in ours["per_class_map50"]]
     ours_shared = float(np.mean([ours["per_class_map50"][c] for c in shared])) if shared else None
     ref_shared = ref["map50"] if ref else None
-    table = [{"class": c, "map50": ours["per_class_map50"][c],
-              "reference_map50": (ref or {}).get("per_class_map50", {}).get(c)}
-             for c in ours["classes"]]  # fmt: skip
+    table = [
+        {
+            "class": c,
+            "map50": ours["per_class_map50"][c],
+            "reference_map50": (ref or {}).get("per_class_map50", {}).get(c),
+        }
+        for c in ours["classes"]
+    ]
     table.append({"class": "all", "map50": ours["map50"], "reference_map50": ref_shared})
-    summary = {"model": ours["model"], "imgsz": args.imgsz, "images": ours["images"],
-               "map50": ours["map50"],
-               "map50_95": ours["map50_95"],
-               **{f"map50_{c}": v for c, v in ours["per_class_map50"].items()},
-               "reference_model": ref["model"] if ref else None,
-               "reference_map50_shared_classes": ref_shared,
-               "map50_shared_classes": ours_shared,
-               "ratio_map50_shared_classes": (ours_shared / ref_shared
-                                              if ours_shared and ref_shared else None),
-               "ms_per_image": ours["ms_per_image"]}  # fmt: skip
-    return {"suite": "sim-model", "summary": summary, "ours": ours, "reference": ref,
-            "table": table}  # fmt: skip
+    summary = {
+        "model": ours["model"],
+        "imgsz": args.imgsz,
+        "images": ours["images"],
+        "map50": ours["map50"],
+        "map50_95": ours["map50_95"],
+        **{f"map50_{c}": v for c, v in ours["per_class_map50"].items()},
+        "reference_model": ref["model"] if ref else None,
+        "reference_map50_shared_classes": ref_shared,
+        "map50_shared_classes": ours_shared,
+        "ratio_map50_shared_classes": (
+            ours_shared / ref_shared if ours_shared and ref_shared else None
+        ),
+        "ms_per_image": ours["ms_per_image"],
+    }
+    return {
+        "suite": "sim-model",
+        "summary": summary,
+        "ours": ours,
+        "reference": ref,
+        "table": table,
+    }

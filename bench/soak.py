@@ -85,10 +85,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             while (t := time.monotonic() - t0) < args.minutes * 60 and thread.is_alive():
                 per_source = runner.metrics.summary(min_interval_s=0)["sources"].values()
-                samples.append({"t_s": round(t, 1),
-                                **{k: round(v, 2) for k, v in process_stats().items()},
-                                "frames": sum(x["frames"] for x in per_source),
-                                "dropped": sum(x["dropped"] for x in per_source)})  # fmt: skip
+                samples.append(
+                    {
+                        "t_s": round(t, 1),
+                        **{k: round(v, 2) for k, v in process_stats().items()},
+                        "frames": sum(x["frames"] for x in per_source),
+                        "dropped": sum(x["dropped"] for x in per_source),
+                    }
+                )
                 if t >= next_fault:
                     faults.arm()
                     next_fault += args.fault_every
@@ -107,8 +111,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return _judge(samples, args, faults.injected, report)
 
 
-def _judge(samples: list[dict[str, float]], args: argparse.Namespace, faults: int,
-           report: Any) -> dict[str, Any]:  # fmt: skip
+def _judge(
+    samples: list[dict[str, float]], args: argparse.Namespace, faults: int, report: Any
+) -> dict[str, Any]:
     judged = [s for s in samples if s["t_s"] >= args.warmup_min * 60]
     if len(judged) < 4:
         raise EngineError("bench soak: too short to judge; give --minutes above --warmup-min")

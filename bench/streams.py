@@ -50,32 +50,59 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-reference", action="store_true", help="skip the queue-everything run")
 
 
-def watch_whole_frame(source_ids: list[str], classes: list[str],
-                      **rule: Any) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+def watch_whole_frame(
+    source_ids: list[str], classes: list[str], **rule: Any
+) -> dict[str, list[dict[str, Any]]]:
     """Config `zones` and `rules`: per source, a zone over the whole (768x432) clip and a
     zone_presence rule on it for `classes` (more rule settings as keywords)."""
     frame = [[0, 0], [768, 0], [768, 432], [0, 432]]
     return {
         "zones": [{"id": f"z-{sid}", "source": sid, "polygon": frame} for sid in source_ids],
-        "rules": [{"id": f"r-{sid}", "type": "zone_presence", "zone": f"z-{sid}",
-                   "classes": classes, **rule} for sid in source_ids],
-    }  # fmt: skip
+        "rules": [
+            {
+                "id": f"r-{sid}",
+                "type": "zone_presence",
+                "zone": f"z-{sid}",
+                "classes": classes,
+                **rule,
+            }
+            for sid in source_ids
+        ],
+    }
 
 
 def stream_config(n: int, out_dir: Path, when_behind: str = "auto", batch_max: int = 8) -> Config:
     """`n` looping native-rate replays of the shared clips through yolo11n@320, a zone rule per
     source, alerts journaled and published on a free port of 127.0.0.1."""
     root = assets_dir()
-    sources = [{"id": f"cam{i + 1}", "type": "file", "path": str(root / CLIPS[i % 2]),
-                "rate": "native", "loop": True, "buffer_frames": 2, "when_behind": when_behind}
-               for i in range(n)]  # fmt: skip
-    return Config.model_validate({
-        "site": "bench", "sources": sources,
-        **watch_whole_frame([s["id"] for s in sources], ["person", "car"]),
-        "detector": {"model": str(root / MODEL), "batch_max": batch_max, "batch_wait_ms": 5},
-        "outputs": [{"type": "zmq", "endpoint": f"tcp://127.0.0.1:{free_port()}",
-                     "journal": str(out_dir / "journal.db"), "heartbeat_s": 1.0}],
-    })  # fmt: skip
+    sources = [
+        {
+            "id": f"cam{i + 1}",
+            "type": "file",
+            "path": str(root / CLIPS[i % 2]),
+            "rate": "native",
+            "loop": True,
+            "buffer_frames": 2,
+            "when_behind": when_behind,
+        }
+        for i in range(n)
+    ]
+    return Config.model_validate(
+        {
+            "site": "bench",
+            "sources": sources,
+            **watch_whole_frame([str(s["id"]) for s in sources], ["person", "car"]),
+            "detector": {"model": str(root / MODEL), "batch_max": batch_max, "batch_wait_ms": 5},
+            "outputs": [
+                {
+                    "type": "zmq",
+                    "endpoint": f"tcp://127.0.0.1:{free_port()}",
+                    "journal": str(out_dir / "journal.db"),
+                    "heartbeat_s": 1.0,
+                }
+            ],
+        }
+    )
 
 
 @dataclass
@@ -140,15 +167,16 @@ def measure(cfg: Config, seconds: float, warmup: float) -> dict[str, Any]:
         "fps_per_stream_min": round(min(per_stream.values()), 2),
         "fps_total": round(sum(per_stream.values()), 1),
         "dropped": int(sum(dropped.values())),
-        "drop_fraction": round(sum(dropped.values()) / max(1, sum(dropped.values())
-                                                           + sum(probe.frames.values())), 3),
+        "drop_fraction": round(
+            sum(dropped.values()) / max(1, sum(dropped.values()) + sum(probe.frames.values())), 3
+        ),
         "latency_p50_ms": round(float(np.percentile(lat, 50)), 1),
         "latency_p99_ms": round(float(np.percentile(lat, 99)), 1),
         "latency_max_ms": round(float(lat.max()), 1),
         "cpu_pct": round((proc["cpu_s"] - cpu0) / elapsed * 100, 1),
         "rss_mb": round(proc["rss_mb"], 1),
         "mean_batch": round(images / calls, 2) if calls else 1.0,
-    }  # fmt: skip
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -186,6 +214,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if ref:
         summary["reference_wait_latency_p99_ms"] = ref[0]["latency_p99_ms"]
         summary["latency_p99_ratio_wait_vs_drop"] = round(
-            ref[0]["latency_p99_ms"] / top["latency_p99_ms"], 2)  # fmt: skip
-    return {"suite": "streams", "seconds": args.seconds, "warmup": args.warmup,
-            "model": MODEL, "clips": list(CLIPS), "table": rows, "summary": summary}  # fmt: skip
+            ref[0]["latency_p99_ms"] / top["latency_p99_ms"], 2
+        )
+    return {
+        "suite": "streams",
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "model": MODEL,
+        "clips": list(CLIPS),
+        "table": rows,
+        "summary": summary,
+    }

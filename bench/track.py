@@ -38,9 +38,12 @@ GroundTruth = list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of `lookout bench track`."""
     default = REPO / ".venv-train" / "bin" / "python"
-    p.add_argument("--ultralytics-python", type=Path,
-                   default=default if default.exists() else None,
-                   help="interpreter with ultralytics (torch) for its BYTETracker")  # fmt: skip
+    p.add_argument(
+        "--ultralytics-python",
+        type=Path,
+        default=default if default.exists() else None,
+        help="interpreter with ultralytics (torch) for its BYTETracker",
+    )
     p.add_argument("--no-sim", action="store_true", help="skip the simulator sequences")
 
 
@@ -88,8 +91,14 @@ def tud_sequences() -> list[dict[str, Any]]:
         frames = range(1, max(gt_by_frame) + 1)
         empty = (np.zeros(0, np.int64), np.zeros((0, 4), np.float32))
         gt = [gt_by_frame.get(f, empty) for f in frames]
-        out.append({"name": name, "fps": 25.0, "gt": gt,
-                    "dets": detections_from_truth(gt, 100 + k, (480, 640))})  # fmt: skip
+        out.append(
+            {
+                "name": name,
+                "fps": 25.0,
+                "gt": gt,
+                "dets": detections_from_truth(gt, 100 + k, (480, 640)),
+            }
+        )
     return out
 
 
@@ -101,8 +110,9 @@ def sim_sequences(tmp: Path) -> list[dict[str, Any]]:
     from engine.sim.simulation import render_scenario
     from engine.sources import FileSource
 
-    det = OnnxDetector(DetectorConfig(model=REPO / "models" / "lookout_sim_yolo11n.onnx",
-                                      conf=0.1, threads=2))  # fmt: skip
+    det = OnnxDetector(
+        DetectorConfig(model=REPO / "models" / "lookout_sim_yolo11n.onnx", conf=0.1, threads=2)
+    )
     person = det.class_names.index("person")
     out = []
     for name in ("crowd_station_gate", "loitering_ticket_gate"):
@@ -115,8 +125,14 @@ def sim_sequences(tmp: Path) -> list[dict[str, Any]]:
             ids = np.array([o["actor_id"] for o in objs], np.int64)
             gt.append((ids, np.array([o["box_xyxy"] for o in objs], np.float32).reshape(-1, 4)))
         size = (sc.sensor.resolution[1], sc.sensor.resolution[0])
-        out.append({"name": f"{name} (jittered truth)", "fps": sc.fps, "gt": gt,
-                    "dets": detections_from_truth(gt, 7, size)})  # fmt: skip
+        out.append(
+            {
+                "name": f"{name} (jittered truth)",
+                "fps": sc.fps,
+                "gt": gt,
+                "dets": detections_from_truth(gt, 7, size),
+            }
+        )
         video = next((tmp / name).glob("*.mp4"))
         src = FileSource(FileSourceConfig(id="s", path=video, rate="max"))
         src.open()
@@ -125,8 +141,9 @@ def sim_sequences(tmp: Path) -> list[dict[str, Any]]:
             d = det.detect([frame])[0]
             keep = d.class_id == person
             dets.append((d.xyxy[keep], d.score[keep], np.zeros(int(keep.sum()), np.int32)))
-        out.append({"name": f"{name} (detector)", "fps": sc.fps, "gt": gt[: len(dets)],
-                    "dets": dets})  # fmt: skip
+        out.append(
+            {"name": f"{name} (detector)", "fps": sc.fps, "gt": gt[: len(dets)], "dets": dets}
+        )
     return out
 
 
@@ -158,8 +175,9 @@ def _sv_runner(make: Callable[[float], Any], method: str) -> Runner:
         tracker = make(fps)
         out = []
         for xyxy, score, cls in seq:
-            d = sv.Detections(xyxy=xyxy.reshape(-1, 4).astype(np.float32), confidence=score,
-                              class_id=cls)  # fmt: skip
+            d = sv.Detections(
+                xyxy=xyxy.reshape(-1, 4).astype(np.float32), confidence=score, class_id=cls
+            )
             r = getattr(tracker, method)(d)
             ids = np.asarray(r.tracker_id if r.tracker_id is not None else [], np.int64)
             keep = ids >= 0
@@ -187,20 +205,27 @@ PEERS: dict[str, Runner] = {
 }
 
 
-def run_ultralytics(python: Path, sequences: list[dict[str, Any]], tmp: Path,
-                    speed_seq: Sequence_) -> dict[str, Any] | None:  # fmt: skip
+def run_ultralytics(
+    python: Path, sequences: list[dict[str, Any]], tmp: Path, speed_seq: Sequence_
+) -> dict[str, Any] | None:
     """Ultralytics' BYTETracker in its own interpreter (it imports torch): tracks, and ms/update."""
 
     def plain(seq: Sequence_) -> list[list[Any]]:
         return [[b.tolist(), sc.tolist()] for b, sc, _ in seq]
 
-    job = {"sequences": [{"fps": s["fps"], "dets": plain(s["dets"])} for s in sequences],
-           "speed": plain(speed_seq)}  # fmt: skip
+    job = {
+        "sequences": [{"fps": s["fps"], "dets": plain(s["dets"])} for s in sequences],
+        "speed": plain(speed_seq),
+    }
     (tmp / "job.json").write_text(json.dumps(job))
     peer = Path(__file__).resolve().parent / "track_peer_ultralytics.py"
-    run = subprocess.run([str(python), str(peer), str(tmp / "job.json"), str(tmp / "out.json")],
-                         capture_output=True, text=True, timeout=1800,
-                         env={"YOLO_OFFLINE": "1", "PATH": "/usr/bin:/bin"})  # fmt: skip
+    run = subprocess.run(
+        [str(python), str(peer), str(tmp / "job.json"), str(tmp / "out.json")],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={"YOLO_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )
     if run.returncode:
         print(f"ultralytics peer failed: {run.stderr.strip()[-400:]}", file=sys.stderr)
         return None
@@ -210,8 +235,9 @@ def run_ultralytics(python: Path, sequences: list[dict[str, Any]], tmp: Path,
 # --- scoring --------------------------------------------------------------------------------
 
 
-def score(gt: GroundTruth, hyp: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]],
-          name: str) -> Any:  # fmt: skip
+def score(
+    gt: GroundTruth, hyp: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]], name: str
+) -> Any:
     """A motmetrics accumulator of one tracker on one sequence (IoU matching at 0.5)."""
     import motmetrics as mm
 
@@ -240,9 +266,13 @@ def speed_sequence(n_obj: int = 100, frames: int = 300, seed: int = 5) -> Sequen
         keep = rng.random(n_obj) > 0.1
         c = pos[keep] + rng.normal(0, 1, (int(keep.sum()), 2))
         s = size[keep]
-        seq.append((np.concatenate([c - s / 2, c + s / 2], 1).astype(np.float32),
-                    rng.uniform(0.3, 0.95, int(keep.sum())).astype(np.float32),
-                    np.zeros(int(keep.sum()), np.int32)))  # fmt: skip
+        seq.append(
+            (
+                np.concatenate([c - s / 2, c + s / 2], 1).astype(np.float32),
+                rng.uniform(0.3, 0.95, int(keep.sum())).astype(np.float32),
+                np.zeros(int(keep.sum()), np.int32),
+            )
+        )
     return seq
 
 
@@ -262,16 +292,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sequences = tud_sequences() + ([] if args.no_sim else sim_sequences(tmp))
         speed_seq = speed_sequence()
         trackers: dict[str, Runner] = {"lookout": run_lookout, **PEERS}
-        results = {name: [fn(s["dets"], s["fps"]) for s in sequences]
-                   for name, fn in trackers.items()}  # fmt: skip
+        results = {
+            name: [fn(s["dets"], s["fps"]) for s in sequences] for name, fn in trackers.items()
+        }
         speed = {name: _ms_per_update(fn, speed_seq) for name, fn in trackers.items()}
         ultra = None
         if args.ultralytics_python:
             ultra = run_ultralytics(args.ultralytics_python, sequences, tmp, speed_seq)
         if ultra is not None:
             results["ultralytics BYTETracker"] = [
-                [(np.asarray(ids, np.int64), np.asarray(b, np.float32).reshape(-1, 4))
-                 for ids, b in seq] for seq in ultra["sequences"]]  # fmt: skip
+                [
+                    (np.asarray(ids, np.int64), np.asarray(b, np.float32).reshape(-1, 4))
+                    for ids, b in seq
+                ]
+                for seq in ultra["sequences"]
+            ]
             speed["ultralytics BYTETracker"] = ultra["ms_per_update"]
     mh = mm.metrics.create()
     table = []
@@ -279,26 +314,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for name, per_seq in results.items():
         accs = [score(s["gt"], h, s["name"]) for s, h in zip(sequences, per_seq, strict=True)]
         names = [s["name"] for s in sequences]
-        df = mh.compute_many(accs, metrics=["mota", "idf1", "num_switches"], names=names,
-                             generate_overall=True)  # fmt: skip
+        df = mh.compute_many(
+            accs, metrics=["mota", "idf1", "num_switches"], names=names, generate_overall=True
+        )
         for seq_name, row in df.iterrows():
             ms = speed[name] if seq_name == "OVERALL" else None
-            table.append({"tracker": name, "sequence": seq_name, "mota": float(row["mota"]),
-                          "idf1": float(row["idf1"]), "id_switches": int(row["num_switches"]),
-                          "ms_per_update_100obj": ms})  # fmt: skip
+            table.append(
+                {
+                    "tracker": name,
+                    "sequence": seq_name,
+                    "mota": float(row["mota"]),
+                    "idf1": float(row["idf1"]),
+                    "id_switches": int(row["num_switches"]),
+                    "ms_per_update_100obj": ms,
+                }
+            )
         ov = df.loc["OVERALL"]
-        overall[name] = {"mota": float(ov["mota"]), "idf1": float(ov["idf1"]),
-                         "id_switches": int(ov["num_switches"])}  # fmt: skip
+        overall[name] = {
+            "mota": float(ov["mota"]),
+            "idf1": float(ov["idf1"]),
+            "id_switches": int(ov["num_switches"]),
+        }
     peers = [n for n in overall if n != "lookout"]
     best_idf1 = max(overall[n]["idf1"] for n in peers)
     fastest = min(speed[n] for n in peers)
     summary = {
-        "idf1": overall["lookout"]["idf1"], "mota": overall["lookout"]["mota"],
+        "idf1": overall["lookout"]["idf1"],
+        "mota": overall["lookout"]["mota"],
         "id_switches": overall["lookout"]["id_switches"],
         "best_peer_idf1": best_idf1,
         "idf1_ratio_vs_best_peer": overall["lookout"]["idf1"] / best_idf1 if best_idf1 else None,
-        "ms_per_update_100obj": speed["lookout"], "fastest_peer_ms_per_update_100obj": fastest,
+        "ms_per_update_100obj": speed["lookout"],
+        "fastest_peer_ms_per_update_100obj": fastest,
         "speedup_vs_fastest_peer_100obj": fastest / speed["lookout"],
         "peers": peers,
-    }  # fmt: skip
+    }
     return {"suite": "track", "summary": summary, "overall": overall, "table": table}

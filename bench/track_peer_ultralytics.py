@@ -38,8 +38,14 @@ def track(seq: list, fps: float) -> list:
     from ultralytics.trackers.byte_tracker import BYTETracker
 
     # track_buffer is in frames: one second, as the others
-    args = Namespace(track_high_thresh=0.25, track_low_thresh=0.1, new_track_thresh=0.25,
-                     track_buffer=round(fps), match_thresh=0.8, fuse_score=True)  # fmt: skip
+    args = Namespace(
+        track_high_thresh=0.25,
+        track_low_thresh=0.1,
+        new_track_thresh=0.25,
+        track_buffer=round(fps),
+        match_thresh=0.8,
+        fuse_score=True,
+    )
     tracker = BYTETracker(args)
     out = []
     for boxes, scores in seq:

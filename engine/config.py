@@ -98,9 +98,11 @@ class MotionConfig(_Model):
     adapt: float = Field(0.05, gt=0, le=1, description="Background update rate per frame.")
     hold_s: float = Field(1.0, ge=0, le=60, description="Keep detecting this long after motion.")
     force_every_s: float = Field(
-        5.0, gt=0, le=3600,
+        5.0,
+        gt=0,
+        le=3600,
         description="Detect at least this often (parked vehicles, debris piles stay observed).",
-    )  # fmt: skip
+    )
     zones_only: bool = Field(False, description="Only motion inside this source's zones counts.")
 
 
@@ -181,9 +183,10 @@ class PlacementConfig(_Model):
     """Where a source may run on a cluster (`lookout run --cluster`)."""
 
     reach: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
         description="Camera group: only nodes labelled reach-<group>=1 can reach this camera.",
-    )  # fmt: skip
+    )
     gpu: float = Field(0.0, ge=0, le=16, description="GPUs the source's detector takes.")
     decode: float = Field(
         0.0, ge=0, le=64, description="Decode slots it takes of a node's `decode` resource."
@@ -203,10 +206,12 @@ class _SourceOptions(_Model):
         None, description="Fixed cameras: pixels to ground (alerts then carry lat/lon)."
     )
     clock_offset_s: float = Field(
-        0.0, ge=-86400, le=86400,
+        0.0,
+        ge=-86400,
+        le=86400,
         description="Added to this source's stream time to put it on the site's time base "
         "(fusion matches what sensors see at the same moment).",
-    )  # fmt: skip
+    )
     moving: bool | None = Field(
         None,
         description="The camera moves (a drone): rules follow the scene by estimating the image "
@@ -370,8 +375,9 @@ class DetectorConfig(_Model):
         "openvino, cpu (or onnxruntime's own names). Those not available on this machine are "
         "skipped, and the CPU is the last resort; the log says which one runs.",
     )
-    fp16: bool = Field(True, description="TensorRT builds fp16 engines (CUDA/CPU run the model's "
-                       "own precision).")  # fmt: skip
+    fp16: bool = Field(
+        True, description="TensorRT builds fp16 engines (CUDA/CPU run the model's own precision)."
+    )
     engine_cache_dir: Path | None = Field(
         None,
         description="TensorRT engine and timing cache (default: $LOOKOUT_STATE_DIR/trt-cache); "
@@ -398,17 +404,21 @@ class DetectorConfig(_Model):
             full = PROVIDER_ALIASES.get(name.lower(), name)
             if not full.endswith("ExecutionProvider"):
                 known = ", ".join(PROVIDER_ALIASES)
-                raise ValueError(f"unknown execution provider {name!r}: use one of {known}, or "
-                                 "onnxruntime's own name (…ExecutionProvider)")  # fmt: skip
+                raise ValueError(
+                    f"unknown execution provider {name!r}: use one of {known}, or "
+                    "onnxruntime's own name (…ExecutionProvider)"
+                )
             if full not in out:
                 out.append(full)
         return out
 
     batch_max: int = Field(
-        1, ge=1, le=64,
+        1,
+        ge=1,
+        le=64,
         description="Frames per inference call (dynamic-batch models): of different sources, "
         "and of one source when several of its frames are already waiting.",
-    )  # fmt: skip
+    )
     batch_wait_ms: float = Field(
         5.0, ge=0, le=1000, description="How long a frame waits for others to batch with."
     )
@@ -611,9 +621,10 @@ class MetricsConfig(_Model):
     """Prometheus metrics over HTTP (per source and stage; see engine/runtime/metrics.py)."""
 
     listen: str = Field(
-        "127.0.0.1:9108", pattern=r"^[^\s:]+:\d{1,5}$",
+        "127.0.0.1:9108",
+        pattern=r"^[^\s:]+:\d{1,5}$",
         description="host:port of the /metrics endpoint (port 0: any free port).",
-    )  # fmt: skip
+    )
     tls_cert: Path | None = Field(None, description="Serve HTTPS with this certificate (PEM).")
     tls_key: Path | None = Field(None, description="The certificate's private key (PEM).")
     client_ca: Path | None = Field(
@@ -693,8 +704,9 @@ class Config(_Model):
         if self.clips is not None and self.clips.dir is not None:
             update["clips"] = self.clips.model_copy(update={"dir": fix(self.clips.dir)})
         if self.metrics is not None:
-            update["metrics"] = self.metrics.model_copy(update={
-                k: fix(v) for k, v in self.metrics if isinstance(v, Path)})  # fmt: skip
+            update["metrics"] = self.metrics.model_copy(
+                update={k: fix(v) for k, v in self.metrics if isinstance(v, Path)}
+            )
         return self.model_copy(update=update)
 
 
@@ -714,9 +726,12 @@ def _resolve_output(o: OutputConfig, fix: Callable[[Path], Path]) -> OutputConfi
         return o.model_copy(update={"path": fix(o.path)})
     update: dict[str, object] = {"journal": fix(o.journal)} if o.journal else {}
     if o.curve is not None:
-        update["curve"] = o.curve.model_copy(update={
-            "server_secret_key": fix(o.curve.server_secret_key),
-            "allowed_clients": fix(o.curve.allowed_clients)})  # fmt: skip
+        update["curve"] = o.curve.model_copy(
+            update={
+                "server_secret_key": fix(o.curve.server_secret_key),
+                "allowed_clients": fix(o.curve.allowed_clients),
+            }
+        )
     return o.model_copy(update=update)
 
 

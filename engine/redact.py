@@ -25,9 +25,22 @@ __all__ = ["SECRET_WORDS", "RedactingFilter", "redact", "redact_value", "strip_u
 MASK = "***"
 # A parameter whose name contains one of these (any case) holds a secret.
 SECRET_WORDS = (
-    "token", "key", "secret", "pass", "pwd", "auth", "sig", "session", "credential", "cred",
-    "jwt", "bearer", "cookie", "otp", "private",
-)  # fmt: skip
+    "token",
+    "key",
+    "secret",
+    "pass",
+    "pwd",
+    "auth",
+    "sig",
+    "session",
+    "credential",
+    "cred",
+    "jwt",
+    "bearer",
+    "cookie",
+    "otp",
+    "private",
+)
 
 # A URL runs from its scheme to the next whitespace: a password may hold any other character.
 # The scheme's length is bounded: unbounded, every letter of a long word would start a scan to

@@ -44,9 +44,11 @@ class _Rule(BaseModel):
     id: Id
     min_score: float = Field(0.0, ge=0.0, le=1.0, description="Ignore objects scored below this.")
     cooldown_s: float = Field(
-        0.0, ge=0, le=86400,
+        0.0,
+        ge=0,
+        le=86400,
         description="After an incident ends, the rule stays quiet this long (de-duplication).",
-    )  # fmt: skip
+    )
 
 
 class ZonePresenceRuleConfig(_Rule):
@@ -98,10 +100,12 @@ class LineCrossingRuleConfig(_Rule):
     classes: list[str] = Field(default_factory=lambda: ["person"])
     anchor: Anchor = "bottom_center"
     hysteresis: float = Field(
-        0.15, ge=0, le=5,
+        0.15,
+        ge=0,
+        le=5,
         description="An object must get this far past the line (in its box heights) for the "
         "crossing to count, so a box that flickers on the line is not many crossings.",
-    )  # fmt: skip
+    )
     clear_after_s: float = Field(5.0, ge=0, le=3600, description="Quiet this long: incident ends.")
     severity: Severity = "info"
 
@@ -132,11 +136,13 @@ class LoiteringRuleConfig(_Rule):
         1.5, ge=0, le=20, description="... and this close (box heights) continues its dwell."
     )
     min_movement: float = Field(
-        0.0, ge=0, le=100,
+        0.0,
+        ge=0,
+        le=100,
         description="Only someone who moved about this much (box heights, extent of the feet "
         "positions) during the stay loiters: a box that never moves is more often a false "
         "detection on a fixed structure than a person (0: anyone).",
-    )  # fmt: skip
+    )
     clear_after_s: float = Field(3.0, ge=0, le=3600, description="No loiterer this long: end.")
     update_every_s: float = Field(0.0, ge=0, le=86400)
     severity: Severity = "warning"
@@ -155,19 +161,23 @@ class CrowdRuleConfig(_Rule):
     classes: list[str] = Field(default_factory=lambda: ["person"])
     anchor: Anchor = "bottom_center"
     min_count: int = Field(
-        8, ge=2, le=10000,
+        8,
+        ge=2,
+        le=10000,
         description="People close together that are a crowd: the most neighbours any person in "
         "the zone has within `cluster_radius`, that person included.",
-    )  # fmt: skip
+    )
     cluster_radius: float = Field(
         3.0, gt=0, le=100, description="Neighbourhood of a crowd, in body heights (~5 m at 3)."
     )
     depth_factor: float = Field(
-        2.0, ge=1, le=10,
+        2.0,
+        ge=1,
+        le=10,
         description="Vertical image distances count this many times (ground seen obliquely is "
         "foreshortened in depth: 2 suits cameras pitched ~30 degrees down, 1 a drone looking "
         "straight down). Ground mapping will replace it.",
-    )  # fmt: skip
+    )
     area_m2: float | None = Field(
         None, gt=0, le=1e8, description="Zone area, for density in people/m2."
     )
@@ -179,11 +189,13 @@ class CrowdRuleConfig(_Rule):
     )
     gather_window_s: float = Field(20.0, gt=0, le=3600, description="... within this window.")
     forecast_s: float = Field(
-        5.0, ge=0, le=60,
+        5.0,
+        ge=0,
+        le=60,
         description="Also a gathering: people whose current velocities bring at least "
         "`min_count` of them together within this many seconds, `gather_rise` more than now "
         "(a crowd forming is reported while it forms; 0: off).",
-    )  # fmt: skip
+    )
     disperse: bool = Field(True, description="Report a crowd running apart.")
     run_speed: float = Field(
         1.6, gt=0, le=50, description="Running: speed in body heights per second."
@@ -225,9 +237,11 @@ class DumpingRuleConfig(_Rule):
         0.08, gt=0, le=10, description="... moving less than this (its box diagonals per second)."
     )
     near: float = Field(
-        1.0, ge=0, le=10,
+        1.0,
+        ge=0,
+        le=10,
         description="The pile lies within this many vehicle sizes of where the vehicle stood.",
-    )  # fmt: skip
+    )
     confirm_s: float = Field(1.0, ge=0, le=600, description="A pile seen this long is real.")
     memory_s: float = Field(
         120.0, gt=0, le=86400, description="Keep a stopped vehicle's place this long after it left."

@@ -19,18 +19,40 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "HEALTH_KINDS", "Alert", "Detections", "Event", "EventPhase", "Frame", "HealthEvent",
-    "HealthKind", "Tracks",
-]  # fmt: skip
+    "HEALTH_KINDS",
+    "Alert",
+    "Detections",
+    "Event",
+    "EventPhase",
+    "Frame",
+    "HealthEvent",
+    "HealthKind",
+    "Tracks",
+]
 
 EventPhase = Literal["start", "update", "end"]
 HealthKind = Literal[
-    "source.online", "source.offline", "source.stalled", "source.recovered", "source.lagging",
-    "stage.failed", "stage.restarted", "config.reloaded", "config.rejected", "access.reloaded",
-    "node.lost", "source.moved", "source.stranded",
-    "journal.failing", "journal.recovered", "journal.replaced", "sink.failing", "sink.recovered",
-    "source.failed", "source.truncated",
-]  # fmt: skip
+    "source.online",
+    "source.offline",
+    "source.stalled",
+    "source.recovered",
+    "source.lagging",
+    "stage.failed",
+    "stage.restarted",
+    "config.reloaded",
+    "config.rejected",
+    "access.reloaded",
+    "node.lost",
+    "source.moved",
+    "source.stranded",
+    "journal.failing",
+    "journal.recovered",
+    "journal.replaced",
+    "sink.failing",
+    "sink.recovered",
+    "source.failed",
+    "source.truncated",
+]
 HEALTH_KINDS: tuple[str, ...] = HealthKind.__args__  # type: ignore[attr-defined]
 
 
@@ -312,8 +334,15 @@ class HealthEvent:
             return "critical"
         if self.kind in ("journal.failing", "journal.replaced"):
             return "critical"
-        degraded = ("source.stalled", "source.lagging", "stage.failed", "config.rejected",
-                    "source.moved", "sink.failing", "source.truncated")  # fmt: skip
+        degraded = (
+            "source.stalled",
+            "source.lagging",
+            "stage.failed",
+            "config.rejected",
+            "source.moved",
+            "sink.failing",
+            "source.truncated",
+        )
         return "warning" if self.kind in degraded else "info"
 
 

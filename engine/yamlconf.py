@@ -286,13 +286,17 @@ def format_validation_error(
             section = next((p for p in loc if isinstance(p, str)), "")
             accepted = ", ".join(repr(t) for t in (tags or {}).get(section, []))
             key = str(ctx.get("discriminator", "'type'")).strip("'")
-            lines.append(f"{where}: {dotted((*loc, key))}: required field is missing "
-                         f"(expected one of {accepted})")  # fmt: skip
+            lines.append(
+                f"{where}: {dotted((*loc, key))}: required field is missing "
+                f"(expected one of {accepted})"
+            )
             continue
         if err["type"] == "union_tag_invalid":
             key = str(ctx.get("discriminator", "'type'")).strip("'")
-            lines.append(f"{where}: {dotted((*loc, key))}: expected one of "
-                         f"{ctx.get('expected_tags')}, got {_short(ctx.get('tag'))}")  # fmt: skip
+            lines.append(
+                f"{where}: {dotted((*loc, key))}: expected one of "
+                f"{ctx.get('expected_tags')}, got {_short(ctx.get('tag'))}"
+            )
             continue
         if err["type"] == "string_pattern_mismatch" and ctx.get("pattern") in meaning:
             msg = f"expected {meaning[ctx['pattern']]}"

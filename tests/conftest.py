@@ -65,8 +65,9 @@ def moving_square_frames(n: int, h: int = 96, w: int = 128) -> list[np.ndarray]:
     return frames
 
 
-def make_frame(pts_s: float = 0.0, seq: int = 0, source_id: str = "cam1",
-               h: int = 480, w: int = 640) -> Frame:  # fmt: skip
+def make_frame(
+    pts_s: float = 0.0, seq: int = 0, source_id: str = "cam1", h: int = 480, w: int = 640
+) -> Frame:
     """A black frame with the given timestamp."""
     return Frame(source_id, seq, pts_s, int(pts_s * 1e9), np.zeros((h, w, 3), np.uint8))
 
@@ -92,8 +93,9 @@ def make_tracks(*args: object, **kwargs: object) -> Tracks:
     return Tracks.untracked(make_detections(*args, **kwargs))  # type: ignore[arg-type]
 
 
-def make_yolox_model(path: Path, size: int = 64, classes: int = 2, seed: int = 0,
-                     dynamic_batch: bool = False) -> Path:  # fmt: skip
+def make_yolox_model(
+    path: Path, size: int = 64, classes: int = 2, seed: int = 0, dynamic_batch: bool = False
+) -> Path:
     """A small, valid ONNX detector with a YOLOX raw-grid output and random weights.
 
     Output [B, N, 5 + classes] with N the cells at strides 8/16/32; no metadata (like YOLOX).
@@ -118,11 +120,12 @@ def make_yolox_model(path: Path, size: int = 64, classes: int = 2, seed: int = 0
     nodes.append(helper.make_node("Sigmoid", ["grid"], ["output"]))
     n = sum((size // s) ** 2 for s in (8, 16, 32))
     graph = helper.make_graph(
-        nodes, "tiny_yolox",
+        nodes,
+        "tiny_yolox",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, size, size])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, n, c])],
         initializer=inits,
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)

@@ -172,8 +172,13 @@ class Journal:
         max_alerts: at most this many alerts are kept (the newest).
     """
 
-    def __init__(self, path: Path, max_age_s: float = 7 * 86400, max_alerts: int = 1_000_000,
-                 readonly: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: Path,
+        max_age_s: float = 7 * 86400,
+        max_alerts: int = 1_000_000,
+        readonly: bool = False,
+    ) -> None:
         self.path = path
         self.max_age_s = max_age_s
         self.max_alerts = max_alerts
@@ -273,8 +278,9 @@ class Journal:
     def begin_epoch(self, epoch: str) -> None:
         """Register a publisher run (its alerts come after every earlier epoch's)."""
         with self._db:
-            self._db.execute("INSERT OR IGNORE INTO epochs (epoch, started) VALUES (?, ?)",
-                             (epoch, time.time()))  # fmt: skip
+            self._db.execute(
+                "INSERT OR IGNORE INTO epochs (epoch, started) VALUES (?, ?)", (epoch, time.time())
+            )
 
     def _epoch_ord(self, epoch: str) -> int | None:
         if epoch not in self._ord:
@@ -297,15 +303,18 @@ class Journal:
         now = time.time()
         values = []
         for r in rows:
-            values.append((self._ord_of(r.epoch), r.seq, now, json.dumps(r.topics), r.body,
-                           r.snapshot))  # fmt: skip
+            values.append(
+                (self._ord_of(r.epoch), r.seq, now, json.dumps(r.topics), r.body, r.snapshot)
+            )
         owed = [(r, self._ord_of(r.epoch)) for r in incidents if r.event_id is not None]
         with self._db:
             for r, o in owed:
                 self._note_incident(r, o)
             self._db.executemany(
                 "INSERT OR REPLACE INTO alerts (ord, seq, written, topics, body, snapshot) "
-                "VALUES (?, ?, ?, ?, ?, ?)", values)  # fmt: skip
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                values,
+            )
             self._db.executemany(
                 "INSERT OR IGNORE INTO alert_topics (topic, ord, seq) VALUES (?, ?, ?)",
                 [(t, v[0], r.seq) for r, v in zip(rows, values, strict=True) for t in r.topics],
@@ -335,8 +344,9 @@ class Journal:
                 (r.event_id, o, r.seq, r.body),
             )
 
-    def after(self, epoch: str | None, seq: int, prefixes: tuple[str, ...] = (),
-              limit: int = 1000) -> tuple[list[JournalRow], bool]:  # fmt: skip
+    def after(
+        self, epoch: str | None, seq: int, prefixes: tuple[str, ...] = (), limit: int = 1000
+    ) -> tuple[list[JournalRow], bool]:
         """Alerts after (epoch, seq) in publication order, those with a topic starting with one
         of `prefixes` (all if empty); at most `limit`. Returns (rows, known): `known` is False
         when the epoch is not in the journal (never seen, or pruned), and the rows then start
@@ -445,7 +455,7 @@ class Journal:
         row = self._db.execute(
             "SELECT e.epoch, a.seq FROM alerts a JOIN epochs e ON e.ord = a.ord "
             "ORDER BY a.ord DESC, a.seq DESC LIMIT 1"
-        ).fetchone()  # fmt: skip
+        ).fetchone()
         return (str(row[0]), int(row[1])) if row else (None, 0)
 
     def count(self) -> int:
@@ -455,13 +465,16 @@ class Journal:
     def prune(self) -> int:
         """Apply retention; returns how many alerts were deleted."""
         with self._db:
-            old = self._db.execute("DELETE FROM alerts WHERE written < ?",
-                                   (time.time() - self.max_age_s,)).rowcount  # fmt: skip
+            old = self._db.execute(
+                "DELETE FROM alerts WHERE written < ?", (time.time() - self.max_age_s,)
+            ).rowcount
             excess = self.count() - self.max_alerts
             if excess > 0:
                 self._db.execute(
                     "DELETE FROM alerts WHERE (ord, seq) IN (SELECT ord, seq FROM alerts "
-                    "ORDER BY ord, seq LIMIT ?)", (excess,))  # fmt: skip
+                    "ORDER BY ord, seq LIMIT ?)",
+                    (excess,),
+                )
             if old or excess > 0:
                 self._prune_topics()
             return old + max(0, excess)

@@ -27,9 +27,16 @@ from engine.redact import redact, redact_value
 from engine.types import Alert, Event, HealthEvent
 
 __all__ = [
-    "HEALTH_TOPIC", "SCHEMA_VERSION", "AlertStamper", "alert_body", "alert_to_dict",
-    "encode_alert", "ending_from_body", "routes_for", "topic_for",
-]  # fmt: skip
+    "HEALTH_TOPIC",
+    "SCHEMA_VERSION",
+    "AlertStamper",
+    "alert_body",
+    "alert_to_dict",
+    "encode_alert",
+    "ending_from_body",
+    "routes_for",
+    "topic_for",
+]
 
 SCHEMA_VERSION = 2
 HEALTH_TOPIC = "health"
@@ -51,9 +58,10 @@ def routes_for(
     out = []
     for r in routes:
         claimed = not (r.kinds or r.zones or r.sources) or (
-            event.kind in r.kinds or (zone is not None and zone in r.zones)
+            event.kind in r.kinds
+            or (zone is not None and zone in r.zones)
             or event.source_id in r.sources
-        )  # fmt: skip
+        )
         if claimed:
             out.append(f"@{r.agency}.{base}")
     return tuple(out)

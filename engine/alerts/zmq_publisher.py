@@ -143,8 +143,12 @@ class ZmqPublisher:
         except BaseException:
             self.close()
             raise
-        log.info("publishing alerts on %s (journal %s%s)", cfg.endpoint, self.journal_path,
-                 f", replay on {cfg.replay_endpoint}" if cfg.replay_endpoint else "")  # fmt: skip
+        log.info(
+            "publishing alerts on %s (journal %s%s)",
+            cfg.endpoint,
+            self.journal_path,
+            f", replay on {cfg.replay_endpoint}" if cfg.replay_endpoint else "",
+        )
 
     def _journal_at(self) -> Journal:
         cfg = self.cfg
@@ -276,8 +280,11 @@ class ZmqPublisher:
             if left <= 0:
                 log.warning(
                     "%s: %d of %d subscribers after %.1f s; publishing anyway",
-                    self.cfg.endpoint, self.subscribers, want, self.cfg.wait_timeout_s,
-                )  # fmt: skip
+                    self.cfg.endpoint,
+                    self.subscribers,
+                    want,
+                    self.cfg.wait_timeout_s,
+                )
                 return False
             self._drain_subscriptions(int(min(left, 0.1) * 1000) + 1)
         return True
@@ -474,17 +481,23 @@ class ZmqPublisher:
         self._next_beat = now + self.cfg.heartbeat_s
         self._drain_subscriptions(0)
         beat = {
-            "specversion": "1.0", "type": "lookout.engine.heartbeat",
+            "specversion": "1.0",
+            "type": "lookout.engine.heartbeat",
             "source": f"lookout://{self.site}/{HEARTBEAT_SOURCE}",
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "dataschema": f"lookout.heartbeat/v{SCHEMA_VERSION}",
-            "data": {"epoch": self.epoch, "head_seq": self._head() if self._head else self.head_seq,
-                     "journal_ok": self.journal_ok, "journal_backlog": len(self.backlog),
-                     "published": self.sent,
-                     "subscriptions": self.subscribers,
-                     "uptime_s": round(now - self._t0, 1),
-                     "replay": self.cfg.replay_endpoint, **(stats() if stats else {})},
-        }  # fmt: skip
+            "data": {
+                "epoch": self.epoch,
+                "head_seq": self._head() if self._head else self.head_seq,
+                "journal_ok": self.journal_ok,
+                "journal_backlog": len(self.backlog),
+                "published": self.sent,
+                "subscriptions": self.subscribers,
+                "uptime_s": round(now - self._t0, 1),
+                "replay": self.cfg.replay_endpoint,
+                **(stats() if stats else {}),
+            },
+        }
         topic = f"health.{self.site}.{HEARTBEAT_SOURCE}."
         self._sock.send_multipart([topic.encode(), json.dumps(beat).encode()])
 

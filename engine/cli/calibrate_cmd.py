@@ -52,10 +52,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'point':>5}  {'image':>16}  {'error px':>8}  {'error m':>8}")
     for k, (p, epx, em) in enumerate(zip(pts, hom.errors_px, hom.errors_m, strict=True)):
         print(f"{k:>5}  {p.image[0]:>7.1f},{p.image[1]:>7.1f}  {epx:>8.2f}  {em:>8.3f}")
-    print(f"RMS reprojection error: {hom.rms_px:.2f} px, {hom.rms_m:.3f} m on the ground "
-          f"({len(pts)} points)")  # fmt: skip
-    block = {"calibration": {"homography": np.round(hom.H, 9).tolist(),
-                             "pixel_sigma": 3.0}}  # fmt: skip
+    print(
+        f"RMS reprojection error: {hom.rms_px:.2f} px, {hom.rms_m:.3f} m on the ground "
+        f"({len(pts)} points)"
+    )
+    block = {"calibration": {"homography": np.round(hom.H, 9).tolist(), "pixel_sigma": 3.0}}
     if args.out:
         head = (
             f"# lookout calibrate {args.points.name}: RMS {hom.rms_px:.2f} px, {hom.rms_m:.3f} m\n"

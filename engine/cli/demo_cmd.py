@@ -74,16 +74,20 @@ def run(args: argparse.Namespace) -> int:
         assert isinstance(src, FileSourceConfig), "the demo pipeline reads rendered files"
         _render_if_needed(src.path, SCENARIOS[src.id], args.rerender)
     if args.publish:
-        outputs = [o.model_copy(update={"endpoint": args.publish})
-                   if isinstance(o, ZmqOutputConfig) else o for o in cfg.outputs]  # fmt: skip
+        outputs = [
+            o.model_copy(update={"endpoint": args.publish}) if isinstance(o, ZmqOutputConfig) else o
+            for o in cfg.outputs
+        ]
         cfg = cfg.model_copy(update={"outputs": outputs})
     out_dir = REPO / "out" / "demo"
     log_path = out_dir / "alerts.jsonl"
     log_path.unlink(missing_ok=True)  # one demo, one log
     runner = Runner(cfg)
     zones = {s.id: [list(z.polygon) for z in cfg.zones if z.source == s.id] for s in cfg.sources}
-    videos = {s.id: AnnotatedVideo(out_dir / f"{s.id}_annotated.mp4", s.fps, zones[s.id])
-              for s in runner.sources}  # fmt: skip
+    videos = {
+        s.id: AnnotatedVideo(out_dir / f"{s.id}_annotated.mp4", s.fps, zones[s.id])
+        for s in runner.sources
+    }
     totals = {s.id: _frame_count(s.cfg.path) for s in runner.sources}
     done: dict[str, int] = {}
     lock = threading.Lock()

@@ -31,9 +31,17 @@ from engine.redact import RedactingFilter, redact
 __all__ = ["build_parser", "main"]
 
 COMMANDS = (
-    demo_cmd, run_cmd, check_cmd, subscribe_cmd, console_cmd, keys_cmd, models_cmd, sim_cmd,
-    calibrate_cmd, bench_cmd,
-)  # fmt: skip
+    demo_cmd,
+    run_cmd,
+    check_cmd,
+    subscribe_cmd,
+    console_cmd,
+    keys_cmd,
+    models_cmd,
+    sim_cmd,
+    calibrate_cmd,
+    bench_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

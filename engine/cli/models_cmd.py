@@ -62,8 +62,17 @@ def _list(args: argparse.Namespace) -> int:
         size = f"{card.input.size[1]}x{card.input.size[0]}"
         batch = "dyn" if card.input.batch == "dynamic" else str(card.input.batch)
         classes = "coco80" if card.classes == "coco80" else f"{len(card.classes)} classes"
-        rows.append((card.name, card.family, size, batch, classes, card.license.split(" ")[0],
-                     str(found) if found else "not here"))  # fmt: skip
+        rows.append(
+            (
+                card.name,
+                card.family,
+                size,
+                batch,
+                classes,
+                card.license.split(" ")[0],
+                str(found) if found else "not here",
+            )
+        )
     head = ("name", "family", "input", "batch", "classes", "license", "weights")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:

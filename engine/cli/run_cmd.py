@@ -176,12 +176,16 @@ def config_from_flags(args: argparse.Namespace) -> Config:
         "site": args.site,
         "sources": [source],
         "detector": detector,
-        "zones": [{"id": "zone", "source": src_id,
-                   "polygon": _parse_zone(args.zone) if args.zone else WHOLE_FRAME}],
-        "rules": [{"type": "zone_presence", "id": "presence", "zone": "zone",
-                   "classes": classes}],
+        "zones": [
+            {
+                "id": "zone",
+                "source": src_id,
+                "polygon": _parse_zone(args.zone) if args.zone else WHOLE_FRAME,
+            }
+        ],
+        "rules": [{"type": "zone_presence", "id": "presence", "zone": "zone", "classes": classes}],
         "outputs": outputs,
-    }  # fmt: skip
+    }
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
@@ -224,12 +228,23 @@ def _run_cluster(cfg: Config, address: str) -> int:
     report = run_cluster(cfg, address, stop)
     for sid, st in sorted(report.sources.items()):
         node = (st["node"] or "-")[:12]
-        log.info("source %s: up to frame %d, %d records, on node %s (moves %d, duplicates "
-                 "dropped %d)", sid, st["next_seq"] - 1, st["frames"], node, st["moves"],
-                 st["duplicates"])  # fmt: skip
+        log.info(
+            "source %s: up to frame %d, %d records, on node %s (moves %d, duplicates dropped %d)",
+            sid,
+            st["next_seq"] - 1,
+            st["frames"],
+            node,
+            st["moves"],
+            st["duplicates"],
+        )
     lost = len(report.nodes_lost)
-    log.info("done: cluster run of %d sources in %.1f s, %d alerts, %d node(s) lost",
-             len(report.sources), report.elapsed_s, report.alerts, lost)  # fmt: skip
+    log.info(
+        "done: cluster run of %d sources in %.1f s, %d alerts, %d node(s) lost",
+        len(report.sources),
+        report.elapsed_s,
+        report.alerts,
+        lost,
+    )
     return 0
 
 
@@ -260,8 +275,12 @@ def run(args: argparse.Namespace) -> int:
     fps = frames / report.elapsed_s if report.elapsed_s > 0 else 0.0
     log.info(
         "done: %d frames from %d sources in %.1f s (%.1f fps), %d alerts",
-        frames, len(cfg.sources), report.elapsed_s, fps, report.alerts,
-    )  # fmt: skip
+        frames,
+        len(cfg.sources),
+        report.elapsed_s,
+        fps,
+        report.alerts,
+    )
     if report.errors:
         raise EngineError("\n".join(report.errors.values()))
     return 0

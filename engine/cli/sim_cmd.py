@@ -59,12 +59,20 @@ def render(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\rrendering {scenario.name}: {done}/{total} frames")
             sys.stderr.flush()
 
-    result = render_scenario(scenario, args.out, seed=args.seed, frames_every=args.frames,
-                             max_frames=args.max_frames, progress=progress)  # fmt: skip
+    result = render_scenario(
+        scenario,
+        args.out,
+        seed=args.seed,
+        frames_every=args.frames,
+        max_frames=args.max_frames,
+        progress=progress,
+    )
     if sys.stderr.isatty():
         sys.stderr.write("\n")
-    print(f"{result.frames} frames in {result.seconds:.1f} s "
-          f"({result.frames / max(result.seconds, 1e-9):.1f} frames/s)")  # fmt: skip
+    print(
+        f"{result.frames} frames in {result.seconds:.1f} s "
+        f"({result.frames / max(result.seconds, 1e-9):.1f} frames/s)"
+    )
     print(f"video: {result.video}")
     if result.srt:
         print(f"telemetry: KLV inside {result.video.name}, SRT {result.srt}")

@@ -35,8 +35,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("subscribe", help="print alerts from a Lookout publisher")
     p.add_argument("endpoint", help="publisher endpoint, e.g. tcp://127.0.0.1:5556")
     p.add_argument("--replay", help="the engine's replay endpoint: fill every gap from it")
-    p.add_argument("--out", type=Path, help="append alerts to this JSON-lines file; resume after "
-                   "its last alert when restarted")  # fmt: skip
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="append alerts to this JSON-lines file; resume after its last alert when restarted",
+    )
     p.add_argument(
         "--from-start", action="store_true", help="with --replay: the whole journal first"
     )

@@ -67,8 +67,9 @@ class _RemoteHub:
         return result
 
     def submit(self, source_id: str, epoch: int, records: list[tuple[int, list[Event]]]) -> int:
-        ack: int = ray.get(self._hub.submit.remote(source_id, epoch, records),
-                           timeout=ACK_TIMEOUT_S)  # fmt: skip
+        ack: int = ray.get(
+            self._hub.submit.remote(source_id, epoch, records), timeout=ACK_TIMEOUT_S
+        )
         return ack
 
     def health(self, source_id: str, epoch: int, event: HealthEvent) -> bool:
@@ -86,8 +87,9 @@ class _Source:
         node = ray.get_runtime_context().get_node_id()
         # a failure retrying can fix ends this process: Ray restarts the actor (max_restarts)
         cfg = Config.model_validate_json(cfg_json)
-        self._worker = SourceWorker(cfg, source_id, _RemoteHub(hub), node,
-                                    on_crash=lambda: os._exit(1))  # fmt: skip
+        self._worker = SourceWorker(
+            cfg, source_id, _RemoteHub(hub), node, on_crash=lambda: os._exit(1)
+        )
 
     def status(self) -> dict[str, Any]:
         return vars(self._worker.status())
@@ -99,5 +101,6 @@ class _Source:
 _remote: Any = ray.remote  # its stubs miss the actor options (max_concurrency)
 HubActor: Any = _remote(num_cpus=0, max_restarts=0, max_concurrency=16)(_Hub)
 # restarts forever (a node's death moves it), retries its calls; status answers while it runs
-SourceActor: Any = _remote(num_cpus=0, max_restarts=-1, max_task_retries=-1,
-                           max_concurrency=4)(_Source)  # fmt: skip
+SourceActor: Any = _remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=4)(
+    _Source
+)

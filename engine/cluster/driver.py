@@ -85,8 +85,9 @@ def run_cluster(cfg: Config, address: str, stop: threading.Event) -> ClusterRepo
 
     t0 = time.monotonic()
     try:
-        ray.init(address=address, namespace="lookout", log_to_driver=False,
-                 logging_level=logging.WARNING)  # fmt: skip
+        ray.init(
+            address=address, namespace="lookout", log_to_driver=False, logging_level=logging.WARNING
+        )
     except Exception as exc:
         raise EngineError(f"cannot join the Ray cluster at {address}: {exc}") from None
     report = ClusterReport()
@@ -98,9 +99,10 @@ def run_cluster(cfg: Config, address: str, stop: threading.Event) -> ClusterRepo
         ray.get(hub.ready.remote(), timeout=60)
         actors = {
             s.id: SourceActor.options(name=f"lookout-source-{s.id}", **placement(s)).remote(
-                cfg.model_dump_json(), s.id, hub)
+                cfg.model_dump_json(), s.id, hub
+            )
             for s in cfg.sources
-        }  # fmt: skip
+        }
         log.info("cluster: hub on node %s, %d sources placed", here[:12], len(actors))
         _watch(ray, hub, cfg, stop, report)
         if stop.is_set():

@@ -100,8 +100,12 @@ class Hub:
                 why = (
                     f"source {source_id} resumed on {where} at frame {st.next_seq} after {silent} s"
                 )
-                attrs = {"from_node": st.node, "to_node": node, "resume_frame": st.next_seq,
-                         "silent_s": silent}  # fmt: skip
+                attrs = {
+                    "from_node": st.node,
+                    "to_node": node,
+                    "resume_frame": st.next_seq,
+                    "silent_s": silent,
+                }
                 events.append(HealthEvent(kind, source_id, time.monotonic_ns(), why, attrs))
             st.node, st.started_s, st.last_seen_s = node, now, now
             if events:
@@ -162,30 +166,55 @@ class Hub:
         are stranded if no live node can reach their camera). Returns those sources."""
         with self._lock:
             there = [sid for sid, st in self.sources.items() if st.node == node and not st.finished]
-            self._publish([HealthEvent("node.lost", "@engine", time.monotonic_ns(),
-                f"node {node[:12]} lost ({detail}); its sources: {', '.join(there) or 'none'}",
-                {"node": node, "sources": there})])  # fmt: skip
+            self._publish(
+                [
+                    HealthEvent(
+                        "node.lost",
+                        "@engine",
+                        time.monotonic_ns(),
+                        f"node {node[:12]} lost ({detail}); "
+                        f"its sources: {', '.join(there) or 'none'}",
+                        {"node": node, "sources": there},
+                    )
+                ]
+            )
             return there
 
     def stranded(self, source_id: str, reach: str) -> None:
         """No live node can reach this source's camera: it waits until one joins."""
         with self._lock:
-            self._publish([HealthEvent("source.stranded", source_id, time.monotonic_ns(),
-                f"no live node can reach camera group {reach!r}; {source_id} waits for one",
-                {"reach": reach})])  # fmt: skip
+            self._publish(
+                [
+                    HealthEvent(
+                        "source.stranded",
+                        source_id,
+                        time.monotonic_ns(),
+                        f"no live node can reach camera group {reach!r}; {source_id} waits for one",
+                        {"reach": reach},
+                    )
+                ]
+            )
 
     def status(self) -> dict[str, Any]:
         """Per source: node, epoch, next frame, finished, duplicates, moves; alerts published."""
         with self._lock:
             return {
                 "published": self.published,
-                "sources": {sid: {"node": st.node, "epoch": st.epoch, "next_seq": st.next_seq,
-                                  "frames": st.frames,
-                                  "finished": st.finished, "duplicates": st.duplicates,
-                                  "fenced": st.fenced, "moves": st.moves,
-                                  "open": len(st.open)}
-                            for sid, st in self.sources.items()},
-            }  # fmt: skip
+                "sources": {
+                    sid: {
+                        "node": st.node,
+                        "epoch": st.epoch,
+                        "next_seq": st.next_seq,
+                        "frames": st.frames,
+                        "finished": st.finished,
+                        "duplicates": st.duplicates,
+                        "fenced": st.fenced,
+                        "moves": st.moves,
+                        "open": len(st.open),
+                    }
+                    for sid, st in self.sources.items()
+                },
+            }
 
     def published_alerts(self) -> list[dict[str, Any]]:
         """Every alert published so far (seq, kind, source, event id, phase)."""
@@ -209,10 +238,11 @@ class Hub:
 
     def _end_open(self, st: SourceState, reason: str) -> list[Event | HealthEvent]:
         ends: list[Event | HealthEvent] = [
-            dataclasses.replace(e, phase="end", snapshot=None,
-                                attributes={**e.attributes, "reason": reason})
+            dataclasses.replace(
+                e, phase="end", snapshot=None, attributes={**e.attributes, "reason": reason}
+            )
             for e in st.open.values()
-        ]  # fmt: skip
+        ]
         st.open.clear()
         return ends
 
@@ -223,8 +253,15 @@ class Hub:
             e = a.event
             phase = e.phase if isinstance(e, Event) else None
             event_id = e.event_id if isinstance(e, Event) else None
-            self.alerts.append({"seq": a.seq, "kind": e.kind, "source": e.source_id,
-                                "event_id": event_id, "phase": phase})  # fmt: skip
+            self.alerts.append(
+                {
+                    "seq": a.seq,
+                    "kind": e.kind,
+                    "source": e.source_id,
+                    "event_id": event_id,
+                    "phase": phase,
+                }
+            )
         return alerts
 
     def _heartbeat(self) -> None:
@@ -233,5 +270,7 @@ class Hub:
                 self._outlet.tick(lambda: {"sources": self._beat_stats()})
 
     def _beat_stats(self) -> dict[str, Any]:
-        return {sid: {"node": st.node, "frames": st.next_seq, "moves": st.moves}
-                for sid, st in self.sources.items()}  # fmt: skip
+        return {
+            sid: {"node": st.node, "frames": st.next_seq, "moves": st.moves}
+            for sid, st in self.sources.items()
+        }

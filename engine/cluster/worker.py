@@ -47,8 +47,7 @@ class HubLink(Protocol):
     """The hub as a worker sees it (over Ray: each call waits for its answer)."""
 
     def register(self, source_id: str, node: str) -> tuple[int, int]: ...
-    def submit(self, source_id: str, epoch: int,
-               records: list[tuple[int, list[Event]]]) -> int: ...  # fmt: skip
+    def submit(self, source_id: str, epoch: int, records: list[tuple[int, list[Event]]]) -> int: ...
     def health(self, source_id: str, epoch: int, event: HealthEvent) -> bool: ...
     def finish(self, source_id: str, epoch: int) -> None: ...
 
@@ -88,8 +87,14 @@ class SourceWorker:
         on_crash: called after a retryable failure was reported (the actor ends its process).
     """
 
-    def __init__(self, cfg: Config, source_id: str, hub: HubLink, node: str,
-                 on_crash: Callable[[], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cfg: Config,
+        source_id: str,
+        hub: HubLink,
+        node: str,
+        on_crash: Callable[[], None] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.id = source_id
         self.node = node
@@ -110,18 +115,30 @@ class SourceWorker:
         self._done = threading.Event()  # the frame loop ended (its last record is queued)
         self._delivered = threading.Event()  # ... and everything went to the hub
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lookout-worker-{source_id}",
-                                        daemon=True)  # fmt: skip
-        self._sender = threading.Thread(target=self._send_loop, name=f"lookout-send-{source_id}",
-                                        daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._run, name=f"lookout-worker-{source_id}", daemon=True
+        )
+        self._sender = threading.Thread(
+            target=self._send_loop, name=f"lookout-send-{source_id}", daemon=True
+        )
         self._thread.start()
         self._sender.start()
 
     def status(self) -> WorkerStatus:
         """Where this worker stands."""
-        return WorkerStatus(self.id, self.node, self.epoch, self.start_frame, self.frames,
-                            self.acked, self._delivered.is_set(), self.fenced, self.error,
-                            self.records_sent, self.deliver_s)  # fmt: skip
+        return WorkerStatus(
+            self.id,
+            self.node,
+            self.epoch,
+            self.start_frame,
+            self.frames,
+            self.acked,
+            self._delivered.is_set(),
+            self.fenced,
+            self.error,
+            self.records_sent,
+            self.deliver_s,
+        )
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """End the stream here: open incidents end, the last records are delivered."""
@@ -159,10 +176,18 @@ class SourceWorker:
         # single-box runner); on a cluster, positions and per-source ids are what go out
         world = SharedWorld(WorldTracker(fu.gate_m, fu.lost_s), threading.Lock())
         scfg = next(s for s in cfg.sources if s.id == self.id)
-        return SourcePipeline(cfg, scfg, detector.detect_images, detector.class_names, rules,
-                              build_locators(cfg).get(self.id), world,
-                              RuntimeMetrics([self.id]), wants_snapshots(cfg),
-                              self._on_health)  # fmt: skip
+        return SourcePipeline(
+            cfg,
+            scfg,
+            detector.detect_images,
+            detector.class_names,
+            rules,
+            build_locators(cfg).get(self.id),
+            world,
+            RuntimeMetrics([self.id]),
+            wants_snapshots(cfg),
+            self._on_health,
+        )
 
     def _queue(self, record: tuple[int, list[Event]]) -> None:
         with self._lock:
@@ -213,9 +238,15 @@ class SourceWorker:
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("source %s: worker failed", self.id)
-            self._on_health(HealthEvent("stage.failed", self.id, time.monotonic_ns(),
-                                        f"worker failed: {self.error}; the actor restarts",
-                                        {"stage": "worker"}))  # fmt: skip
+            self._on_health(
+                HealthEvent(
+                    "stage.failed",
+                    self.id,
+                    time.monotonic_ns(),
+                    f"worker failed: {self.error}; the actor restarts",
+                    {"stage": "worker"},
+                )
+            )
             self._crashed = True
         finally:
             if self._src is not None:
@@ -244,8 +275,9 @@ class SourceWorker:
                     self._finish()
                 break
             if flush_deadline is not None and time.monotonic() > flush_deadline:
-                log.error("source %s: %d records not delivered before the end", self.id,
-                          len(self._outbox))  # fmt: skip
+                log.error(
+                    "source %s: %d records not delivered before the end", self.id, len(self._outbox)
+                )
                 break
             if not sent:
                 time.sleep(0.05 if done else SEND_EVERY_S)

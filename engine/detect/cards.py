@@ -246,8 +246,9 @@ def _dry_run(det: Any) -> str:
         for d in out:
             if not np.isfinite(d.xyxy).all() or not np.isfinite(d.score).all():
                 raise ModelError(f"{det.cfg.model.name}: dry run produced non-finite boxes")
-            off = len(d) and (d.xyxy.min() < -1 or d.xyxy[:, [0, 2]].max() > 641
-                              or d.xyxy[:, [1, 3]].max() > 361)  # fmt: skip
+            off = len(d) and (
+                d.xyxy.min() < -1 or d.xyxy[:, [0, 2]].max() > 641 or d.xyxy[:, [1, 3]].max() > 361
+            )
             if off:
                 raise ModelError(f"{det.cfg.model.name}: dry run produced boxes off the frame")
     return f"dry run: {', '.join(timings)}"

@@ -79,9 +79,14 @@ def export_model(card: ModelCard, out_dir: Path, weights: Path | None = None) ->
         model = YOLO(str(local) if source.is_file() else recipe.weights)
         try:
             produced = model.export(
-                format="onnx", imgsz=recipe.imgsz, dynamic=recipe.dynamic, nms=recipe.nms,
-                batch=recipe.batch, simplify=True, device="cpu",
-            )  # fmt: skip
+                format="onnx",
+                imgsz=recipe.imgsz,
+                dynamic=recipe.dynamic,
+                nms=recipe.nms,
+                batch=recipe.batch,
+                simplify=True,
+                device="cpu",
+            )
         except Exception as exc:  # ultralytics raises many kinds of errors
             raise ModelError(f"{card.name}: Ultralytics export failed: {exc}") from exc
         target = out_dir / card.file

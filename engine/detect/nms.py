@@ -76,9 +76,13 @@ def nms(
     aware = class_id is not None
     classes = np.ascontiguousarray(class_id if aware else np.zeros(len(score)), np.int32)
     return _nms_kernel(
-        np.ascontiguousarray(xyxy, np.float32), order, classes, aware, float(iou_threshold),
+        np.ascontiguousarray(xyxy, np.float32),
+        order,
+        classes,
+        aware,
+        float(iou_threshold),
         int(max_det),
-    )  # fmt: skip
+    )
 
 
 def box_iou_one_to_many(

@@ -83,8 +83,13 @@ class OnnxDetector:
         t0 = time.perf_counter()
         for _ in range(runs):
             self._infer(blank)
-        log.info("detector %s warmed up: %d run(s) of batch %d in %.0f ms", self.cfg.model.name,
-                 runs, batch, 1000 * (time.perf_counter() - t0))  # fmt: skip
+        log.info(
+            "detector %s warmed up: %d run(s) of batch %d in %.0f ms",
+            self.cfg.model.name,
+            runs,
+            batch,
+            1000 * (time.perf_counter() - t0),
+        )
 
     def _infer(self, batch: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
         try:
@@ -118,8 +123,9 @@ class OnnxDetector:
         if not self.info.spatial_dynamic:
             return self.info.input_hw
         size = max(self.info.input_hw)
-        shapes = [rect_input_shape(im.shape[0], im.shape[1], size, self.info.stride)
-                  for im in images]  # fmt: skip
+        shapes = [
+            rect_input_shape(im.shape[0], im.shape[1], size, self.info.stride) for im in images
+        ]
         return max(s[0] for s in shapes), max(s[1] for s in shapes)
 
     def _buffer(self, batch: int, h: int, w: int) -> npt.NDArray[np.floating[Any]]:

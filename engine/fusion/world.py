@@ -60,9 +60,12 @@ class WorldTracker:
         class_groups: class names that may be the same object (a truck seen as a car).
     """
 
-    def __init__(self, gate_m: float = 2.5, lost_s: float = 3.0,
-                 class_groups: tuple[tuple[str, ...], ...] = (("car", "truck", "bus", "van"),)
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self,
+        gate_m: float = 2.5,
+        lost_s: float = 3.0,
+        class_groups: tuple[tuple[str, ...], ...] = (("car", "truck", "bus", "van"),),
+    ) -> None:
         self.gate_m = gate_m
         self.lost_s = lost_s
         self._group = {n: g[0] for g in class_groups for n in g}
@@ -103,8 +106,15 @@ class WorldTracker:
         self._expire(source, t)
         return out
 
-    def _assign(self, source: str, tracks: Tracks, labels: list[str], pending: list[int],
-                t: float, out: npt.NDArray[np.int64]) -> None:  # fmt: skip
+    def _assign(
+        self,
+        source: str,
+        tracks: Tracks,
+        labels: list[str],
+        pending: list[int],
+        t: float,
+        out: npt.NDArray[np.int64],
+    ) -> None:
         taken = {int(x) for x in out if x >= 0}  # fed by this source's tracks seen now
         cands = [g for g in self._tracks.values() if g.global_id not in taken]
         if cands:
@@ -130,8 +140,9 @@ class WorldTracker:
             self._links[(source, tid)] = gt.global_id
             out[k] = gt.global_id
 
-    def _observe(self, gt: GlobalTrack, g: F64, t: float, label: str, source: str,
-                 tid: int) -> None:  # fmt: skip
+    def _observe(
+        self, gt: GlobalTrack, g: F64, t: float, label: str, source: str, tid: int
+    ) -> None:
         prev = gt.seen.get(source)
         if prev is not None and t - prev[0] > 1e-3:
             # velocity from one sensor's own positions: two sensors' small offsets, milliseconds
@@ -148,10 +159,12 @@ class WorldTracker:
         # each sensor judges by its own clock: one running behind does not age the others' tracks
         self._now[source] = t
         # (and a backstop: a sensor that stopped delivering frames cannot keep tracks forever)
-        gone = [gid for gid, g in self._tracks.items()
-                if t - g.last_s > 10 * self.lost_s
-                or all(self._now.get(s, t) - seen_t > self.lost_s
-                       for s, (seen_t, _) in g.seen.items())]  # fmt: skip
+        gone = [
+            gid
+            for gid, g in self._tracks.items()
+            if t - g.last_s > 10 * self.lost_s
+            or all(self._now.get(s, t) - seen_t > self.lost_s for s, (seen_t, _) in g.seen.items())
+        ]
         for gid in gone:
             del self._tracks[gid]
         if gone:

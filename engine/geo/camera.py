@@ -75,8 +75,13 @@ class Camera:
             axes = attitude_axes(axes, *gimbal)
         forward, right, down = axes[:, 0], axes[:, 1], axes[:, 2]
         R = np.stack([right, down, forward])
-        return cls(intrinsics(width, height, hfov_deg), R, np.asarray(position_m, np.float64),
-                   width, height)  # fmt: skip
+        return cls(
+            intrinsics(width, height, hfov_deg),
+            R,
+            np.asarray(position_m, np.float64),
+            width,
+            height,
+        )
 
     @property
     def t(self) -> F64:
@@ -134,8 +139,9 @@ class Camera:
         }
 
 
-def camera_from_telemetry(tel: dict[str, float], position_enu_m: tuple[float, float, float] | F64,
-                          width: int, height: int) -> Camera:  # fmt: skip
+def camera_from_telemetry(
+    tel: dict[str, float], position_enu_m: tuple[float, float, float] | F64, width: int, height: int
+) -> Camera:
     """A drone's camera at one frame, from its MISB ST 0601 style telemetry.
 
     Args:
@@ -150,10 +156,18 @@ def camera_from_telemetry(tel: dict[str, float], position_enu_m: tuple[float, fl
     """
     gimbal = None
     if "sensor_rel_elevation_deg" in tel:
-        gimbal = (float(tel.get("sensor_rel_azimuth_deg", 0.0)),
-                  float(tel["sensor_rel_elevation_deg"]),
-                  float(tel.get("sensor_rel_roll_deg", 0.0)))  # fmt: skip
-    return Camera.from_attitude(position_enu_m, float(tel["platform_heading_deg"]),
-                                float(tel.get("platform_pitch_deg", 0.0)),
-                                float(tel.get("platform_roll_deg", 0.0)), width, height,
-                                float(tel["hfov_deg"]), gimbal=gimbal)  # fmt: skip
+        gimbal = (
+            float(tel.get("sensor_rel_azimuth_deg", 0.0)),
+            float(tel["sensor_rel_elevation_deg"]),
+            float(tel.get("sensor_rel_roll_deg", 0.0)),
+        )
+    return Camera.from_attitude(
+        position_enu_m,
+        float(tel["platform_heading_deg"]),
+        float(tel.get("platform_pitch_deg", 0.0)),
+        float(tel.get("platform_roll_deg", 0.0)),
+        width,
+        height,
+        float(tel["hfov_deg"]),
+        gimbal=gimbal,
+    )

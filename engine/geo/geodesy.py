@@ -31,13 +31,14 @@ class GeoOrigin:
         """ENU points (n, 3) or (n, 2) on the ground (up 0) -> (n, 3) lat, lon, alt."""
         p = np.atleast_2d(np.asarray(enu_m, np.float64))
         up = p[:, 2] if p.shape[1] > 2 else np.zeros(len(p))
-        lat, lon, alt = pymap3d.enu2geodetic(p[:, 0], p[:, 1], up, self.lat_deg, self.lon_deg,
-                                             self.alt_m)  # fmt: skip
+        lat, lon, alt = pymap3d.enu2geodetic(
+            p[:, 0], p[:, 1], up, self.lat_deg, self.lon_deg, self.alt_m
+        )
         return np.column_stack([lat, lon, alt])
 
-    def to_enu(self, lat_deg: F64 | float, lon_deg: F64 | float,
-               alt_m: F64 | float = 0.0) -> F64:  # fmt: skip
+    def to_enu(self, lat_deg: F64 | float, lon_deg: F64 | float, alt_m: F64 | float = 0.0) -> F64:
         """Geodetic points -> (n, 3) east, north, up metres."""
-        e, n, u = pymap3d.geodetic2enu(lat_deg, lon_deg, alt_m, self.lat_deg, self.lon_deg,
-                                       self.alt_m)  # fmt: skip
+        e, n, u = pymap3d.geodetic2enu(
+            lat_deg, lon_deg, alt_m, self.lat_deg, self.lon_deg, self.alt_m
+        )
         return np.column_stack([np.atleast_1d(e), np.atleast_1d(n), np.atleast_1d(u)])

@@ -91,10 +91,12 @@ def _normalized_dlt(src: F64, dst: F64) -> F64 | None:
     t_dst, b = normalise(dst)
     x, y, u, v = a[:, 0], a[:, 1], b[:, 0], b[:, 1]
     one, zero = np.ones(len(a)), np.zeros(len(a))
-    rows = np.concatenate([
-        np.column_stack([-x, -y, -one, zero, zero, zero, u * x, u * y, u]),
-        np.column_stack([zero, zero, zero, -x, -y, -one, v * x, v * y, v]),
-    ])  # fmt: skip
+    rows = np.concatenate(
+        [
+            np.column_stack([-x, -y, -one, zero, zero, zero, u * x, u * y, u]),
+            np.column_stack([zero, zero, zero, -x, -y, -one, v * x, v * y, v]),
+        ]
+    )
     _, sv, vt = np.linalg.svd(rows)
     if np.count_nonzero(sv > 1e-9 * sv[0]) < 8:  # more than one solution: no plane fixed
         return None
@@ -125,6 +127,11 @@ def fit_homography(image_px: F64, ground_m: F64) -> GroundHomography:
     hom = GroundHomography(H, sign)
     err_px = np.hypot(*(hom.to_image(ground_m) - image_px).T)
     err_m = np.hypot(*(hom.to_ground(image_px) - ground_m).T)
-    return GroundHomography(H, sign, float(np.sqrt(np.mean(err_px**2))),
-                            float(np.sqrt(np.mean(err_m**2))), tuple(err_px.tolist()),
-                            tuple(err_m.tolist()))  # fmt: skip
+    return GroundHomography(
+        H,
+        sign,
+        float(np.sqrt(np.mean(err_px**2))),
+        float(np.sqrt(np.mean(err_m**2))),
+        tuple(err_px.tolist()),
+        tuple(err_m.tolist()),
+    )

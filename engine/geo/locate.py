@@ -56,8 +56,9 @@ def homography_of(cal: CalibrationConfig, origin: GeoOrigin | None) -> GroundHom
 PEOPLE = frozenset({"person", "pedestrian", "people", "rider"})
 
 
-def foot_points(xyxy: npt.NDArray[np.floating[Any]], labels: list[str] | tuple[str, ...],
-                overhead: bool) -> F64:  # fmt: skip
+def foot_points(
+    xyxy: npt.NDArray[np.floating[Any]], labels: list[str] | tuple[str, ...], overhead: bool
+) -> F64:
     """The image point where each object stands on the ground (n, 2).
 
     Seen from straight above (a drone): the box's centre. Seen obliquely (a fixed camera): a
@@ -96,8 +97,9 @@ class Locator:
         pixel_sigma: one-sigma error of an object's foot point, pixels.
     """
 
-    def __init__(self, origin: GeoOrigin, homography: GroundHomography | None,
-                 pixel_sigma: float = 3.0) -> None:  # fmt: skip
+    def __init__(
+        self, origin: GeoOrigin, homography: GroundHomography | None, pixel_sigma: float = 3.0
+    ) -> None:
         self.origin = origin
         self.homography = homography
         self.pixel_sigma = pixel_sigma
@@ -115,8 +117,11 @@ class Locator:
     def _drone_camera(self, frame: Frame) -> Any:
         tel = frame.telemetry
         try:
-            pos = self.origin.to_enu(float(tel["sensor_lat_deg"]), float(tel["sensor_lon_deg"]),
-                                     float(tel["sensor_alt_m"]))[0]  # fmt: skip
+            pos = self.origin.to_enu(
+                float(tel["sensor_lat_deg"]),
+                float(tel["sensor_lon_deg"]),
+                float(tel["sensor_alt_m"]),
+            )[0]
             return camera_from_telemetry(tel, pos, frame.width, frame.height)
         except (KeyError, TypeError, ValueError):
             return None
@@ -156,6 +161,10 @@ class Locator:
             return None
         g, radius = found
         lat, lon, _ = self.origin.to_geodetic(np.array([[g[0], g[1], 0.0]]))[0]
-        return {"lat": round(float(lat), 7), "lon": round(float(lon), 7),
-                "uncertainty_m": round(radius, 2),
-                "east_m": round(float(g[0]), 2), "north_m": round(float(g[1]), 2)}  # fmt: skip
+        return {
+            "lat": round(float(lat), 7),
+            "lon": round(float(lon), 7),
+            "uncertainty_m": round(radius, 2),
+            "east_m": round(float(g[0]), 2),
+            "north_m": round(float(g[1]), 2),
+        }

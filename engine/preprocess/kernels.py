@@ -23,13 +23,18 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "bilinear_tables", "block_grey", "letterbox_kernel", "letterbox_kernel_f16", "motion_kernel",
-]  # fmt: skip
+    "bilinear_tables",
+    "block_grey",
+    "letterbox_kernel",
+    "letterbox_kernel_f16",
+    "motion_kernel",
+]
 
 
 @lru_cache(maxsize=64)
-def bilinear_tables(src: int, dst: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32],
-                                                 npt.NDArray[np.float32]]:  # fmt: skip
+def bilinear_tables(
+    src: int, dst: int
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
     """For each of `dst` output positions: the two source indices and the weight of the second,
     as OpenCV's INTER_LINEAR computes them (centre-aligned, clamped at the edges)."""
     scale = src / dst
@@ -92,8 +97,20 @@ def letterbox_kernel(image, out, pad_y, pad_x, y0, y1, wy, x0, x1, wx, swap_rb, 
         out[:, r, pad_x + new_w :] = pv
         fy = wy[oy] * sc  # the scaling folds into the vertical weights
         gy = (np.float32(1.0) - wy[oy]) * sc
-        _row(rows[y0[oy]], rows[y1[oy]], fy, gy, tmp, x0, x1, wx, out[c_first, r], out[1, r],
-             out[c_last, r], pad_x)  # fmt: skip
+        _row(
+            rows[y0[oy]],
+            rows[y1[oy]],
+            fy,
+            gy,
+            tmp,
+            x0,
+            x1,
+            wx,
+            out[c_first, r],
+            out[1, r],
+            out[c_last, r],
+            pad_x,
+        )
 
 
 @nb.njit(nogil=True, cache=True)
@@ -137,8 +154,20 @@ def letterbox_kernel_f16(
         out_bits[:, r, pad_x + new_w :] = pv
         fy = wy[oy] * sc
         gy = (np.float32(1.0) - wy[oy]) * sc
-        _row(rows[y0[oy]], rows[y1[oy]], fy, gy, tmp, x0, x1, wx, scratch[0], scratch[1],
-             scratch[2], 0)  # fmt: skip
+        _row(
+            rows[y0[oy]],
+            rows[y1[oy]],
+            fy,
+            gy,
+            tmp,
+            x0,
+            x1,
+            wx,
+            scratch[0],
+            scratch[1],
+            scratch[2],
+            0,
+        )
         for c in range(3):
             dst = out_bits[(c_first, 1, c_last)[c], r]
             for q in range(new_w):
@@ -157,8 +186,11 @@ def block_grey(image, step, out):
             n = 0
             for y in range(i * step, i * step + step, 2 if step > 1 else 1):
                 for x in range(j * step, j * step + step, 2 if step > 1 else 1):
-                    acc += (np.float32(0.114) * image[y, x, 0] + np.float32(0.587) * image[y, x, 1]
-                            + np.float32(0.299) * image[y, x, 2])  # fmt: skip
+                    acc += (
+                        np.float32(0.114) * image[y, x, 0]
+                        + np.float32(0.587) * image[y, x, 1]
+                        + np.float32(0.299) * image[y, x, 2]
+                    )
                     n += 1
             out[i, j] = acc / n
 

@@ -61,8 +61,13 @@ class MotionGate:
             self._mask = self._zone_mask(h, w, bh, bw)
             return self._run(pts_s)
         assert self._mask is not None
-        score = motion_kernel(grey, self._background, np.float32(self.cfg.adapt),
-                              np.float32(self.cfg.pixel_delta), self._mask)  # fmt: skip
+        score = motion_kernel(
+            grey,
+            self._background,
+            np.float32(self.cfg.adapt),
+            np.float32(self.cfg.pixel_delta),
+            self._mask,
+        )
         self.last_score = float(score)
         if score >= self.cfg.min_fraction and score > 0:
             self._last_motion_s = pts_s

@@ -41,8 +41,9 @@ class EgoMotion:
             ignored: the frame counts as not moved.
     """
 
-    def __init__(self, scale: int = 4, min_response: float = 0.05,
-                 max_jerk_px: float = 12.0) -> None:  # fmt: skip
+    def __init__(
+        self, scale: int = 4, min_response: float = 0.05, max_jerk_px: float = 12.0
+    ) -> None:
         self.scale = scale
         self.min_response = min_response
         self.max_jerk_px = max_jerk_px
@@ -112,9 +113,15 @@ class StaticForeground:
         min_cells: smallest region, in cells of the small frame.
     """
 
-    def __init__(self, scale: int = 4, fast_s: float = 1.0, slow_s: float = 90.0,
-                 threshold: float = 22.0, min_cells: int = 4,
-                 warmup_s: float = 3.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        scale: int = 4,
+        fast_s: float = 1.0,
+        slow_s: float = 90.0,
+        threshold: float = 22.0,
+        min_cells: int = 4,
+        warmup_s: float = 3.0,
+    ) -> None:
         self.scale = scale
         self.fast_s = fast_s
         self.slow_s = slow_s
@@ -129,8 +136,9 @@ class StaticForeground:
         self._regions: list[tuple[npt.NDArray[np.float32], float]] = []  # (xyxy, first seen)
         self._kernel = np.ones((3, 3), np.uint8)
 
-    def update(self, image: npt.NDArray[np.uint8], pts: float,
-               exclude_xyxy: F32 | None = None) -> tuple[F32, F32]:  # fmt: skip
+    def update(
+        self, image: npt.NDArray[np.uint8], pts: float, exclude_xyxy: F32 | None = None
+    ) -> tuple[F32, F32]:
         """Take the next frame; returns (xyxy f32 [n, 4] in image pixels, age_s f32 [n]).
 
         `exclude_xyxy` (image pixels): boxes of people and vehicles seen now; what stands still
@@ -184,8 +192,11 @@ class StaticForeground:
                 if iw <= 0 or ih <= 0:
                     continue
                 inter = iw * ih
-                union = (box[2] - box[0]) * (box[3] - box[1]) + (old[2] - old[0]) * (
-                    old[3] - old[1]) - inter  # fmt: skip
+                union = (
+                    (box[2] - box[0]) * (box[3] - box[1])
+                    + (old[2] - old[0]) * (old[3] - old[1])
+                    - inter
+                )
                 if inter / union > best:
                     best, first = inter / union, min(first, seen)
             regions.append((box, first))

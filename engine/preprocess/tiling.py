@@ -49,8 +49,10 @@ def merge_tiles(
     that window's pixels; a full-frame window is (0, 0, w, h))."""
     if not parts:
         return Detections.empty()
-    shifted = [d.xyxy + np.array([x0, y0, x0, y0], np.float32)
-               for d, (x0, y0, _, _) in zip(parts, windows, strict=True)]  # fmt: skip
+    shifted = [
+        d.xyxy + np.array([x0, y0, x0, y0], np.float32)
+        for d, (x0, y0, _, _) in zip(parts, windows, strict=True)
+    ]
     xyxy: npt.NDArray[np.float32] = np.concatenate(shifted).astype(np.float32)
     score = np.concatenate([d.score for d in parts])
     cls = np.concatenate([d.class_id for d in parts])

@@ -16,8 +16,14 @@ from engine.types import Event, Frame, Tracks
 
 __all__ = ["AnnotatedVideo", "annotate"]
 
-_PALETTE = [(80, 200, 255), (80, 255, 120), (255, 160, 60), (60, 80, 255), (255, 80, 200),
-            (200, 200, 60)]  # fmt: skip
+_PALETTE = [
+    (80, 200, 255),
+    (80, 255, 120),
+    (255, 160, 60),
+    (60, 80, 255),
+    (255, 80, 200),
+    (200, 200, 60),
+]
 
 
 def annotate(
@@ -32,19 +38,24 @@ def annotate(
         pts = np.asarray(poly, np.int32).reshape(-1, 1, 2)
         cv2.polylines(out, [pts], True, (0, 215, 255), 2, cv2.LINE_AA)
     for (x1, y1, x2, y2), cls, score, label in zip(
-        tracks.xyxy.astype(int).tolist(), tracks.class_id.tolist(), tracks.score.tolist(),
-        tracks.labels(), strict=True,
-    ):  # fmt: skip
+        tracks.xyxy.astype(int).tolist(),
+        tracks.class_id.tolist(),
+        tracks.score.tolist(),
+        tracks.labels(),
+        strict=True,
+    ):
         colour = _PALETTE[cls % len(_PALETTE)]
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
         text = f"{label} {score:.2f}"
-        cv2.putText(out, text, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1,
-                    cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            out, text, (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA
+        )
     for i, text in enumerate(banners[:4]):
         y = 28 + 26 * i
         cv2.rectangle(out, (8, y - 20), (16 + 9 * len(text), y + 6), (0, 0, 160), -1)
-        cv2.putText(out, text, (12, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1,
-                    cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            out, text, (12, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA
+        )
     return out
 
 

@@ -64,8 +64,9 @@ class AbandonedObjectRule(ZoneRule):
 
     cfg: AbandonedObjectRuleConfig
 
-    def __init__(self, cfg: AbandonedObjectRuleConfig, zone: ZoneConfig,
-                 class_names: tuple[str, ...]) -> None:  # fmt: skip
+    def __init__(
+        self, cfg: AbandonedObjectRuleConfig, zone: ZoneConfig, class_names: tuple[str, ...]
+    ) -> None:
         super().__init__(cfg, zone)
         self.needs_foreground = cfg.use_foreground
         self._objects_cls = class_ids(cfg.id, cfg.object_classes, class_names)
@@ -92,8 +93,9 @@ class AbandonedObjectRule(ZoneRule):
         if cfg.use_foreground and view.offset_px == (0.0, 0.0) and len(view.static_xyxy):
             covering = tracks.xyxy[tracks.score >= 0.2]
             boxes = view.static_xyxy
-            centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2],
-                               axis=1).astype(np.float64)  # fmt: skip
+            centres = np.stack(
+                [(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1
+            ).astype(np.float64)
             inside = points_in_polygon(centres, self._polygon)
             for box, age, ok, c in zip(boxes, view.static_age_s, inside, centres, strict=True):
                 w, h = float(box[2] - box[0]), float(box[3] - box[1])
@@ -130,8 +132,10 @@ class AbandonedObjectRule(ZoneRule):
                 self._objects.append(obj)
             obj.xy, obj.size, obj.box, obj.last_seen_pts = xy, size, box, pts
             reach = cfg.owner_radius * max(size, 1.0)
-            if len(owner_xy) and (np.hypot(owner_xy[:, 0] - xy[0],
-                                           owner_xy[:, 1] - xy[1]) <= reach).any():  # fmt: skip
+            if (
+                len(owner_xy)
+                and (np.hypot(owner_xy[:, 0] - xy[0], owner_xy[:, 1] - xy[1]) <= reach).any()
+            ):
                 obj.attended_pts = pts
             unattended = pts - obj.attended_pts
             if (
@@ -155,15 +159,23 @@ class AbandonedObjectRule(ZoneRule):
         event_id = obj.incident.end(frame.pts_s) if phase == "end" else obj.incident.event_id
         assert event_id is not None
         return make_event(
-            rule_id=self.id, kind=self.kind, phase=phase, event_id=event_id,  # type: ignore[arg-type]
-            frame=frame, severity=self.cfg.severity, xyxy=obj.box[None, :],
+            rule_id=self.id,
+            kind=self.kind,
+            phase=phase,  # type: ignore[arg-type]
+            event_id=event_id,
+            frame=frame,
+            severity=self.cfg.severity,
+            xyxy=obj.box[None, :],
             score=np.zeros(1, np.float32),
             labels=("object" if obj.track_id < 0 else "tracked_object",),
-            track_id=np.array([obj.track_id], np.int64), zone_id=self.zone.id,
-            attributes={"unattended_s": round(unattended, 1),
-                        "still_for_s": round(frame.pts_s - obj.first_pts, 1),
-                        "evidence": "background_model" if obj.track_id < 0 else "detector"},
-        )  # fmt: skip
+            track_id=np.array([obj.track_id], np.int64),
+            zone_id=self.zone.id,
+            attributes={
+                "unattended_s": round(unattended, 1),
+                "still_for_s": round(frame.pts_s - obj.first_pts, 1),
+                "evidence": "background_model" if obj.track_id < 0 else "detector",
+            },
+        )
 
     def forget(self, track_ids: list[int]) -> None:
         """Ended tracks: drop their histories (objects expire by themselves)."""
@@ -171,8 +183,11 @@ class AbandonedObjectRule(ZoneRule):
 
     def close(self, frame: Frame) -> list[Event]:
         """End open incidents (the stream ended)."""
-        return [self._event("end", o, frame, frame.pts_s - o.attended_pts)
-                for o in self._objects if o.incident.open]  # fmt: skip
+        return [
+            self._event("end", o, frame, frame.pts_s - o.attended_pts)
+            for o in self._objects
+            if o.incident.open
+        ]
 
     @property
     def tracked(self) -> int:

@@ -189,8 +189,9 @@ class TrackMemory:
         self.horizon_s = horizon_s
         self._h: dict[int, deque[tuple[float, float, float, float, float]]] = {}
 
-    def add(self, track_id: int, pts: float, xy: tuple[float, float], height: float,
-            diag: float) -> None:  # fmt: skip
+    def add(
+        self, track_id: int, pts: float, xy: tuple[float, float], height: float, diag: float
+    ) -> None:
         """Record a track's position at `pts`."""
         h = self._h.setdefault(track_id, deque())
         h.append((pts, xy[0], xy[1], height, diag))

@@ -35,8 +35,9 @@ class CrowdRule(ZoneRule):
 
     cfg: CrowdRuleConfig
 
-    def __init__(self, cfg: CrowdRuleConfig, zone: ZoneConfig,
-                 class_names: tuple[str, ...]) -> None:  # fmt: skip
+    def __init__(
+        self, cfg: CrowdRuleConfig, zone: ZoneConfig, class_names: tuple[str, ...]
+    ) -> None:
         super().__init__(cfg, zone)
         self._ids = class_ids(cfg.id, cfg.classes, class_names)
         self._counts: deque[tuple[float, int]] = deque()
@@ -65,8 +66,13 @@ class CrowdRule(ZoneRule):
             box = tracks.xyxy[i]
             h = float(box[3] - box[1])
             assert xy is not None
-            self._memory.add(int(tracks.track_id[i]), pts, (float(xy[k, 0]), float(xy[k, 1])), h,
-                             math.hypot(float(box[2] - box[0]), h))  # fmt: skip
+            self._memory.add(
+                int(tracks.track_id[i]),
+                pts,
+                (float(xy[k, 0]), float(xy[k, 1])),
+                h,
+                math.hypot(float(box[2] - box[0]), h),
+            )
         members = self._cluster(tracks, inside)
         count = int(members.sum())
         self._coming = 0
@@ -139,14 +145,24 @@ class CrowdRule(ZoneRule):
         return count / self.cfg.area_m2 >= self.cfg.min_density
 
     def _attrs(self, count: int) -> dict[str, object]:
-        a: dict[str, object] = {"count": count, "max_count": self._max_count,
-                                "centre_px": self._centre_px()}  # fmt: skip
+        a: dict[str, object] = {
+            "count": count,
+            "max_count": self._max_count,
+            "centre_px": self._centre_px(),
+        }
         if self.cfg.area_m2:
             a["density_per_m2"] = round(count / self.cfg.area_m2, 3)
         return a
 
-    def _gather_step(self, tracks: Tracks, frame: Frame, inside: np.ndarray, count: int,
-                     crowd: bool, converging: bool) -> list[Event]:  # fmt: skip
+    def _gather_step(
+        self,
+        tracks: Tracks,
+        frame: Frame,
+        inside: np.ndarray,
+        count: int,
+        crowd: bool,
+        converging: bool,
+    ) -> list[Event]:
         pts = frame.pts_s
         inc = self._gathering
         # a rise needs history: tracks being born when the stream starts are no gathering
@@ -158,20 +174,28 @@ class CrowdRule(ZoneRule):
             rising = crowd and rise >= self.cfg.gather_rise
             if not inc.open and known and (rising or converging) and inc.can_start(pts):
                 inc.start(pts)
-                attrs = {**self._attrs(count), "rise": rise, "converging": self._coming,
-                         "window_s": self.cfg.gather_window_s}  # fmt: skip
+                attrs = {
+                    **self._attrs(count),
+                    "rise": rise,
+                    "converging": self._coming,
+                    "window_s": self.cfg.gather_window_s,
+                }
                 return [self._event(inc, "crowd_gathering", "start", frame, tracks, inside, attrs)]
             return []
         if not inc.open:
             return []
         self._below_since = pts if self._below_since is None else self._below_since
         if pts - self._below_since >= self.cfg.clear_after_s:
-            return [self._event(inc, "crowd_gathering", "end", frame, tracks, inside,
-                                self._attrs(count))]  # fmt: skip
+            return [
+                self._event(
+                    inc, "crowd_gathering", "end", frame, tracks, inside, self._attrs(count)
+                )
+            ]
         return []
 
-    def _disperse_step(self, tracks: Tracks, frame: Frame, idx: np.ndarray,
-                       xy: np.ndarray | None) -> list[Event]:  # fmt: skip
+    def _disperse_step(
+        self, tracks: Tracks, frame: Frame, idx: np.ndarray, xy: np.ndarray | None
+    ) -> list[Event]:
         cfg = self.cfg
         pts = frame.pts_s
         inc = self._dispersal
@@ -191,37 +215,60 @@ class CrowdRule(ZoneRule):
                 assert xy is not None
                 dx, dy = xy[k, 0] - self._crowd_xy[0], xy[k, 1] - self._crowd_xy[1]
                 outward += int(v[0] * dx + v[1] * dy > 0)
-        scattering = (len(runners) >= cfg.min_runners
-                      and outward >= cfg.outward_fraction * len(runners))  # fmt: skip
+        scattering = len(runners) >= cfg.min_runners and outward >= cfg.outward_fraction * len(
+            runners
+        )
         mask = np.zeros(len(tracks), bool)
         mask[runners] = True
         if scattering:
             self._calm_since = None
             if not inc.open and inc.can_start(pts):
                 inc.start(pts)
-                attrs = {"runners": len(runners), "outward": outward,
-                         "centre_px": self._centre_px()}  # fmt: skip
+                attrs = {
+                    "runners": len(runners),
+                    "outward": outward,
+                    "centre_px": self._centre_px(),
+                }
                 return [self._event(inc, "crowd_dispersal", "start", frame, tracks, mask, attrs)]
             return []
         if not inc.open:
             return []
         self._calm_since = pts if self._calm_since is None else self._calm_since
         if pts - self._calm_since >= cfg.clear_after_s:
-            return [self._event(inc, "crowd_dispersal", "end", frame, tracks, mask,
-                                {"runners": len(runners)})]  # fmt: skip
+            return [
+                self._event(
+                    inc, "crowd_dispersal", "end", frame, tracks, mask, {"runners": len(runners)}
+                )
+            ]
         return []
 
-    def _event(self, inc: Incident, kind: str, phase: str, frame: Frame, tracks: Tracks,
-               mask: np.ndarray, attributes: dict[str, object]) -> Event:  # fmt: skip
+    def _event(
+        self,
+        inc: Incident,
+        kind: str,
+        phase: str,
+        frame: Frame,
+        tracks: Tracks,
+        mask: np.ndarray,
+        attributes: dict[str, object],
+    ) -> Event:
         event_id = inc.end(frame.pts_s) if phase == "end" else inc.event_id
         assert event_id is not None
         labels = tuple(lb for lb, s in zip(tracks.labels(), mask, strict=True) if s)
         return make_event(
-            rule_id=self.id, kind=kind, phase=phase, event_id=event_id,  # type: ignore[arg-type]
-            frame=frame, severity=self.cfg.severity, xyxy=tracks.xyxy[mask],
-            score=tracks.score[mask], labels=labels, track_id=tracks.track_id[mask],
-            zone_id=self.zone.id, attributes=attributes,
-        )  # fmt: skip
+            rule_id=self.id,
+            kind=kind,
+            phase=phase,  # type: ignore[arg-type]
+            event_id=event_id,
+            frame=frame,
+            severity=self.cfg.severity,
+            xyxy=tracks.xyxy[mask],
+            score=tracks.score[mask],
+            labels=labels,
+            track_id=tracks.track_id[mask],
+            zone_id=self.zone.id,
+            attributes=attributes,
+        )
 
     def forget(self, track_ids: list[int]) -> None:
         """Ended tracks: drop their history."""
@@ -233,9 +280,27 @@ class CrowdRule(ZoneRule):
         none = np.zeros(0, bool)
         out = []
         if self._gathering.open:
-            out.append(self._event(self._gathering, "crowd_gathering", "end", frame, empty, none,
-                                   {"reason": "stream_ended"}))  # fmt: skip
+            out.append(
+                self._event(
+                    self._gathering,
+                    "crowd_gathering",
+                    "end",
+                    frame,
+                    empty,
+                    none,
+                    {"reason": "stream_ended"},
+                )
+            )
         if self._dispersal.open:
-            out.append(self._event(self._dispersal, "crowd_dispersal", "end", frame, empty, none,
-                                   {"reason": "stream_ended"}))  # fmt: skip
+            out.append(
+                self._event(
+                    self._dispersal,
+                    "crowd_dispersal",
+                    "end",
+                    frame,
+                    empty,
+                    none,
+                    {"reason": "stream_ended"},
+                )
+            )
         return out

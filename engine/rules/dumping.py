@@ -40,13 +40,18 @@ F32 = npt.NDArray[np.float32]
 LEAVE_S = 1.0  # gone or moving this long: the vehicle has left
 
 
-def before_after_jpeg(before: npt.NDArray[np.uint8], after: npt.NDArray[np.uint8],
-                      width: int = 960) -> bytes:  # fmt: skip
+def before_after_jpeg(
+    before: npt.NDArray[np.uint8], after: npt.NDArray[np.uint8], width: int = 960
+) -> bytes:
     """One JPEG with `before` on the left and `after` on the right, `width` pixels in all."""
     half = width // 2
     h = max(1, round(before.shape[0] * half / before.shape[1]))
-    pair = np.hstack([cv2.resize(before, (half, h), interpolation=cv2.INTER_AREA),
-                      cv2.resize(after, (half, h), interpolation=cv2.INTER_AREA)])  # fmt: skip
+    pair = np.hstack(
+        [
+            cv2.resize(before, (half, h), interpolation=cv2.INTER_AREA),
+            cv2.resize(after, (half, h), interpolation=cv2.INTER_AREA),
+        ]
+    )
     ok, buf = cv2.imencode(".jpg", pair, [cv2.IMWRITE_JPEG_QUALITY, 80])
     return buf.tobytes() if ok else b""
 
@@ -96,8 +101,9 @@ class DumpingRule(ZoneRule):
 
     cfg: DumpingRuleConfig
 
-    def __init__(self, cfg: DumpingRuleConfig, zone: ZoneConfig,
-                 class_names: tuple[str, ...]) -> None:  # fmt: skip
+    def __init__(
+        self, cfg: DumpingRuleConfig, zone: ZoneConfig, class_names: tuple[str, ...]
+    ) -> None:
         super().__init__(cfg, zone)
         self.needs_foreground = cfg.use_foreground
         self._vehicles = class_ids(cfg.id, cfg.vehicle_classes, class_names)
@@ -133,10 +139,12 @@ class DumpingRule(ZoneRule):
         for stop in list(self._stops.values()):
             events += self._stop_step(stop, piles, tracks, frame, view)
         expired = [
-            t for t, s in self._stops.items()
-            if s.left_pts is not None and not s.incident.open
+            t
+            for t, s in self._stops.items()
+            if s.left_pts is not None
+            and not s.incident.open
             and (s.done or pts - s.left_pts > cfg.memory_s)
-        ]  # fmt: skip
+        ]
         for tid in expired:
             del self._stops[tid]
         return events
@@ -161,17 +169,23 @@ class DumpingRule(ZoneRule):
         if stop is not None and stop.incident.open:
             return  # it left and came back during its own incident: same incident
         scene_box = box.astype(np.float32) + np.tile(np.asarray(view.offset_px, np.float32), 2)
-        self._stops[tid] = _Stop(tid, tracks.class_names[tracks.class_id[i]] if tracks.class_names
-                                 else "", frame.pts_s - span[0], scene_box, _small(frame.image),
-                                 incident=Incident(self.cfg.cooldown_s))  # fmt: skip
+        self._stops[tid] = _Stop(
+            tid,
+            tracks.class_names[tracks.class_id[i]] if tracks.class_names else "",
+            frame.pts_s - span[0],
+            scene_box,
+            _small(frame.image),
+            incident=Incident(self.cfg.cooldown_s),
+        )
 
     def _moving(self, tid: int) -> bool:
         span = self._memory.span(tid, 1.0)
         _, diag = self._memory.size(tid)
         return span is not None and span[0] >= 0.5 and span[1] > 2 * self.cfg.stop_speed * diag
 
-    def _piles(self, tracks: Tracks, view: View,
-               pts: float) -> list[tuple[tuple[float, float], F32, float, float, int]]:  # fmt: skip
+    def _piles(
+        self, tracks: Tracks, view: View, pts: float
+    ) -> list[tuple[tuple[float, float], F32, float, float, int]]:
         """Candidate piles: (scene centre, image box, first seen pts, score, track id or -1)."""
         out = []
         debris = in_zone(tracks, self._debris, self.cfg.min_score, "center", self._polygon)
@@ -190,8 +204,14 @@ class DumpingRule(ZoneRule):
                 out.append(((float(c[0]), float(c[1])), box, pts - float(age), 0.0, -1))
         return out
 
-    def _stop_step(self, stop: _Stop, piles: list[tuple[tuple[float, float], F32, float, float,
-                   int]], tracks: Tracks, frame: Frame, view: View) -> list[Event]:  # fmt: skip
+    def _stop_step(
+        self,
+        stop: _Stop,
+        piles: list[tuple[tuple[float, float], F32, float, float, int]],
+        tracks: Tracks,
+        frame: Frame,
+        view: View,
+    ) -> list[Event]:
         cfg = self.cfg
         pts = frame.pts_s
         inc = stop.incident
@@ -201,9 +221,14 @@ class DumpingRule(ZoneRule):
         # background only once the vehicle has gone (until then it may be its shadow or its
         # edge), and it must then still be there `confirm_s` later
         gone = stop.left_pts is not None and self._clear_of(stop, tracks, view)
-        fresh = [p for p in piles if stop.near(p[0], cfg.near) and p[2] >= stop.since_pts - 0.5
-                 and pts - p[2] >= cfg.confirm_s
-                 and (p[4] >= 0 or (gone and not self._beside_vehicle(p[1], tracks)))]  # fmt: skip
+        fresh = [
+            p
+            for p in piles
+            if stop.near(p[0], cfg.near)
+            and p[2] >= stop.since_pts - 0.5
+            and pts - p[2] >= cfg.confirm_s
+            and (p[4] >= 0 or (gone and not self._beside_vehicle(p[1], tracks)))
+        ]
         if fresh:
             stop.pile_seen_pts = pts
         if not inc.open:
@@ -235,13 +260,24 @@ class DumpingRule(ZoneRule):
         veh = np.isin(tracks.class_id, np.fromiter(self._vehicles, np.int32, len(self._vehicles)))
         for box in tracks.xyxy[veh]:
             mx, my = 0.25 * (box[2] - box[0]), 0.25 * (box[3] - box[1])
-            if (region[0] < box[2] + mx and region[2] > box[0] - mx
-                    and region[1] < box[3] + my and region[3] > box[1] - my):  # fmt: skip
+            if (
+                region[0] < box[2] + mx
+                and region[2] > box[0] - mx
+                and region[1] < box[3] + my
+                and region[3] > box[1] - my
+            ):
                 return True
         return False
 
-    def _event(self, phase: str, stop: _Stop, piles: list[tuple[tuple[float, float], F32, float,
-               float, int]], tracks: Tracks, frame: Frame, view: View) -> Event:  # fmt: skip
+    def _event(
+        self,
+        phase: str,
+        stop: _Stop,
+        piles: list[tuple[tuple[float, float], F32, float, float, int]],
+        tracks: Tracks,
+        frame: Frame,
+        view: View,
+    ) -> Event:
         inc = stop.incident
         event_id = inc.end(frame.pts_s) if phase == "end" else inc.event_id
         stop.done = stop.done or phase == "end"
@@ -273,12 +309,19 @@ class DumpingRule(ZoneRule):
             attributes["pile_px"] = [round(pile[0][0] - ox, 1), round(pile[0][1] - oy, 1)]
             attributes["pile_evidence"] = "debris_class" if pile[4] >= 0 else "background_model"
         event = make_event(
-            rule_id=self.id, kind=self.kind, phase=phase, event_id=event_id,  # type: ignore[arg-type]
-            frame=frame, severity=self.cfg.severity,
-            xyxy=np.array(boxes, np.float32).reshape(-1, 4), score=np.array(scores, np.float32),
-            labels=tuple(labels), track_id=np.array(ids, np.int64), zone_id=self.zone.id,
+            rule_id=self.id,
+            kind=self.kind,
+            phase=phase,  # type: ignore[arg-type]
+            event_id=event_id,
+            frame=frame,
+            severity=self.cfg.severity,
+            xyxy=np.array(boxes, np.float32).reshape(-1, 4),
+            score=np.array(scores, np.float32),
+            labels=tuple(labels),
+            track_id=np.array(ids, np.int64),
+            zone_id=self.zone.id,
             attributes=attributes,
-        )  # fmt: skip
+        )
         if phase == "start":
             attributes["snapshot_layout"] = "before|after"
             jpeg = before_after_jpeg(stop.before, frame.image)
@@ -295,8 +338,11 @@ class DumpingRule(ZoneRule):
 
     def close(self, frame: Frame) -> list[Event]:
         """End open incidents (the stream ended)."""
-        return [self._event("end", s, [], Tracks.empty(), frame, View())
-                for s in self._stops.values() if s.incident.open]  # fmt: skip
+        return [
+            self._event("end", s, [], Tracks.empty(), frame, View())
+            for s in self._stops.values()
+            if s.incident.open
+        ]
 
     @property
     def tracked(self) -> int:

@@ -95,20 +95,30 @@ class LineCrossingRule:
             events.append(self._event("end", frame, tracks, None, None))
         return events
 
-    def _event(self, phase: str, frame: Frame, tracks: Tracks, i: int | None,
-               direction: str | None) -> Event:  # fmt: skip
+    def _event(
+        self, phase: str, frame: Frame, tracks: Tracks, i: int | None, direction: str | None
+    ) -> Event:
         inc = self._incident
         event_id = inc.end(frame.pts_s) if phase == "end" else inc.event_id
         assert event_id is not None
         sel = slice(i, i + 1) if i is not None else slice(0, 0)
         return make_event(
-            rule_id=self.id, kind=self.kind, phase=phase, event_id=event_id,  # type: ignore[arg-type]
-            frame=frame, severity=self.cfg.severity, xyxy=tracks.xyxy[sel],
-            score=tracks.score[sel], labels=tuple(tracks.labels()[sel]) if i is not None else (),
+            rule_id=self.id,
+            kind=self.kind,
+            phase=phase,  # type: ignore[arg-type]
+            event_id=event_id,
+            frame=frame,
+            severity=self.cfg.severity,
+            xyxy=tracks.xyxy[sel],
+            score=tracks.score[sel],
+            labels=tuple(tracks.labels()[sel]) if i is not None else (),
             track_id=tracks.track_id[sel],
-            attributes={"direction": direction, "count_in": self.count_in,
-                        "count_out": self.count_out},
-        )  # fmt: skip
+            attributes={
+                "direction": direction,
+                "count_in": self.count_in,
+                "count_out": self.count_out,
+            },
+        )
 
     def forget(self, track_ids: list[int]) -> None:
         """Ended tracks: drop their remembered side."""

@@ -52,8 +52,9 @@ class LoiteringRule(ZoneRule):
 
     cfg: LoiteringRuleConfig
 
-    def __init__(self, cfg: LoiteringRuleConfig, zone: ZoneConfig,
-                 class_names: tuple[str, ...]) -> None:  # fmt: skip
+    def __init__(
+        self, cfg: LoiteringRuleConfig, zone: ZoneConfig, class_names: tuple[str, ...]
+    ) -> None:
         super().__init__(cfg, zone)
         self._ids = class_ids(cfg.id, cfg.classes, class_names)
         self._stays: dict[int, _Stay] = {}
@@ -100,10 +101,13 @@ class LoiteringRule(ZoneRule):
         stale = [t for t, s in self._stays.items() if pts - s.last_in_pts > cfg.grace_s + 1.0]
         for t in stale:
             del self._stays[t]
-        loiterers = {t: s for t, s in self._stays.items()
-                     if pts - s.last_in_pts <= cfg.grace_s
-                     and s.last_in_pts - s.entered_pts >= cfg.dwell_s
-                     and s.moved() >= cfg.min_movement}  # fmt: skip
+        loiterers = {
+            t: s
+            for t, s in self._stays.items()
+            if pts - s.last_in_pts <= cfg.grace_s
+            and s.last_in_pts - s.entered_pts >= cfg.dwell_s
+            and s.moved() >= cfg.min_movement
+        }
         return self._lifecycle(tracks, frame, loiterers)
 
     def _lifecycle(self, tracks: Tracks, frame: Frame, loiterers: dict[int, _Stay]) -> list[Event]:
@@ -125,8 +129,9 @@ class LoiteringRule(ZoneRule):
             return [self._event("end", frame, tracks, {})]
         return []
 
-    def _event(self, phase: str, frame: Frame, tracks: Tracks,
-               loiterers: dict[int, _Stay]) -> Event:  # fmt: skip
+    def _event(
+        self, phase: str, frame: Frame, tracks: Tracks, loiterers: dict[int, _Stay]
+    ) -> Event:
         inc = self._incident
         event_id = inc.end(frame.pts_s) if phase == "end" else inc.event_id
         assert event_id is not None
@@ -134,13 +139,24 @@ class LoiteringRule(ZoneRule):
         labels = tuple(lb for lb, s in zip(tracks.labels(), sel, strict=True) if s)
         dwell = {str(t): round(s.last_in_pts - s.entered_pts, 1) for t, s in loiterers.items()}
         return make_event(
-            rule_id=self.id, kind=self.kind, phase=phase, event_id=event_id,  # type: ignore[arg-type]
-            frame=frame, severity=self.cfg.severity, xyxy=tracks.xyxy[sel],
-            score=tracks.score[sel], labels=labels, track_id=tracks.track_id[sel],
+            rule_id=self.id,
+            kind=self.kind,
+            phase=phase,  # type: ignore[arg-type]
+            event_id=event_id,
+            frame=frame,
+            severity=self.cfg.severity,
+            xyxy=tracks.xyxy[sel],
+            score=tracks.score[sel],
+            labels=labels,
+            track_id=tracks.track_id[sel],
             zone_id=self.zone.id,
-            attributes={"loiterers": len(loiterers), "dwell_s": dwell,
-                        "max_dwell_s": round(self._max_dwell, 1), "threshold_s": self.cfg.dwell_s},
-        )  # fmt: skip
+            attributes={
+                "loiterers": len(loiterers),
+                "dwell_s": dwell,
+                "max_dwell_s": round(self._max_dwell, 1),
+                "threshold_s": self.cfg.dwell_s,
+            },
+        )
 
     def forget(self, track_ids: list[int]) -> None:
         """Ended tracks: keep their stay briefly for an identity switch, then it is dropped."""

@@ -36,10 +36,14 @@ class SourceInference:
         max_det: detections kept after merging tiles.
     """
 
-    def __init__(self, detect: DetectFn, motion: MotionConfig | None = None,
-                 tiling: TilingConfig | None = None,
-                 zones: Sequence[Sequence[tuple[float, float]]] = (),
-                 max_det: int = 300) -> None:  # fmt: skip
+    def __init__(
+        self,
+        detect: DetectFn,
+        motion: MotionConfig | None = None,
+        tiling: TilingConfig | None = None,
+        zones: Sequence[Sequence[tuple[float, float]]] = (),
+        max_det: int = 300,
+    ) -> None:
         self._detect = detect
         self.gate = MotionGate(motion, zones) if motion else None
         self.tiling = tiling
@@ -85,5 +89,6 @@ class SourceInference:
             spans.append((len(crops), windows))
             crops += [image[y0:y1, x0:x1] for x0, y0, x1, y1 in windows]
         found = self._detect(crops)
-        return [merge_tiles(found[k : k + len(wins)], wins, max_det=self.max_det)
-                for k, wins in spans]  # fmt: skip
+        return [
+            merge_tiles(found[k : k + len(wins)], wins, max_det=self.max_det) for k, wins in spans
+        ]

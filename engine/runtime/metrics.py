@@ -30,8 +30,22 @@ from prometheus_client.registry import Collector
 __all__ = ["STAGES", "RuntimeMetrics", "SourceProbe", "process_stats"]
 
 STAGES = ("detect", "track", "rules", "alert")
-LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 2.0, 5.0,
-                     10.0)  # fmt: skip
+LATENCY_BUCKETS_S = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.4,
+    0.6,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+)
 WINDOW = 4096  # recent latencies kept per source for percentiles
 
 
@@ -80,22 +94,40 @@ class RuntimeMetrics:
     def __init__(self, sources: list[str]) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.frames_in = Counter("lookout_frames_in", "Frames taken from the source by the engine",
-                                 ["source"], registry=r)  # fmt: skip
-        self.frames_out = Counter("lookout_frames_processed",
-                                  "Frames through detection, tracking and rules", ["source"],
-                                  registry=r)  # fmt: skip
-        self.inferences = Counter("lookout_inferences",
-                                  "Frames sent to the detector (below frames: motion gating)",
-                                  ["source"], registry=r)  # fmt: skip
-        self.restarts = Counter("lookout_stage_restarts", "Stages restarted after a failure",
-                                ["source", "stage"], registry=r)  # fmt: skip
-        self.alerts = Counter("lookout_alerts_published", "Alerts published (health included)",
-                              ["kind"], registry=r)  # fmt: skip
-        self.latency = Histogram("lookout_latency_seconds",
-                                 "Seconds from a frame's capture to the end of a stage",
-                                 ["source", "stage"], buckets=LATENCY_BUCKETS_S,
-                                 registry=r)  # fmt: skip
+        self.frames_in = Counter(
+            "lookout_frames_in",
+            "Frames taken from the source by the engine",
+            ["source"],
+            registry=r,
+        )
+        self.frames_out = Counter(
+            "lookout_frames_processed",
+            "Frames through detection, tracking and rules",
+            ["source"],
+            registry=r,
+        )
+        self.inferences = Counter(
+            "lookout_inferences",
+            "Frames sent to the detector (below frames: motion gating)",
+            ["source"],
+            registry=r,
+        )
+        self.restarts = Counter(
+            "lookout_stage_restarts",
+            "Stages restarted after a failure",
+            ["source", "stage"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            "lookout_alerts_published", "Alerts published (health included)", ["kind"], registry=r
+        )
+        self.latency = Histogram(
+            "lookout_latency_seconds",
+            "Seconds from a frame's capture to the end of a stage",
+            ["source", "stage"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
         self._lock = threading.Lock()
         self._win: dict[str, _Window] = {s: _Window() for s in sources}
         self._probes: dict[str, SourceProbe] = {}
@@ -176,8 +208,11 @@ class RuntimeMetrics:
     def stage_means_ms(self) -> dict[str, float]:
         """Mean ms from capture to the end of each stage, over every frame of every source."""
         with self._lock:
-            return {st: acc[0] / acc[1] * 1000 for st in STAGES
-                    if (acc := self._stage_sums.get(st)) and acc[1]}  # fmt: skip
+            return {
+                st: acc[0] / acc[1] * 1000
+                for st in STAGES
+                if (acc := self._stage_sums.get(st)) and acc[1]
+            }
 
     def summary(self, min_interval_s: float = 1.0) -> dict[str, Any]:
         """Per-source and process figures since the last summary (for the heartbeat); within
@@ -213,9 +248,13 @@ class RuntimeMetrics:
         self._summary = {
             "sources": sources,
             "queues": {name: depth() for name, depth in self._queues.items()},
-            "process": {"cpu_pct": round(cpu_pct, 1), "rss_mb": round(proc["rss_mb"], 1),
-                        "threads": int(proc["threads"]), "fds": int(proc["fds"])},
-        }  # fmt: skip
+            "process": {
+                "cpu_pct": round(cpu_pct, 1),
+                "rss_mb": round(proc["rss_mb"], 1),
+                "threads": int(proc["threads"]),
+                "fds": int(proc["fds"]),
+            },
+        }
         return self._summary
 
     def exposition(self) -> bytes:
@@ -231,11 +270,14 @@ class _Gauges(Collector):
 
     def collect(self) -> Iterator[Any]:
         m = self._m
-        drops = CounterMetricFamily("lookout_frames_dropped",
-                                    "Frames dropped because the engine was behind",
-                                    labels=["source", "stage"])  # fmt: skip
-        depth = GaugeMetricFamily("lookout_queue_depth", "Items waiting in a queue",
-                                  labels=["queue"])  # fmt: skip
+        drops = CounterMetricFamily(
+            "lookout_frames_dropped",
+            "Frames dropped because the engine was behind",
+            labels=["source", "stage"],
+        )
+        depth = GaugeMetricFamily(
+            "lookout_queue_depth", "Items waiting in a queue", labels=["queue"]
+        )
         for sid, probe in list(m._probes.items()):
             drops.add_metric([sid, "ingest"], probe.dropped())
             depth.add_metric([f"ingest:{sid}"], probe.queued())
@@ -244,8 +286,9 @@ class _Gauges(Collector):
         yield drops
         yield depth
         proc = process_stats(m._proc)
-        yield CounterMetricFamily("lookout_process_cpu_seconds", "CPU time of the engine process",
-                                  value=proc["cpu_s"])  # fmt: skip
+        yield CounterMetricFamily(
+            "lookout_process_cpu_seconds", "CPU time of the engine process", value=proc["cpu_s"]
+        )
         for name, text, key, scale in (
             ("lookout_process_resident_memory_bytes", "Resident memory", "rss_mb", 2**20),
             ("lookout_process_threads", "Threads of the engine process", "threads", 1),

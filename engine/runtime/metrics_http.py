@@ -51,8 +51,11 @@ class MetricsServer:
         scheme = "https" if cfg.tls_cert else "http"
         self.url = f"{scheme}://{host}:{server.server_port}/metrics"
         if not tls and not _loopback(host):
-            log.warning("metrics on %s without TLS: anyone who reaches it can read them; "
-                        "set metrics.tls_cert/tls_key (and client_ca)", self.url)  # fmt: skip
+            log.warning(
+                "metrics on %s without TLS: anyone who reaches it can read them; "
+                "set metrics.tls_cert/tls_key (and client_ca)",
+                self.url,
+            )
         log.info("metrics on %s", self.url)
 
     def close(self) -> None:

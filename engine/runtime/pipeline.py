@@ -65,10 +65,19 @@ class SourcePipeline:
         on_health: receives the health events of this source's outputs (clips, snapshots).
     """
 
-    def __init__(self, cfg: Config, source_cfg: Any, detect: DetectFn,
-                 class_names: tuple[str, ...], rules: Sequence[Rule], locator: Locator | None,
-                 world: SharedWorld, metrics: RuntimeMetrics, snapshots: bool,
-                 on_health: Callable[[HealthEvent], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cfg: Config,
+        source_cfg: Any,
+        detect: DetectFn,
+        class_names: tuple[str, ...],
+        rules: Sequence[Rule],
+        locator: Locator | None,
+        world: SharedWorld,
+        metrics: RuntimeMetrics,
+        snapshots: bool,
+        on_health: Callable[[HealthEvent], None] | None = None,
+    ) -> None:
         self.id: str = source_cfg.id
         self.cfg = cfg
         self.stage = "setup"
@@ -84,11 +93,21 @@ class SourcePipeline:
         self._locator = locator
         self._ground = GroundTracks(locator) if locator is not None else None
         tc = cfg.tracking
-        self._tracker = ByteTracker(TrackerSettings(
-            high_score=tc.high_score, new_track_score=tc.new_track_score, lost_s=tc.lost_s,
-            stationary_s=tc.stationary_s, stationary_lost_s=tc.stationary_lost_s,
-            class_groups=tuple(tuple(g) for g in tc.class_groups),
-        ), class_names) if tc.enabled else None  # fmt: skip
+        self._tracker = (
+            ByteTracker(
+                TrackerSettings(
+                    high_score=tc.high_score,
+                    new_track_score=tc.new_track_score,
+                    lost_s=tc.lost_s,
+                    stationary_s=tc.stationary_s,
+                    stationary_lost_s=tc.stationary_lost_s,
+                    class_groups=tuple(tuple(g) for g in tc.class_groups),
+                ),
+                class_names,
+            )
+            if tc.enabled
+            else None
+        )
         moving = source_cfg.moving
         self._moving = moving if moving is not None else isinstance(source_cfg, DroneSourceConfig)
         self.rules: list[Rule] = []
@@ -202,9 +221,16 @@ class SourcePipeline:
         zones = [z.polygon for z in cfg.zones if z.source == self.id]
         if self._infer is None or zones != self._zones:
             sc = self._src_cfg
-            old, self._infer = self._infer, SourceInference(
-                self._detect, getattr(sc, "motion", None), getattr(sc, "tiling", None), zones,
-                cfg.detector.max_det)  # fmt: skip
+            old, self._infer = (
+                self._infer,
+                SourceInference(
+                    self._detect,
+                    getattr(sc, "motion", None),
+                    getattr(sc, "tiling", None),
+                    zones,
+                    cfg.detector.max_det,
+                ),
+            )
             if old is not None:  # counters go on across a reload
                 self._infer.frames, self._infer.inferences = old.frames, old.inferences
             self._zones = zones

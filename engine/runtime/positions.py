@@ -34,8 +34,9 @@ def build_locators(cfg: Config) -> dict[str, Locator]:
     return out
 
 
-def with_position(event: Event, locator: Locator, frame: Frame,
-                  global_ids: dict[int, int] | None = None) -> Event:  # fmt: skip
+def with_position(
+    event: Event, locator: Locator, frame: Frame, global_ids: dict[int, int] | None = None
+) -> Event:
     """The event with `attributes.position` (lat, lon, uncertainty) when it can be placed, and
     `attributes.global_ids` (each object's identity across sensors, -1 where it has none)."""
     attrs = dict(event.attributes)

@@ -89,17 +89,27 @@ class RulePlan:
 
     def describe(self) -> str:
         """One line for the log and the health event."""
-        parts = [f"{name}: {', '.join(ids)}" for name, ids in (
-            ("added", self.added), ("replaced", self.replaced), ("removed", self.removed),
-        ) if ids]  # fmt: skip
+        parts = [
+            f"{name}: {', '.join(ids)}"
+            for name, ids in (
+                ("added", self.added),
+                ("replaced", self.replaced),
+                ("removed", self.removed),
+            )
+            if ids
+        ]
         text = "; ".join(parts) or "no rule changed"
         if self.needs_restart:
             text += f" (not applied, need a restart: {', '.join(self.needs_restart)})"
         return text
 
 
-def plan_rules(old_cfg: Config, old_rules: dict[str, list[Rule]], new_cfg: Config,
-               new_rules: dict[str, list[Rule]]) -> RulePlan:  # fmt: skip
+def plan_rules(
+    old_cfg: Config,
+    old_rules: dict[str, list[Rule]],
+    new_cfg: Config,
+    new_rules: dict[str, list[Rule]],
+) -> RulePlan:
     """Merge freshly built rules with the running ones: unchanged rules keep their instance."""
     old_sig, new_sig = rule_signatures(old_cfg), rule_signatures(new_cfg)
     running = {r.id: r for rules in old_rules.values() for r in rules}

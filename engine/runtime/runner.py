@@ -86,8 +86,9 @@ class Runner:
             event, `RunReport.errors`) while the others run to their end.
     """
 
-    def __init__(self, cfg: Config, context: zmq.Context | None = None,
-                 watch: ConfigWatcher | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, cfg: Config, context: zmq.Context | None = None, watch: ConfigWatcher | None = None
+    ) -> None:
         self.cfg = cfg
         self._own_context = context is None
         self._context = context or zmq.Context()
@@ -106,8 +107,9 @@ class Runner:
         self.inference_images = 0
         self.metrics = RuntimeMetrics([s.id for s in cfg.sources])
         sv = cfg.supervisor
-        self._policy = RestartPolicy(sv.backoff_initial_s, sv.backoff_max_s, sv.healthy_s,
-                                     sv.max_restarts)  # fmt: skip
+        self._policy = RestartPolicy(
+            sv.backoff_initial_s, sv.backoff_max_s, sv.healthy_s, sv.max_restarts
+        )
         try:
             self.detector: OnnxDetector = build_detector(cfg.detector)
             det = cfg.detector
@@ -210,8 +212,9 @@ class Runner:
 
     # --- per source -----------------------------------------------------------------------------
 
-    def _supervised(self, src: Source, stop: threading.Event, report: RunReport,
-                    on_frame: FrameHook | None) -> None:  # fmt: skip
+    def _supervised(
+        self, src: Source, stop: threading.Event, report: RunReport, on_frame: FrameHook | None
+    ) -> None:
         def restarted(stage: str) -> None:
             self.metrics.restarted(src.id, stage)
             report.restarts[src.id] = report.restarts.get(src.id, 0) + 1
@@ -233,8 +236,7 @@ class Runner:
                 self._source_failed(src, exc, report)
                 raise
 
-        error = supervise(src.id, work, stop,
-                          self._on_health, restarted, self._policy)  # fmt: skip
+        error = supervise(src.id, work, stop, self._on_health, restarted, self._policy)
         if error is not None:
             report.errors[src.id] = error
 
@@ -245,8 +247,9 @@ class Runner:
         attrs = dict(getattr(exc, "attributes", {}))
         self._on_health(HealthEvent(kind, src.id, time.monotonic_ns(), str(exc), attrs))
 
-    def _work(self, src: Source, stop: threading.Event, report: RunReport,
-              on_frame: FrameHook | None) -> None:  # fmt: skip
+    def _work(
+        self, src: Source, stop: threading.Event, report: RunReport, on_frame: FrameHook | None
+    ) -> None:
         """One source's worker: frames from its ingest buffer through its pipeline. Raises
         StageFailed (restart) or EngineError (the source is done for)."""
         with self._rules_lock:
@@ -255,10 +258,17 @@ class Runner:
                 self.rules[src.id] = build_rules(self.cfg, self.detector.class_names)[src.id]
             rules, cfg = self.rules[src.id], self.cfg
         pipe = SourcePipeline(
-            cfg, src.cfg, self._batcher.detect if self._batcher else self.detector.detect_images,
-            self.detector.class_names, rules, self._locators.get(src.id), self._shared_world,
-            self.metrics, self._snapshots, self._on_health,
-        )  # fmt: skip
+            cfg,
+            src.cfg,
+            self._batcher.detect if self._batcher else self.detector.detect_images,
+            self.detector.class_names,
+            rules,
+            self._locators.get(src.id),
+            self._shared_world,
+            self.metrics,
+            self._snapshots,
+            self._on_health,
+        )
         base = report.inferences.get(src.id, 0)
         sid = src.id
         take = self.cfg.detector.batch_max if self.detector.info.batch_dynamic else 1
@@ -330,23 +340,37 @@ class Runner:
             built = build_rules(new_cfg, self.detector.class_names)
         except EngineError as exc:
             log.error("config reload refused; the running config stays: %s", exc)
-            self._on_health(HealthEvent("config.rejected", ENGINE, time.monotonic_ns(),
-                                        f"config reload refused: {exc}"))  # fmt: skip
+            self._on_health(
+                HealthEvent(
+                    "config.rejected", ENGINE, time.monotonic_ns(), f"config reload refused: {exc}"
+                )
+            )
             return
         with self._rules_lock:
             plan = plan_rules(self.cfg, self.rules, new_cfg, built)
             running = {s.id for s in self.sources}
             self.rules = {sid: plan.rules.get(sid, []) for sid in running}
-            self.cfg = self.cfg.model_copy(update={"zones": new_cfg.zones,
-                                                   "rules": new_cfg.rules})  # fmt: skip
+            self.cfg = self.cfg.model_copy(update={"zones": new_cfg.zones, "rules": new_cfg.rules})
             for sid, rules in self.rules.items():
                 self._pending[sid] = (rules, self.cfg)
         report.reloads += 1
         text = f"config reloaded{' (asked)' if force else ''}: {plan.describe()}"
         log.info("%s", text)
-        self._on_health(HealthEvent("config.reloaded", ENGINE, time.monotonic_ns(), text, {
-            "added": plan.added, "replaced": plan.replaced, "removed": plan.removed,
-            "kept": plan.kept, "needs_restart": plan.needs_restart}))  # fmt: skip
+        self._on_health(
+            HealthEvent(
+                "config.reloaded",
+                ENGINE,
+                time.monotonic_ns(),
+                text,
+                {
+                    "added": plan.added,
+                    "replaced": plan.replaced,
+                    "removed": plan.removed,
+                    "kept": plan.kept,
+                    "needs_restart": plan.needs_restart,
+                },
+            )
+        )
 
     # --- events and alerts ----------------------------------------------------------------------
 
@@ -356,8 +380,9 @@ class Runner:
         try:
             self._events.put_nowait(event)
         except queue.Full:
-            log.error("event queue full: health event %s of %s not published", event.kind,
-                      event.source_id)  # fmt: skip
+            log.error(
+                "event queue full: health event %s of %s not published", event.kind, event.source_id
+            )
 
     def _put_all(self, events: list[Event], stop: threading.Event) -> None:
         for event in events:
@@ -452,8 +477,9 @@ def _probe(src: Source) -> SourceProbe:
 def _join(thread: threading.Thread, deadline: float) -> None:
     thread.join(max(0.0, deadline - time.monotonic()))
     if thread.is_alive():
-        log.error("thread %s did not stop within the %.0f s shutdown bound", thread.name,
-                  SHUTDOWN_S)  # fmt: skip
+        log.error(
+            "thread %s did not stop within the %.0f s shutdown bound", thread.name, SHUTDOWN_S
+        )
 
 
 class _LagWatch:
@@ -472,7 +498,12 @@ class _LagWatch:
             if new >= LAGGING_MIN_DROPS and now - self._last[src.id] >= LAGGING_EVERY_S:
                 self._reported[src.id] = src.dropped
                 self._last[src.id] = now
-                self._on_health(HealthEvent(
-                    "source.lagging", src.id, time.monotonic_ns(),
-                    f"engine behind: {new} frames dropped ({src.dropped} in all)",
-                    {"dropped": src.dropped}))  # fmt: skip
+                self._on_health(
+                    HealthEvent(
+                        "source.lagging",
+                        src.id,
+                        time.monotonic_ns(),
+                        f"engine behind: {new} frames dropped ({src.dropped} in all)",
+                        {"dropped": src.dropped},
+                    )
+                )

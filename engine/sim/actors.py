@@ -51,8 +51,13 @@ class Trajectory:
         self.dist_m = np.concatenate([[0.0], np.cumsum(seg_len)])
 
     @classmethod
-    def along(cls, points: list[tuple[float, float]] | F64, start_s: float, speed_mps: float,
-              pauses: dict[int, float] | None = None) -> Trajectory:  # fmt: skip
+    def along(
+        cls,
+        points: list[tuple[float, float]] | F64,
+        start_s: float,
+        speed_mps: float,
+        pauses: dict[int, float] | None = None,
+    ) -> Trajectory:
         """Walk/drive through `points` from `start_s` at `speed_mps`, pausing at given indices."""
         pts = np.asarray(points, np.float64)
         times, xy = [start_s], [pts[0]]

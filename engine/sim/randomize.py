@@ -30,21 +30,33 @@ def _fixed_camera(rng: np.random.Generator) -> dict[str, Any]:
     x, y = dist * math.sin(bearing), dist * math.cos(bearing)
     yaw = (math.degrees(bearing) + 180 + rng.uniform(-15, 15)) % 360
     pitch = -math.degrees(math.atan2(height, dist)) + rng.uniform(-6, 4)
-    return {"type": "fixed_camera", "id": "cam", "resolution": [960, 540],
-            "hfov_deg": float(rng.uniform(55, 85)), "position_m": [x, y, height],
-            "yaw_deg": yaw, "pitch_deg": max(-85.0, pitch),
-            "roll_deg": float(rng.normal(0, 1.5))}  # fmt: skip
+    return {
+        "type": "fixed_camera",
+        "id": "cam",
+        "resolution": [960, 540],
+        "hfov_deg": float(rng.uniform(55, 85)),
+        "position_m": [x, y, height],
+        "yaw_deg": yaw,
+        "pitch_deg": max(-85.0, pitch),
+        "roll_deg": float(rng.normal(0, 1.5)),
+    }
 
 
 def _drone(rng: np.random.Generator) -> dict[str, Any]:
     a = rng.uniform(-12, 12, 2)
     b = a + rng.uniform(-15, 15, 2)
     oblique = rng.random() < 0.3
-    return {"type": "drone", "id": "drone", "resolution": [960, 540],
-            "hfov_deg": float(rng.uniform(50, 70)), "altitude_m": float(rng.uniform(18, 45)),
-            "path": [a.tolist(), b.tolist()], "speed_mps": float(rng.uniform(0, 4)),
-            "gimbal_elevation_deg": float(rng.uniform(-75, -55)) if oblique else -90.0,
-            "wobble_deg": float(rng.uniform(0.5, 2.5))}  # fmt: skip
+    return {
+        "type": "drone",
+        "id": "drone",
+        "resolution": [960, 540],
+        "hfov_deg": float(rng.uniform(50, 70)),
+        "altitude_m": float(rng.uniform(18, 45)),
+        "path": [a.tolist(), b.tolist()],
+        "speed_mps": float(rng.uniform(0, 4)),
+        "gimbal_elevation_deg": float(rng.uniform(-75, -55)) if oblique else -90.0,
+        "wobble_deg": float(rng.uniform(0.5, 2.5)),
+    }
 
 
 def random_scenario(seed: int, duration_s: float = 40.0) -> Scenario:
@@ -58,56 +70,108 @@ def random_scenario(seed: int, duration_s: float = 40.0) -> Scenario:
     sensor = _fixed_camera(rng) if rng.random() < 0.6 else _drone(rng)
     sensor["effects"] = {
         "time_of_day": str(rng.choice(["day", "day", "dusk", "night"])),
-        "noise_sigma": float(rng.uniform(1, 6)), "blur_px": float(rng.uniform(0, 1.2)),
+        "noise_sigma": float(rng.uniform(1, 6)),
+        "blur_px": float(rng.uniform(0, 1.2)),
         "jpeg_quality": int(rng.integers(45, 90)) if rng.random() < 0.4 else None,
-    }  # fmt: skip
-    props = [{"kind": str(rng.choice(["gate_barrier", "kiosk", "bench", "bin", "bush", "bush",
-                                      "tree"])),
-              "position": rng.uniform(-25, 25, 2).tolist(), "yaw_deg": float(rng.uniform(0, 360))}
-             for _ in range(int(rng.integers(0, 10)))]  # fmt: skip
+    }
+    props = [
+        {
+            "kind": str(
+                rng.choice(["gate_barrier", "kiosk", "bench", "bin", "bush", "bush", "tree"])
+            ),
+            "position": rng.uniform(-25, 25, 2).tolist(),
+            "yaw_deg": float(rng.uniform(0, 360)),
+        }
+        for _ in range(int(rng.integers(0, 10)))
+    ]
     # debris left earlier, anywhere near the action: piles are rare in dumping incidents alone
     piles = []
     for _ in range(int(rng.integers(0, 4))):
         radius = float(rng.uniform(0.4, 2.3))
-        piles.append({"position": rng.uniform(-22, 22, 2).tolist(), "radius_m": radius,
-                      "height_m": radius * float(rng.uniform(0.3, 0.8))})  # fmt: skip
+        piles.append(
+            {
+                "position": rng.uniform(-22, 22, 2).tolist(),
+                "radius_m": radius,
+                "height_m": radius * float(rng.uniform(0.3, 0.8)),
+            }
+        )
     stop = np.mean(lot, axis=0)
     incidents: list[dict[str, Any]] = []
     if rng.random() < 0.6:
         entry, exit_ = road[0], road[-1]
-        incidents.append({"kind": "dumping", "area": "lot",
-                          "path": [list(entry), list(road[1]), stop.tolist(), list(road[1]),
-                                   list(exit_)],
-                          "stop_index": 2, "arrive_s": float(rng.uniform(4, 14)),
-                          "unload_s": float(rng.uniform(5, 10)), "wait_s": float(rng.uniform(1, 4)),
-                          "speed_mps": float(rng.uniform(6, 10)),
-                          "pile_radius_m": float(rng.uniform(0.9, 2.0))})  # fmt: skip
+        incidents.append(
+            {
+                "kind": "dumping",
+                "area": "lot",
+                "path": [list(entry), list(road[1]), stop.tolist(), list(road[1]), list(exit_)],
+                "stop_index": 2,
+                "arrive_s": float(rng.uniform(4, 14)),
+                "unload_s": float(rng.uniform(5, 10)),
+                "wait_s": float(rng.uniform(1, 4)),
+                "speed_mps": float(rng.uniform(6, 10)),
+                "pile_radius_m": float(rng.uniform(0.9, 2.0)),
+            }
+        )
     if rng.random() < 0.5:
         centre = np.mean(plaza, axis=0) + rng.uniform(-5, 5, 2)
-        incidents.append({"kind": "crowd", "center": centre.tolist(),
-                          "count": int(rng.integers(6, 25)), "radius_m": float(rng.uniform(2, 5)),
-                          "gather_start_s": float(rng.uniform(0, 8)),
-                          "gather_s": float(rng.uniform(6, 14)),
-                          "disperse_at_s": float(rng.uniform(22, 32))})  # fmt: skip
+        incidents.append(
+            {
+                "kind": "crowd",
+                "center": centre.tolist(),
+                "count": int(rng.integers(6, 25)),
+                "radius_m": float(rng.uniform(2, 5)),
+                "gather_start_s": float(rng.uniform(0, 8)),
+                "gather_s": float(rng.uniform(6, 14)),
+                "disperse_at_s": float(rng.uniform(22, 32)),
+            }
+        )
     if rng.random() < 0.3:
-        incidents.append({"kind": "loitering", "center": rng.uniform(-10, 10, 2).tolist(),
-                          "count": int(rng.integers(1, 4)), "start_s": 0.0,
-                          "duration_s": float(duration_s)})  # fmt: skip
-    return Scenario.model_validate({
-        "name": f"random-{seed}", "seed": seed, "duration_s": duration_s, "fps": 5,
-        "world": {"size_m": 140, "ppm": 12, "ground": "random", "clutter": int(rng.integers(4, 25)),
-                  "roads": [{"path": road, "width_m": float(rng.uniform(6, 10)),
-                             "sidewalk_m": float(rng.uniform(1.5, 3.5))}],
-                  "areas": [{"id": "lot", "kind": "no_dumping", "polygon": lot},
-                            {"id": "plaza", "kind": str(rng.choice(["plaza", "grass", "gate"])),
-                             "polygon": plaza}],
-                  "props": props, "piles": piles},
-        "sensor": sensor,
-        "background": {"pedestrians_per_min": float(rng.uniform(10, 45)),
-                       "cars_per_min": float(rng.uniform(3, 12)),
-                       "trucks_per_min": float(rng.uniform(0.5, 3)),
-                       "parked_cars": int(rng.integers(0, 5)),
-                       "walk_areas": [plaza, _rot([(-15, -15), (15, -15), (15, 15), (-15, 15)],
-                                                  turn)]},
-        "incidents": incidents,
-    })  # fmt: skip
+        incidents.append(
+            {
+                "kind": "loitering",
+                "center": rng.uniform(-10, 10, 2).tolist(),
+                "count": int(rng.integers(1, 4)),
+                "start_s": 0.0,
+                "duration_s": float(duration_s),
+            }
+        )
+    return Scenario.model_validate(
+        {
+            "name": f"random-{seed}",
+            "seed": seed,
+            "duration_s": duration_s,
+            "fps": 5,
+            "world": {
+                "size_m": 140,
+                "ppm": 12,
+                "ground": "random",
+                "clutter": int(rng.integers(4, 25)),
+                "roads": [
+                    {
+                        "path": road,
+                        "width_m": float(rng.uniform(6, 10)),
+                        "sidewalk_m": float(rng.uniform(1.5, 3.5)),
+                    }
+                ],
+                "areas": [
+                    {"id": "lot", "kind": "no_dumping", "polygon": lot},
+                    {
+                        "id": "plaza",
+                        "kind": str(rng.choice(["plaza", "grass", "gate"])),
+                        "polygon": plaza,
+                    },
+                ],
+                "props": props,
+                "piles": piles,
+            },
+            "sensor": sensor,
+            "background": {
+                "pedestrians_per_min": float(rng.uniform(10, 45)),
+                "cars_per_min": float(rng.uniform(3, 12)),
+                "trucks_per_min": float(rng.uniform(0.5, 3)),
+                "parked_cars": int(rng.integers(0, 5)),
+                "walk_areas": [plaza, _rot([(-15, -15), (15, -15), (15, 15), (-15, 15)], turn)],
+            },
+            "incidents": incidents,
+        }
+    )

@@ -41,12 +41,16 @@ class Lighting:
 
 
 # time of day: sun elevation range (None: no sun), BGR gain, shadow depth, sky colour, noise scale
-_TIME_OF_DAY: dict[str, tuple[tuple[float, float] | None, tuple[float, float, float], float,
-                               tuple[int, int, int], float]] = {
+_TIME_OF_DAY: dict[
+    str,
+    tuple[
+        tuple[float, float] | None, tuple[float, float, float], float, tuple[int, int, int], float
+    ],
+] = {
     "day": ((35.0, 65.0), (1.0, 1.0, 1.0), 0.45, (235, 206, 170), 1.0),
     "dusk": ((10.0, 20.0), (0.6, 0.68, 0.82), 0.35, (150, 150, 210), 1.6),
     "night": (None, (0.42, 0.36, 0.3), 0.0, (60, 40, 30), 2.5),
-}  # fmt: skip
+}
 
 
 def lighting_for(effects: Effects, rng: np.random.Generator) -> Lighting:
@@ -76,12 +80,15 @@ class FrameTruth:
     speed_mps: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"actor_id": self.actor_id, "class": self.cls,
-                "box_xyxy": [round(v, 2) for v in self.box_xyxy],
-                "visibility": round(self.visibility, 3),
-                "world_m": [round(v, 3) for v in self.world_m],
-                "foot_px": [round(v, 2) for v in self.foot_px],
-                "speed_mps": round(self.speed_mps, 3)}  # fmt: skip
+        return {
+            "actor_id": self.actor_id,
+            "class": self.cls,
+            "box_xyxy": [round(v, 2) for v in self.box_xyxy],
+            "visibility": round(self.visibility, 3),
+            "world_m": [round(v, 3) for v in self.world_m],
+            "foot_px": [round(v, 2) for v in self.foot_px],
+            "speed_mps": round(self.speed_mps, 3),
+        }
 
 
 class Renderer:
@@ -95,8 +102,14 @@ class Renderer:
         seed: seeds per-frame noise (frame i always gets the same noise).
     """
 
-    def __init__(self, ground: GroundMap, actors: list[Actor], effects: Effects,
-                 lighting: Lighting, seed: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        ground: GroundMap,
+        actors: list[Actor],
+        effects: Effects,
+        lighting: Lighting,
+        seed: int,
+    ) -> None:
         self.ground = ground
         self.actors = actors
         self.effects = effects
@@ -169,8 +182,13 @@ class Renderer:
         # Sky where rays point up; haze where they graze the ground. Skipped when no corner ray
         # comes near the horizon (drones looking down).
         to_world = cam.R.T @ np.linalg.inv(cam.K)
-        corners = np.array([[0, 0, 1], [cam.width, 0, 1], [0, cam.height, 1],
-                            [cam.width, cam.height, 1]], np.float64) @ to_world.T  # fmt: skip
+        corners = (
+            np.array(
+                [[0, 0, 1], [cam.width, 0, 1], [0, cam.height, 1], [cam.width, cam.height, 1]],
+                np.float64,
+            )
+            @ to_world.T
+        )
         sin_elev = corners[:, 2] / np.linalg.norm(corners, axis=1)
         if sin_elev.max() < -HAZE_SIN:
             return img
@@ -201,8 +219,15 @@ class Renderer:
             hull = cv2.convexHull((uv * ONE).astype(np.int32))
             cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_8, SHIFT)
 
-    def _draw_part(self, img: U8, ids: npt.NDArray[np.int32], cam: Camera, part: Part,
-                   uv: npt.NDArray[np.float64], actor_tag: int) -> None:  # fmt: skip
+    def _draw_part(
+        self,
+        img: U8,
+        ids: npt.NDArray[np.int32],
+        cam: Camera,
+        part: Part,
+        uv: npt.NDArray[np.float64],
+        actor_tag: int,
+    ) -> None:
         v = part.vertices
         tri = np.array([f[:3] for f in part.faces])
         p0, p1, p2 = v[tri[:, 0]], v[tri[:, 1]], v[tri[:, 2]]
@@ -218,8 +243,11 @@ class Renderer:
         for k in np.flatnonzero(facing):
             base = part.top if n[k, 2] > 0.7 else part.side
             g = float(light[k])
-            colour = (min(255, int(base[0] * g)), min(255, int(base[1] * g)),
-                      min(255, int(base[2] * g)))  # fmt: skip
+            colour = (
+                min(255, int(base[0] * g)),
+                min(255, int(base[1] * g)),
+                min(255, int(base[2] * g)),
+            )
             pts = (uv[part.faces[k]] * ONE).astype(np.int32)
             cv2.fillConvexPoly(img, pts, colour, cv2.LINE_8, SHIFT)
             cv2.fillConvexPoly(ids, pts, actor_tag, cv2.LINE_8, SHIFT)
@@ -253,9 +281,13 @@ class Renderer:
 
     # --- truth ------------------------------------------------------------------------------
 
-    def _truths(self, cam: Camera, t: float,
-                drawn: list[tuple[float, Actor, list[tuple[Part, npt.NDArray[np.float64]]]]],
-                ids: npt.NDArray[np.int32]) -> list[FrameTruth]:  # fmt: skip
+    def _truths(
+        self,
+        cam: Camera,
+        t: float,
+        drawn: list[tuple[float, Actor, list[tuple[Part, npt.NDArray[np.float64]]]]],
+        ids: npt.NDArray[np.int32],
+    ) -> list[FrameTruth]:
         out: list[FrameTruth] = []
         w, h = cam.width, cam.height
         for _, actor, projected in drawn:
@@ -273,17 +305,27 @@ class Renderer:
             visible = int(np.count_nonzero(ids[r0:r1, c0:c1] == actor.id + 1))
             xy = actor.traj.position(t)
             foot, _ = cam.project(np.array([[xy[0], xy[1], 0.0]]))
-            out.append(FrameTruth(
-                actor.id, actor.cls, (float(bx1), float(by1), float(bx2), float(by2)),
-                min(1.0, visible / full) if full else 0.0,
-                (float(xy[0]), float(xy[1]), 0.0), (float(foot[0, 0]), float(foot[0, 1])),
-                actor.traj.speed(t),
-            ))  # fmt: skip
+            out.append(
+                FrameTruth(
+                    actor.id,
+                    actor.cls,
+                    (float(bx1), float(by1), float(bx2), float(by2)),
+                    min(1.0, visible / full) if full else 0.0,
+                    (float(xy[0]), float(xy[1]), 0.0),
+                    (float(foot[0, 0]), float(foot[0, 1])),
+                    actor.traj.speed(t),
+                )
+            )
         return out
 
     @staticmethod
-    def _full_area(projected: list[tuple[Part, npt.NDArray[np.float64]]],
-                   x1: float, y1: float, x2: float, y2: float) -> int:  # fmt: skip
+    def _full_area(
+        projected: list[tuple[Part, npt.NDArray[np.float64]]],
+        x1: float,
+        y1: float,
+        x2: float,
+        y2: float,
+    ) -> int:
         """Pixels of the whole silhouette, as if nothing hid it and the image had no edges."""
         scale = 1.0
         bw, bh = x2 - x1 + 2, y2 - y1 + 2

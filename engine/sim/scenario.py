@@ -236,14 +236,20 @@ class Scenario(_Model):
                 )
             if isinstance(inc, DumpingIncident) and inc.stop_index >= len(inc.path) - 1:
                 problems.append(
-                    (("incidents", i, "stop_index"),
-                     f"expected a point before the last of {len(inc.path)}, got {inc.stop_index}")
-                )  # fmt: skip
+                    (
+                        ("incidents", i, "stop_index"),
+                        f"expected a point before the last of {len(inc.path)}, "
+                        f"got {inc.stop_index}",
+                    )
+                )
             if isinstance(inc, AbandonedObjectIncident) and inc.drop_index >= len(inc.path) - 1:
                 problems.append(
-                    (("incidents", i, "drop_index"),
-                     f"expected a point before the last of {len(inc.path)}, got {inc.drop_index}")
-                )  # fmt: skip
+                    (
+                        ("incidents", i, "drop_index"),
+                        f"expected a point before the last of {len(inc.path)}, "
+                        f"got {inc.drop_index}",
+                    )
+                )
         if problems:
             raise CrossFieldError(problems)
         return self

@@ -47,8 +47,18 @@ CLOTHES = [
     (180, 150, 110),
 ]
 SKIN = [(140, 170, 220), (110, 140, 190), (80, 110, 160), (60, 80, 120)]
-PAINT = [(30, 30, 30), (220, 220, 225), (150, 150, 155), (40, 40, 160), (150, 90, 30),
-         (40, 100, 40), (30, 160, 210), (100, 100, 110), (20, 60, 120), (200, 200, 80)]  # fmt: skip
+PAINT = [
+    (30, 30, 30),
+    (220, 220, 225),
+    (150, 150, 155),
+    (40, 40, 160),
+    (150, 90, 30),
+    (40, 100, 40),
+    (30, 160, 210),
+    (100, 100, 110),
+    (20, 60, 120),
+    (200, 200, 80),
+]
 
 
 @dataclass(slots=True)
@@ -71,9 +81,14 @@ class TrueEvent:
     area: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
-                "place_m": [round(v, 3) for v in self.place_m], "actors": self.actors,
-                "area": self.area}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.end_s, 3),
+            "place_m": [round(v, 3) for v in self.place_m],
+            "actors": self.actors,
+            "area": self.area,
+        }
 
 
 @dataclass(slots=True)
@@ -83,12 +98,28 @@ class Script:
     actors: list[Actor] = field(default_factory=list)
     events: list[TrueEvent] = field(default_factory=list)
 
-    def add(self, kind: str, traj: Trajectory, appear: float, vanish: float,
-            rng: np.random.Generator, **kw: Any) -> Actor:  # fmt: skip
+    def add(
+        self,
+        kind: str,
+        traj: Trajectory,
+        appear: float,
+        vanish: float,
+        rng: np.random.Generator,
+        **kw: Any,
+    ) -> Actor:
         size = kw.pop("size_m", None) or _size(kind, rng)
         colours = kw.pop("colours", None) or _colours(kind, rng)
-        actor = Actor(len(self.actors), kind, traj, appear, vanish, size, colours,
-                      rng_seed=int(rng.integers(2**31)), **kw)  # fmt: skip
+        actor = Actor(
+            len(self.actors),
+            kind,
+            traj,
+            appear,
+            vanish,
+            size,
+            colours,
+            rng_seed=int(rng.integers(2**31)),
+            **kw,
+        )
         self.actors.append(actor)
         return actor
 
@@ -97,8 +128,11 @@ def _size(kind: str, rng: np.random.Generator) -> tuple[float, float, float]:
     if kind.startswith("prop:") or kind == "debris":
         return (1.0, 1.0, 1.0)
     lo_hi = SIZES[kind]
-    return (float(rng.uniform(*lo_hi[0])), float(rng.uniform(*lo_hi[1])),
-            float(rng.uniform(*lo_hi[2])))  # fmt: skip
+    return (
+        float(rng.uniform(*lo_hi[0])),
+        float(rng.uniform(*lo_hi[1])),
+        float(rng.uniform(*lo_hi[2])),
+    )
 
 
 def _pick(rng: np.random.Generator, palette: list[tuple[int, int, int]]) -> tuple[int, int, int]:
@@ -109,15 +143,33 @@ def _pick(rng: np.random.Generator, palette: list[tuple[int, int, int]]) -> tupl
 
 def _colours(kind: str, rng: np.random.Generator) -> list[tuple[int, int, int]]:
     if kind == "person":  # shirt, trousers, skin, hair
-        return [_pick(rng, CLOTHES), _pick(rng, CLOTHES), _pick(rng, SKIN),
-                _pick(rng, [(20, 20, 20), (30, 50, 80), (150, 170, 190)])]  # fmt: skip
+        return [
+            _pick(rng, CLOTHES),
+            _pick(rng, CLOTHES),
+            _pick(rng, SKIN),
+            _pick(rng, [(20, 20, 20), (30, 50, 80), (150, 170, 190)]),
+        ]
     if kind in ("car", "truck"):  # body, cargo/roof, windows
         return [_pick(rng, PAINT), _pick(rng, PAINT), (60, 50, 40)]
     if kind == "debris":  # soil (earth, sand, concrete, brick), rubble
-        return [_pick(rng, [(70, 100, 130), (110, 120, 130), (60, 80, 100), (140, 150, 150),
-                            (40, 55, 75), (120, 165, 195), (70, 80, 150), (175, 175, 170)]),
-                _pick(rng, [(90, 90, 90), (50, 70, 90), (160, 160, 170), (60, 60, 140),
-                            (200, 200, 200)])]  # fmt: skip
+        return [
+            _pick(
+                rng,
+                [
+                    (70, 100, 130),
+                    (110, 120, 130),
+                    (60, 80, 100),
+                    (140, 150, 150),
+                    (40, 55, 75),
+                    (120, 165, 195),
+                    (70, 80, 150),
+                    (175, 175, 170),
+                ],
+            ),
+            _pick(
+                rng, [(90, 90, 90), (50, 70, 90), (160, 160, 170), (60, 60, 140), (200, 200, 200)]
+            ),
+        ]
     if kind == "bag":
         return [_pick(rng, [(20, 20, 20), (30, 30, 120), (90, 60, 30), (50, 50, 50)])]
     return [_pick(rng, [(90, 90, 90), (40, 90, 40), (60, 80, 110), (150, 150, 150)])]
@@ -170,8 +222,9 @@ def _background(sc: Scenario, rng: np.random.Generator, gm: GroundMap, script: S
             side = cfg.width_m / 2 - 1.1
             pos = a + np.array([d[1], -d[0]]) / np.linalg.norm(d) * side
             heading = math.degrees(math.atan2(d[0], d[1]))
-            script.add("car", Trajectory(np.array([0.0]), pos[None]), -1e9, 1e9, rng,
-                       heading_deg=heading)  # fmt: skip
+            script.add(
+                "car", Trajectory(np.array([0.0]), pos[None]), -1e9, 1e9, rng, heading_deg=heading
+            )
     walks = [np.asarray(w, np.float64) for w in bg.walk_areas]
     for t in _arrivals(rng, bg.pedestrians_per_min, -lead, sc.duration_s):
         speed = float(rng.uniform(1.0, 1.6))
@@ -182,8 +235,9 @@ def _background(sc: Scenario, rng: np.random.Generator, gm: GroundMap, script: S
             k = int(rng.integers(len(roads)))
             cfg = sc.world.roads[k]
             offset = cfg.width_m / 2 + cfg.sidewalk_m * rng.uniform(0.25, 0.75)
-            route = _road_route(roads[k], offset * (1 if rng.random() < 0.5 else -1),
-                                bool(rng.random() < 0.5), 10.0)  # fmt: skip
+            route = _road_route(
+                roads[k], offset * (1 if rng.random() < 0.5 else -1), bool(rng.random() < 0.5), 10.0
+            )
         else:
             h = sc.world.size_m / 2
             route = rng.uniform(-h, h, (2, 2))
@@ -199,11 +253,23 @@ def _on_boundary(poly: F64, rng: np.random.Generator) -> F64:
 
 def _clutter(sc: Scenario, rng: np.random.Generator, gm: GroundMap, script: Script) -> None:
     for prop in sc.world.props:
-        script.add(f"prop:{prop.kind}", Trajectory(np.array([0.0]), np.array([prop.position])),
-                   -1e9, 1e9, rng, heading_deg=prop.yaw_deg)  # fmt: skip
+        script.add(
+            f"prop:{prop.kind}",
+            Trajectory(np.array([0.0]), np.array([prop.position])),
+            -1e9,
+            1e9,
+            rng,
+            heading_deg=prop.yaw_deg,
+        )
     for pile in sc.world.piles:
-        script.add("debris", Trajectory(np.array([0.0]), np.array([pile.position])), -1e9, 1e9,
-                   rng, size_m=(2 * pile.radius_m, 2 * pile.radius_m, pile.height_m))  # fmt: skip
+        script.add(
+            "debris",
+            Trajectory(np.array([0.0]), np.array([pile.position])),
+            -1e9,
+            1e9,
+            rng,
+            size_m=(2 * pile.radius_m, 2 * pile.radius_m, pile.height_m),
+        )
     placed = 0
     h = sc.world.size_m / 2 - 2
     for _ in range(sc.world.clutter * 20):
@@ -213,8 +279,14 @@ def _clutter(sc: Scenario, rng: np.random.Generator, gm: GroundMap, script: Scri
         if gm.on_road(pos) or _in_any_area(pos, sc):
             continue
         kind = str(rng.choice(["bin", "post", "tree", "tree", "bench"]))
-        script.add(f"prop:{kind}", Trajectory(np.array([0.0]), np.array([pos])), -1e9, 1e9, rng,
-                   heading_deg=float(rng.uniform(0, 360)))  # fmt: skip
+        script.add(
+            f"prop:{kind}",
+            Trajectory(np.array([0.0]), np.array([pos])),
+            -1e9,
+            1e9,
+            rng,
+            heading_deg=float(rng.uniform(0, 360)),
+        )
         placed += 1
 
 
@@ -239,17 +311,34 @@ def _dumping(inc: DumpingIncident, rng: np.random.Generator, script: Script) -> 
     pile_xy = stop - back * (truck.size_m[0] / 2 + inc.pile_radius_m * 0.9)
     if not inc.leaves_pile:
         return
-    pile = script.add("debris", Trajectory(np.array([0.0]), pile_xy[None]), inc.arrive_s, 1e9,
-                      rng, size_m=(inc.pile_radius_m * 2, inc.pile_radius_m * 2,
-                                   inc.pile_radius_m * rng.uniform(0.45, 0.7)),
-                      grow=(inc.arrive_s, inc.arrive_s + inc.unload_s))  # fmt: skip
+    pile = script.add(
+        "debris",
+        Trajectory(np.array([0.0]), pile_xy[None]),
+        inc.arrive_s,
+        1e9,
+        rng,
+        size_m=(
+            inc.pile_radius_m * 2,
+            inc.pile_radius_m * 2,
+            inc.pile_radius_m * rng.uniform(0.45, 0.7),
+        ),
+        grow=(inc.arrive_s, inc.arrive_s + inc.unload_s),
+    )
     depart = inc.arrive_s + stand
     # the incident lasts until the truck is 15 m clear of its pile
     end = depart
     while end < traj.end_s and np.hypot(*(traj.position(end) - pile_xy)) < 15.0:
         end += 0.1
-    script.events.append(TrueEvent("dumping", inc.arrive_s, end, (float(pile_xy[0]),
-                                   float(pile_xy[1])), [truck.id, pile.id], inc.area))  # fmt: skip
+    script.events.append(
+        TrueEvent(
+            "dumping",
+            inc.arrive_s,
+            end,
+            (float(pile_xy[0]), float(pile_xy[1])),
+            [truck.id, pile.id],
+            inc.area,
+        )
+    )
 
 
 def _crowd(inc: CrowdIncident, rng: np.random.Generator, script: Script, end_s: float) -> None:
@@ -275,21 +364,32 @@ def _crowd(inc: CrowdIncident, rng: np.random.Generator, script: Script, end_s: 
             out = pts[-1] - c
             out = out / (np.linalg.norm(out) + 1e-9)
             ang_noise = rng.normal(0, 0.3)
-            rot = np.array([[math.cos(ang_noise), -math.sin(ang_noise)],
-                            [math.sin(ang_noise), math.cos(ang_noise)]])  # fmt: skip
+            rot = np.array(
+                [
+                    [math.cos(ang_noise), -math.sin(ang_noise)],
+                    [math.sin(ang_noise), math.cos(ang_noise)],
+                ]
+            )
             away = pts[-1] + rot @ out * 35.0
             react = inc.disperse_at_s + float(rng.uniform(0.0, 0.8))
             times += [react, react + 35.0 / (inc.run_speed_mps * rng.uniform(0.8, 1.2))]
             pts += [pts[-1], away]
         traj = Trajectory(np.asarray(times), np.asarray(pts))
-        ids.append(script.add("person", traj, times[0], traj.end_s if inc.disperse_at_s
-                              is not None else 1e9, rng).id)  # fmt: skip
+        ids.append(
+            script.add(
+                "person", traj, times[0], traj.end_s if inc.disperse_at_s is not None else 1e9, rng
+            ).id
+        )
     place = (float(c[0]), float(c[1]))
-    script.events.append(TrueEvent("crowd_gathering", inc.gather_start_s,
-                                   inc.gather_start_s + inc.gather_s, place, ids))  # fmt: skip
+    script.events.append(
+        TrueEvent(
+            "crowd_gathering", inc.gather_start_s, inc.gather_start_s + inc.gather_s, place, ids
+        )
+    )
     if inc.disperse_at_s is not None:
-        script.events.append(TrueEvent("crowd_dispersal", inc.disperse_at_s,
-                                       inc.disperse_at_s + 4.0, place, ids))  # fmt: skip
+        script.events.append(
+            TrueEvent("crowd_dispersal", inc.disperse_at_s, inc.disperse_at_s + 4.0, place, ids)
+        )
 
 
 def _loitering(inc: LoiteringIncident, rng: np.random.Generator, script: Script) -> None:
@@ -317,12 +417,21 @@ def _loitering(inc: LoiteringIncident, rng: np.random.Generator, script: Script)
         pts += [pts[-1], exit_pt]
         traj = Trajectory(np.asarray(times), np.asarray(pts))
         ids.append(script.add("person", traj, times[0], traj.end_s, rng).id)
-    script.events.append(TrueEvent("loitering", inc.start_s, inc.start_s + inc.duration_s,
-                                   (float(c[0]), float(c[1])), ids, inc.area))  # fmt: skip
+    script.events.append(
+        TrueEvent(
+            "loitering",
+            inc.start_s,
+            inc.start_s + inc.duration_s,
+            (float(c[0]), float(c[1])),
+            ids,
+            inc.area,
+        )
+    )
 
 
-def _abandoned(inc: AbandonedObjectIncident, rng: np.random.Generator, script: Script,
-               end_s: float) -> None:  # fmt: skip
+def _abandoned(
+    inc: AbandonedObjectIncident, rng: np.random.Generator, script: Script, end_s: float
+) -> None:
     path = np.asarray(inc.path, np.float64)
     speed = inc.speed_mps
     dist_in = float(np.sum(np.hypot(*np.diff(path[: inc.drop_index + 1], axis=0).T)))
@@ -333,11 +442,23 @@ def _abandoned(inc: AbandonedObjectIncident, rng: np.random.Generator, script: S
     heading = traj.heading(inc.drop_s - 0.01)
     side = np.array([math.cos(heading), -math.sin(heading)]) * 0.45
     bag_xy = drop + side
-    bag = script.add("bag", Trajectory(np.array([0.0]), bag_xy[None]), inc.drop_s, 1e9, rng,
-                     heading_deg=math.degrees(heading))  # fmt: skip
-    script.events.append(TrueEvent("abandoned_object", inc.drop_s + 2.0, end_s,
-                                   (float(bag_xy[0]), float(bag_xy[1])),
-                                   [person.id, bag.id]))  # fmt: skip
+    bag = script.add(
+        "bag",
+        Trajectory(np.array([0.0]), bag_xy[None]),
+        inc.drop_s,
+        1e9,
+        rng,
+        heading_deg=math.degrees(heading),
+    )
+    script.events.append(
+        TrueEvent(
+            "abandoned_object",
+            inc.drop_s + 2.0,
+            end_s,
+            (float(bag_xy[0]), float(bag_xy[1])),
+            [person.id, bag.id],
+        )
+    )
 
 
 def build_script(sc: Scenario, rng: np.random.Generator, gm: GroundMap) -> Script:

@@ -39,8 +39,13 @@ class SensorRig:
         rng: draws the sway's phases.
     """
 
-    def __init__(self, sensor: FixedCameraSensor | DroneSensor, origin: Origin,
-                 duration_s: float, rng: np.random.Generator) -> None:  # fmt: skip
+    def __init__(
+        self,
+        sensor: FixedCameraSensor | DroneSensor,
+        origin: Origin,
+        duration_s: float,
+        rng: np.random.Generator,
+    ) -> None:
         self.sensor = sensor
         self.origin = origin
         self._phase = rng.uniform(0, 2 * math.pi, 2)
@@ -61,8 +66,9 @@ class SensorRig:
         s = self.sensor
         w, h = s.resolution
         if isinstance(s, FixedCameraSensor):
-            cam = Camera.from_attitude(s.position_m, s.yaw_deg, s.pitch_deg, s.roll_deg, w, h,
-                                       s.hfov_deg)  # fmt: skip
+            cam = Camera.from_attitude(
+                s.position_m, s.yaw_deg, s.pitch_deg, s.roll_deg, w, h, s.hfov_deg
+            )
             return SensorPose(cam, self._geo(cam, s.yaw_deg, s.pitch_deg, s.roll_deg, None))
         assert self._traj is not None
         xy = self._traj.position(t)
@@ -73,32 +79,47 @@ class SensorRig:
         pitch = s.wobble_deg * math.sin(0.7 * t + self._phase[0])
         roll = s.wobble_deg * math.sin(0.53 * t + self._phase[1])
         gimbal = (s.gimbal_azimuth_deg, s.gimbal_elevation_deg, 0.0)
-        cam = Camera.from_attitude((xy[0], xy[1], s.altitude_m), heading, pitch, roll, w, h,
-                                   s.hfov_deg, gimbal=gimbal)  # fmt: skip
+        cam = Camera.from_attitude(
+            (xy[0], xy[1], s.altitude_m), heading, pitch, roll, w, h, s.hfov_deg, gimbal=gimbal
+        )
         return SensorPose(cam, self._geo(cam, heading, pitch, roll, gimbal))
 
-    def _geo(self, cam: Camera, heading: float, pitch: float, roll: float,
-             gimbal: tuple[float, float, float] | None) -> dict[str, float]:  # fmt: skip
+    def _geo(
+        self,
+        cam: Camera,
+        heading: float,
+        pitch: float,
+        roll: float,
+        gimbal: tuple[float, float, float] | None,
+    ) -> dict[str, float]:
         o = self.origin
         x, y, z = cam.position_m
         lat, lon, alt = pymap3d.enu2geodetic(x, y, z, o.lat_deg, o.lon_deg, o.alt_m)
         centre = cam.pixel_to_ground(np.array([[cam.width / 2, cam.height / 2]]))[0]
         tel: dict[str, float] = {
-            "sensor_lat_deg": float(lat), "sensor_lon_deg": float(lon), "sensor_alt_m": float(alt),
+            "sensor_lat_deg": float(lat),
+            "sensor_lon_deg": float(lon),
+            "sensor_alt_m": float(alt),
             "height_above_ground_m": float(z),
-            "platform_heading_deg": float(heading), "platform_pitch_deg": float(pitch),
+            "platform_heading_deg": float(heading),
+            "platform_pitch_deg": float(pitch),
             "platform_roll_deg": float(roll),
-            "hfov_deg": cam.hfov_deg, "vfov_deg": cam.vfov_deg,
-        }  # fmt: skip
+            "hfov_deg": cam.hfov_deg,
+            "vfov_deg": cam.vfov_deg,
+        }
         if gimbal is not None:
             tel["sensor_rel_azimuth_deg"] = gimbal[0] % 360.0
             tel["sensor_rel_elevation_deg"] = gimbal[1]
             tel["sensor_rel_roll_deg"] = gimbal[2] % 360.0
         if np.all(np.isfinite(centre)):
-            clat, clon, calt = pymap3d.enu2geodetic(centre[0], centre[1], 0.0, o.lat_deg,
-                                                    o.lon_deg, o.alt_m)  # fmt: skip
-            tel.update(frame_center_lat_deg=float(clat), frame_center_lon_deg=float(clon),
-                       frame_center_elevation_m=float(calt))  # fmt: skip
+            clat, clon, calt = pymap3d.enu2geodetic(
+                centre[0], centre[1], 0.0, o.lat_deg, o.lon_deg, o.alt_m
+            )
+            tel.update(
+                frame_center_lat_deg=float(clat),
+                frame_center_lon_deg=float(clon),
+                frame_center_elevation_m=float(calt),
+            )
         return tel
 
     def describe(self) -> dict[str, Any]:

@@ -38,14 +38,27 @@ def _ellipse(rx: float, ry: float, n: int = 8) -> F64:
 
 
 def _rect(length: float, width: float) -> F64:
-    return np.array([[length / 2, -width / 2], [length / 2, width / 2],
-                     [-length / 2, width / 2], [-length / 2, -width / 2]])  # fmt: skip
+    return np.array(
+        [
+            [length / 2, -width / 2],
+            [length / 2, width / 2],
+            [-length / 2, width / 2],
+            [-length / 2, -width / 2],
+        ]
+    )
 
 
 def _prism(
-    xy: F64, heading: float, foot: F64, z0: float, z1: float, side: Colour, top: Colour,
-    offset: tuple[float, float] = (0.0, 0.0), top_scale: float = 1.0,
-) -> Part:  # fmt: skip
+    xy: F64,
+    heading: float,
+    foot: F64,
+    z0: float,
+    z1: float,
+    side: Colour,
+    top: Colour,
+    offset: tuple[float, float] = (0.0, 0.0),
+    top_scale: float = 1.0,
+) -> Part:
     """Footprint `foot` (m, 2) in local (forward, right) metres, extruded from z0 to z1."""
     f = np.array([math.sin(heading), math.cos(heading)])
     r = np.array([math.cos(heading), -math.sin(heading)])
@@ -55,8 +68,9 @@ def _prism(
     bottom = xy + local[:, :1] * f + local[:, 1:2] * r
     upper = xy + top_local[:, :1] * f + top_local[:, 1:2] * r
     m = len(foot)
-    vertices = np.vstack([np.column_stack([bottom, np.full(m, z0)]),
-                          np.column_stack([upper, np.full(m, z1)])])  # fmt: skip
+    vertices = np.vstack(
+        [np.column_stack([bottom, np.full(m, z0)]), np.column_stack([upper, np.full(m, z1)])]
+    )
     faces = [[i, (i + 1) % m, m + (i + 1) % m, m + i] for i in range(m)]
     faces += [list(range(m, 2 * m)), list(range(m))[::-1]]
     return Part(vertices, faces, side, top)
@@ -77,13 +91,29 @@ def _person(a: Actor, t: float, xy: F64, h: float) -> list[Part]:
         _prism(xy, h, leg, 0.0, hip, trousers, trousers, (swing / 2, -width * 0.2)),
         _prism(xy, h, leg, 0.0, hip, trousers, trousers, (-swing / 2, width * 0.2)),
         _prism(xy, h, _ellipse(0.14, width / 2), hip - 0.03, 0.82 * height, shirt, shirt),
-        _prism(xy, h, _ellipse(0.05, 0.05), 0.48 * height, 0.8 * height, shirt, shirt,
-               (-swing / 3, -width / 2 - 0.05)),
-        _prism(xy, h, _ellipse(0.05, 0.05), 0.48 * height, 0.8 * height, shirt, shirt,
-               (swing / 3, width / 2 + 0.05)),
+        _prism(
+            xy,
+            h,
+            _ellipse(0.05, 0.05),
+            0.48 * height,
+            0.8 * height,
+            shirt,
+            shirt,
+            (-swing / 3, -width / 2 - 0.05),
+        ),
+        _prism(
+            xy,
+            h,
+            _ellipse(0.05, 0.05),
+            0.48 * height,
+            0.8 * height,
+            shirt,
+            shirt,
+            (swing / 3, width / 2 + 0.05),
+        ),
         _prism(xy, h, _ellipse(0.1, 0.09), 0.83 * height, 0.95 * height, skin, skin),
         _prism(xy, h, _ellipse(0.105, 0.095), 0.93 * height, height, hair, hair),
-    ]  # fmt: skip
+    ]
     return parts
 
 
@@ -92,28 +122,85 @@ def _vehicle(a: Actor, xy: F64, h: float) -> list[Part]:
     body, second, glass = a.colours[:3]
     tyre = (25, 25, 25)
     parts = [
-        _prism(xy, h, _rect(0.7, 0.28), 0.0, 0.65, tyre, tyre,
-               (sx * length * 0.33, sy * (width / 2 - 0.14)))
-        for sx in (-1, 1) for sy in (-1, 1)
-    ]  # fmt: skip
+        _prism(
+            xy,
+            h,
+            _rect(0.7, 0.28),
+            0.0,
+            0.65,
+            tyre,
+            tyre,
+            (sx * length * 0.33, sy * (width / 2 - 0.14)),
+        )
+        for sx in (-1, 1)
+        for sy in (-1, 1)
+    ]
     if a.kind == "car":
         parts.append(_prism(xy, h, _rect(length, width), 0.28, 0.58 * height, body, body))
-        parts.append(_prism(xy, h, _rect(0.52 * length, 0.9 * width), 0.58 * height, height,
-                            glass, body, (-0.05 * length, 0.0), top_scale=0.82))  # fmt: skip
+        parts.append(
+            _prism(
+                xy,
+                h,
+                _rect(0.52 * length, 0.9 * width),
+                0.58 * height,
+                height,
+                glass,
+                body,
+                (-0.05 * length, 0.0),
+                top_scale=0.82,
+            )
+        )
     else:
         cab_l = 0.24 * length
-        parts.append(_prism(xy, h, _rect(cab_l, width), 0.35, 0.82 * height, body, body,
-                            (length / 2 - cab_l / 2, 0.0)))  # fmt: skip
-        parts.append(_prism(xy, h, _rect(cab_l * 0.6, width * 0.92), 0.82 * height, 0.95 * height,
-                            glass, body, (length / 2 - cab_l * 0.45, 0.0),
-                            top_scale=0.9))  # fmt: skip
-        parts.append(_prism(xy, h, _rect(length - cab_l - 0.2, width), 0.45, height, second,
-                            _shade(second, 1.1), (-(cab_l + 0.2) / 2, 0.0)))  # fmt: skip
+        parts.append(
+            _prism(
+                xy,
+                h,
+                _rect(cab_l, width),
+                0.35,
+                0.82 * height,
+                body,
+                body,
+                (length / 2 - cab_l / 2, 0.0),
+            )
+        )
+        parts.append(
+            _prism(
+                xy,
+                h,
+                _rect(cab_l * 0.6, width * 0.92),
+                0.82 * height,
+                0.95 * height,
+                glass,
+                body,
+                (length / 2 - cab_l * 0.45, 0.0),
+                top_scale=0.9,
+            )
+        )
+        parts.append(
+            _prism(
+                xy,
+                h,
+                _rect(length - cab_l - 0.2, width),
+                0.45,
+                height,
+                second,
+                _shade(second, 1.1),
+                (-(cab_l + 0.2) / 2, 0.0),
+            )
+        )
     return parts
 
 
-WASTE: tuple[Colour, ...] = ((225, 225, 225), (150, 90, 40), (60, 100, 140), (40, 40, 40),
-                             (70, 80, 160), (30, 30, 110), (180, 200, 210))  # fmt: skip
+WASTE: tuple[Colour, ...] = (
+    (225, 225, 225),
+    (150, 90, 40),
+    (60, 100, 140),
+    (40, 40, 40),
+    (70, 80, 160),
+    (30, 30, 110),
+    (180, 200, 210),
+)
 
 
 def _pile(a: Actor, t: float, xy: F64) -> list[Part]:
@@ -127,16 +214,39 @@ def _pile(a: Actor, t: float, xy: F64) -> list[Part]:
     soil, rubble = a.colours[:2]
     height = a.size_m[2] * s
     spin = float(rng.uniform(0, 2 * math.pi))
-    parts = [_prism(xy, spin, ring, 0.0, height, soil, _shade(soil, 1.15),
-                    top_scale=float(rng.uniform(0.15, 0.5)))]  # fmt: skip
+    parts = [
+        _prism(
+            xy,
+            spin,
+            ring,
+            0.0,
+            height,
+            soil,
+            _shade(soil, 1.15),
+            top_scale=float(rng.uniform(0.15, 0.5)),
+        )
+    ]
     for k in range(int(rng.integers(2, 8))):  # lumps of rubble and waste on and around it
         colour = rubble if rng.random() < 0.5 else WASTE[int(rng.integers(len(WASTE)))]
         off = rng.uniform(-0.65, 0.65, 2) * radius
-        lump = _ellipse(radius * rng.uniform(0.12, 0.3), radius * rng.uniform(0.1, 0.25),
-                        int(rng.integers(4, 8)))  # fmt: skip
-        parts.append(_prism(xy, spin + k * 1.3, lump, 0.0, height * rng.uniform(0.5, 1.05),
-                            colour, _shade(colour, 1.2), (off[0], off[1]),
-                            top_scale=float(rng.uniform(0.3, 0.8))))  # fmt: skip
+        lump = _ellipse(
+            radius * rng.uniform(0.12, 0.3),
+            radius * rng.uniform(0.1, 0.25),
+            int(rng.integers(4, 8)),
+        )
+        parts.append(
+            _prism(
+                xy,
+                spin + k * 1.3,
+                lump,
+                0.0,
+                height * rng.uniform(0.5, 1.05),
+                colour,
+                _shade(colour, 1.2),
+                (off[0], off[1]),
+                top_scale=float(rng.uniform(0.3, 0.8)),
+            )
+        )
     return parts
 
 
@@ -145,9 +255,12 @@ def _prop(a: Actor, xy: F64, h: float) -> list[Part]:
     c = a.colours[0]
     if kind == "gate_barrier":
         metal = (150, 150, 150)
-        return [_prism(xy, h, _rect(1.4, 0.25), 0.0, 1.05, metal, _shade(metal, 1.2)),
-                _prism(xy, h, _rect(0.9, 0.05), 0.55, 1.0, (190, 170, 150), (190, 170, 150),
-                       (0.0, 0.3))]  # fmt: skip
+        return [
+            _prism(xy, h, _rect(1.4, 0.25), 0.0, 1.05, metal, _shade(metal, 1.2)),
+            _prism(
+                xy, h, _rect(0.9, 0.05), 0.55, 1.0, (190, 170, 150), (190, 170, 150), (0.0, 0.3)
+            ),
+        ]
     if kind == "kiosk":
         return [_prism(xy, h, _rect(2.2, 1.8), 0.0, 2.6, c, _shade(c, 1.2))]
     if kind == "bin":
@@ -155,17 +268,29 @@ def _prop(a: Actor, xy: F64, h: float) -> list[Part]:
     if kind == "post":
         return [_prism(xy, h, _ellipse(0.06, 0.06), 0.0, 2.8, (90, 90, 90), (90, 90, 90))]
     if kind == "bench":
-        return [_prism(xy, h, _rect(1.7, 0.5), 0.3, 0.48, (60, 90, 130), (70, 110, 150)),
-                _prism(xy, h, _rect(1.7, 0.08), 0.48, 0.9, (60, 90, 130), (60, 90, 130),
-                       (0.0, 0.22))]  # fmt: skip
+        return [
+            _prism(xy, h, _rect(1.7, 0.5), 0.3, 0.48, (60, 90, 130), (70, 110, 150)),
+            _prism(xy, h, _rect(1.7, 0.08), 0.48, 0.9, (60, 90, 130), (60, 90, 130), (0.0, 0.22)),
+        ]
     leaf = (40 + a.rng_seed % 30, 110 + a.rng_seed % 40, 50 + a.rng_seed % 45)
     if kind == "bush":  # a low mound of leaves: what a detector must not call debris
         r = 0.5 + (a.rng_seed % 100) / 100
-        return [_prism(xy, h, _ellipse(r, r * 0.8, 9), 0.0, 0.5 + r * 0.6, leaf,
-                       _shade(leaf, 1.15), top_scale=0.4)]  # fmt: skip
-    return [_prism(xy, h, _ellipse(0.15, 0.15), 0.0, 2.4, (40, 60, 80), (40, 60, 80)),
-            _prism(xy, h, _ellipse(2.0, 2.0, 10), 2.2, 5.5, leaf, _shade(leaf, 1.15),
-                   top_scale=0.45)]  # fmt: skip
+        return [
+            _prism(
+                xy,
+                h,
+                _ellipse(r, r * 0.8, 9),
+                0.0,
+                0.5 + r * 0.6,
+                leaf,
+                _shade(leaf, 1.15),
+                top_scale=0.4,
+            )
+        ]
+    return [
+        _prism(xy, h, _ellipse(0.15, 0.15), 0.0, 2.4, (40, 60, 80), (40, 60, 80)),
+        _prism(xy, h, _ellipse(2.0, 2.0, 10), 2.2, 5.5, leaf, _shade(leaf, 1.15), top_scale=0.45),
+    ]
 
 
 def actor_parts(a: Actor, t: float) -> list[Part]:

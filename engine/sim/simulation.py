@@ -39,8 +39,9 @@ class Simulation:
         self.script = build_script(scenario, script_rng, self.ground)
         self.rig = SensorRig(scenario.sensor, scenario.world.origin, scenario.duration_s, rig_rng)
         self.lighting = lighting_for(scenario.sensor.effects, light_rng)
-        self.renderer = Renderer(self.ground, self.script.actors, scenario.sensor.effects,
-                                 self.lighting, self.seed)  # fmt: skip
+        self.renderer = Renderer(
+            self.ground, self.script.actors, scenario.sensor.effects, self.lighting, self.seed
+        )
         self.n_frames = round(scenario.duration_s * scenario.fps)
 
     def time_of(self, index: int) -> float:
@@ -66,9 +67,14 @@ class RenderResult:
     seconds: float
 
 
-def render_scenario(scenario: Scenario, out_dir: Path, seed: int | None = None,
-                    frames_every: int = 0, max_frames: int | None = None,
-                    progress: Any = None) -> RenderResult:  # fmt: skip
+def render_scenario(
+    scenario: Scenario,
+    out_dir: Path,
+    seed: int | None = None,
+    frames_every: int = 0,
+    max_frames: int | None = None,
+    progress: Any = None,
+) -> RenderResult:
     """Render a scenario to video, telemetry and ground truth in `out_dir`.
 
     Args:
@@ -84,9 +90,16 @@ def render_scenario(scenario: Scenario, out_dir: Path, seed: int | None = None,
     sensor = scenario.sensor
     drone = isinstance(sensor, DroneSensor)
     start = datetime.fromisoformat(scenario.start_utc.replace("Z", "+00:00"))
-    writer = ScenarioWriter(out_dir, sensor.id, drone, sensor.resolution, scenario.fps, start,
-                            platform=sensor.platform if isinstance(sensor, DroneSensor) else "",
-                            frames_every=frames_every)  # fmt: skip
+    writer = ScenarioWriter(
+        out_dir,
+        sensor.id,
+        drone,
+        sensor.resolution,
+        scenario.fps,
+        start,
+        platform=sensor.platform if isinstance(sensor, DroneSensor) else "",
+        frames_every=frames_every,
+    )
     total = sim.n_frames if max_frames is None else min(sim.n_frames, max_frames)
     for i in range(total):
         image, truths, pose = sim.frame(i)
@@ -94,13 +107,18 @@ def render_scenario(scenario: Scenario, out_dir: Path, seed: int | None = None,
         if progress is not None:
             progress(i + 1, total)
     header = {
-        "scenario": scenario.name, "description": scenario.description, "seed": sim.seed,
-        "fps": scenario.fps, "frames_total": total, "duration_s": total / scenario.fps,
-        "start_utc": scenario.start_utc, "sensor": sim.rig.describe(),
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "seed": sim.seed,
+        "fps": scenario.fps,
+        "frames_total": total,
+        "duration_s": total / scenario.fps,
+        "start_utc": scenario.start_utc,
+        "sensor": sim.rig.describe(),
         "origin": scenario.world.origin.model_dump(),
         "areas": [a.model_dump(mode="json") for a in scenario.world.areas],
         "lighting": {"gain": sim.lighting.gain, "shadow": sim.lighting.shadow},
-    }  # fmt: skip
+    }
     rendered_s = total / scenario.fps
     events = [
         {**e.to_dict(), "end_s": round(min(e.end_s, rendered_s), 3)}

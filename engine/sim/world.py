@@ -27,8 +27,13 @@ _SURFACE_COLOURS = {  # BGR centre colours, varied per seed
     "grass": (60, 125, 80),
     "dirt": (85, 115, 140),
 }
-_AREA_SURFACE = {"no_dumping": "dirt", "plaza": "paving", "gate": "paving", "grass": "grass",
-                 "lot": "asphalt"}  # fmt: skip
+_AREA_SURFACE = {
+    "no_dumping": "dirt",
+    "plaza": "paving",
+    "gate": "paving",
+    "grass": "grass",
+    "lot": "asphalt",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +74,11 @@ class GroundMap:
 def _texture(rng: np.random.Generator, size: int, surface: str, ppm: float) -> U8:
     centre = np.array(_SURFACE_COLOURS[surface], np.float64)
     base = (centre * rng.uniform(0.8, 1.2) + rng.normal(0, 8, 3)).astype(np.float32)
-    low = cv2.resize(rng.normal(0, 1, (12, 12, 1)).astype(np.float32), (size, size),
-                     interpolation=cv2.INTER_CUBIC)  # fmt: skip
+    low = cv2.resize(
+        rng.normal(0, 1, (12, 12, 1)).astype(np.float32),
+        (size, size),
+        interpolation=cv2.INTER_CUBIC,
+    )
     img = base + low[:, :, None] * rng.uniform(4, 14)
     fine_sigma = {"asphalt": 7, "paving": 5, "grass": 14, "dirt": 12}[surface]
     img += rng.normal(0, fine_sigma, (size, size, 1)).astype(np.float32)
@@ -116,8 +124,14 @@ def render_ground(world: World, rng: np.random.Generator, ppm: float = 16.0) -> 
         cv2.fillPoly(mask, [gm.to_px(area.polygon)], 255)
         img[mask > 0] = tex(_AREA_SURFACE[area.kind])[mask > 0]
         if area.kind == "gate":  # a painted boundary line, as at ticket gates
-            cv2.polylines(img, [gm.to_px(area.polygon)], True, (40, 200, 230),
-                          max(1, round(0.1 * ppm)), cv2.LINE_AA)  # fmt: skip
+            cv2.polylines(
+                img,
+                [gm.to_px(area.polygon)],
+                True,
+                (40, 200, 230),
+                max(1, round(0.1 * ppm)),
+                cv2.LINE_AA,
+            )
     for road in world.roads:
         path = np.asarray(road.path, np.float64)
         pts = gm.to_px(path)

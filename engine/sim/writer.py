@@ -45,9 +45,18 @@ class ScenarioWriter:
         min_visibility: objects less visible than this get no YOLO label.
     """
 
-    def __init__(self, out_dir: Path, sensor_id: str, drone: bool, size: tuple[int, int],
-                 fps: float, start_utc: datetime, platform: str = "", frames_every: int = 0,
-                 min_visibility: float = 0.25) -> None:  # fmt: skip
+    def __init__(
+        self,
+        out_dir: Path,
+        sensor_id: str,
+        drone: bool,
+        size: tuple[int, int],
+        fps: float,
+        start_utc: datetime,
+        platform: str = "",
+        frames_every: int = 0,
+        min_visibility: float = 0.25,
+    ) -> None:
         self.out_dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         self.drone = drone
@@ -72,8 +81,15 @@ class ScenarioWriter:
             (out_dir / "images").mkdir(exist_ok=True)
             (out_dir / "labels").mkdir(exist_ok=True)
 
-    def add(self, index: int, t: float, image: npt.NDArray[np.uint8], camera: dict[str, Any],
-            telemetry: dict[str, float], objects: list[FrameTruth]) -> None:  # fmt: skip
+    def add(
+        self,
+        index: int,
+        t: float,
+        image: npt.NDArray[np.uint8],
+        camera: dict[str, Any],
+        telemetry: dict[str, float],
+        objects: list[FrameTruth],
+    ) -> None:
         """Encode one frame and record its truth."""
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         pts = round(t * TS_CLOCK) if self.drone else index
@@ -84,16 +100,22 @@ class ScenarioWriter:
         utc = self.start_utc + timedelta(seconds=t)
         if self.drone:
             self._telemetry(index, t, pts, utc, telemetry)
-        self._frames.append({
-            "index": index, "pts_s": round(t, 6), "utc": utc.isoformat().replace("+00:00", "Z"),
-            "camera": camera, "telemetry": {k: round(v, 9) for k, v in telemetry.items()},
-            "objects": [o.to_dict() for o in objects],
-        })  # fmt: skip
+        self._frames.append(
+            {
+                "index": index,
+                "pts_s": round(t, 6),
+                "utc": utc.isoformat().replace("+00:00", "Z"),
+                "camera": camera,
+                "telemetry": {k: round(v, 9) for k, v in telemetry.items()},
+                "objects": [o.to_dict() for o in objects],
+            }
+        )
         if self.frames_every and index % self.frames_every == 0:
             self._training_frame(index, image, objects)
 
-    def _telemetry(self, index: int, t: float, pts: int, utc: datetime,
-                   tel: dict[str, float]) -> None:  # fmt: skip
+    def _telemetry(
+        self, index: int, t: float, pts: int, utc: datetime, tel: dict[str, float]
+    ) -> None:
         values = {k: v for k, v in tel.items() if k in misb0601.TAGS}
         klv = misb0601.encode(int(utc.timestamp() * 1_000_000), values, self.platform)
         packet = av.Packet(klv)
@@ -103,21 +125,32 @@ class ScenarioWriter:
         packet.time_base = self._time_base
         self._container.mux(packet)
         rec = dji_srt.SrtRecord(
-            index + 1, t, t + 1.0 / self.fps, index + 1, utc,
-            {"latitude": tel["sensor_lat_deg"], "longitude": tel["sensor_lon_deg"],
-             "rel_alt": tel["height_above_ground_m"], "abs_alt": tel["sensor_alt_m"],
-             "gb_yaw": (tel["platform_heading_deg"] + tel.get("sensor_rel_azimuth_deg", 0.0)) % 360,
-             "gb_pitch": tel.get("sensor_rel_elevation_deg", 0.0),
-             "gb_roll": tel.get("sensor_rel_roll_deg", 0.0),
-             "heading": tel["platform_heading_deg"]},
-        )  # fmt: skip
+            index + 1,
+            t,
+            t + 1.0 / self.fps,
+            index + 1,
+            utc,
+            {
+                "latitude": tel["sensor_lat_deg"],
+                "longitude": tel["sensor_lon_deg"],
+                "rel_alt": tel["height_above_ground_m"],
+                "abs_alt": tel["sensor_alt_m"],
+                "gb_yaw": (tel["platform_heading_deg"] + tel.get("sensor_rel_azimuth_deg", 0.0))
+                % 360,
+                "gb_pitch": tel.get("sensor_rel_elevation_deg", 0.0),
+                "gb_roll": tel.get("sensor_rel_roll_deg", 0.0),
+                "heading": tel["platform_heading_deg"],
+            },
+        )
         self._srt.append(dji_srt.format_record(rec))
 
-    def _training_frame(self, index: int, image: npt.NDArray[np.uint8],
-                        objects: list[FrameTruth]) -> None:  # fmt: skip
+    def _training_frame(
+        self, index: int, image: npt.NDArray[np.uint8], objects: list[FrameTruth]
+    ) -> None:
         name = f"{index:06d}"
-        cv2.imwrite(str(self.out_dir / "images" / f"{name}.jpg"), image,
-                    [cv2.IMWRITE_JPEG_QUALITY, 92])  # fmt: skip
+        cv2.imwrite(
+            str(self.out_dir / "images" / f"{name}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 92]
+        )
         h, w = image.shape[:2]
         lines = []
         for o in objects:
@@ -137,10 +170,14 @@ class ScenarioWriter:
         self._container.close()
         if self.srt_path is not None:
             self.srt_path.write_text("".join(self._srt), encoding="utf-8")
-        truth = {**header, "classes": list(DETECTOR_CLASSES),
-                 "video": self.video_path.name,
-                 "srt": self.srt_path.name if self.srt_path else None,
-                 "events": events, "frames": self._frames}  # fmt: skip
+        truth = {
+            **header,
+            "classes": list(DETECTOR_CLASSES),
+            "video": self.video_path.name,
+            "srt": self.srt_path.name if self.srt_path else None,
+            "events": events,
+            "frames": self._frames,
+        }
         path = self.out_dir / "truth.json"
         path.write_text(json.dumps(truth, separators=(",", ":")), encoding="utf-8")
         return path

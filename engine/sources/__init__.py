@@ -14,9 +14,15 @@ from engine.sources.live import HealthCallback, LiveSource, LiveStats
 from engine.types import Frame
 
 __all__ = [
-    "FileSource", "HealthCallback", "LiveSource", "LiveStats", "Source", "SourceStats",
-    "TruncatedFile", "build_source",
-]  # fmt: skip
+    "FileSource",
+    "HealthCallback",
+    "LiveSource",
+    "LiveStats",
+    "Source",
+    "SourceStats",
+    "TruncatedFile",
+    "build_source",
+]
 
 
 class Source(Protocol):

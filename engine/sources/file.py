@@ -109,8 +109,7 @@ class FileSource:
         if policy == "auto":
             policy = "drop_oldest" if cfg.rate == "native" else "wait"
         self.drops_when_behind = policy == "drop_oldest"
-        self._buffer: FrameBuffer[_Decoded] = FrameBuffer(cfg.buffer_frames,
-                                                          self.drops_when_behind)  # fmt: skip
+        self._buffer: FrameBuffer[_Decoded] = FrameBuffer(cfg.buffer_frames, self.drops_when_behind)
         self._closed = threading.Event()
         self._ended = threading.Event()
         self._error: SourceError | None = None
@@ -126,8 +125,9 @@ class FileSource:
         container = self._open_container()
         self._read_header(container)
         container.close()
-        self._thread = threading.Thread(target=self._ingest, name=f"lookout-ingest-{self.id}",
-                                        daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._ingest, name=f"lookout-ingest-{self.id}", daemon=True
+        )
         self._thread.start()
 
     @property

@@ -187,8 +187,9 @@ class LiveSource:
             try:
                 self._session(container)
             except (av.error.ExitError, TimeoutError):  # connected, but silent
-                self._lost("source.stalled",
-                           f"no packets from {self.url} for {cfg.read_timeout_s:g} s")  # fmt: skip
+                self._lost(
+                    "source.stalled", f"no packets from {self.url} for {cfg.read_timeout_s:g} s"
+                )
                 reason = f"no packets for {cfg.read_timeout_s:g} s"
             except (av.error.FFmpegError, OSError) as exc:
                 reason = f"stream error: {_why(exc)}"
@@ -217,12 +218,18 @@ class LiveSource:
         if url.startswith(("rtsp://", "rtsps://")):
             options = {"rtsp_transport": cfg.transport, "timeout": socket_us}
         elif url.startswith("udp://"):  # MPEG-TS: probe briefly, and find the KLV stream
-            options = {"timeout": socket_us, "overrun_nonfatal": "1", "fifo_size": "1000000",
-                       "probesize": "1000000", "analyzeduration": "1500000"}  # fmt: skip
+            options = {
+                "timeout": socket_us,
+                "overrun_nonfatal": "1",
+                "fifo_size": "1000000",
+                "probesize": "1000000",
+                "analyzeduration": "1500000",
+            }
         if self._is_file:
             return av.open(url, mode="r")
-        return av.open(url, mode="r", options=options,
-                       timeout=(cfg.open_timeout_s, cfg.read_timeout_s + 1.0))  # fmt: skip
+        return av.open(
+            url, mode="r", options=options, timeout=(cfg.open_timeout_s, cfg.read_timeout_s + 1.0)
+        )
 
     def _session(self, container: av.container.InputContainer) -> None:
         """Read one connection until it ends; frames go to the buffer."""
@@ -294,15 +301,25 @@ class LiveSource:
         except TelemetryError as exc:
             self.stats.telemetry_errors += 1
             if self.stats.telemetry_errors <= 5 or self.stats.telemetry_errors % 100 == 0:
-                log.warning("source %s: telemetry packet skipped (%d so far): %s", self.id,
-                            self.stats.telemetry_errors, exc)  # fmt: skip
+                log.warning(
+                    "source %s: telemetry packet skipped (%d so far): %s",
+                    self.id,
+                    self.stats.telemetry_errors,
+                    exc,
+                )
             return
         self.stats.telemetry_unknown_tags += len(packet.unknown_tags)
         self.stats.telemetry_damaged_items += len(packet.damaged)
         track.add(t, packet.values)
 
-    def _flush(self, pending: deque[_Captured], track: TelemetryTrack | None,
-               sidecar: TelemetryTrack | None, wait_klv: bool, final: bool) -> None:  # fmt: skip
+    def _flush(
+        self,
+        pending: deque[_Captured],
+        track: TelemetryTrack | None,
+        sidecar: TelemetryTrack | None,
+        wait_klv: bool,
+        final: bool,
+    ) -> None:
         """Hand over frames whose telemetry is known (or that waited long enough)."""
         while pending:
             head = pending[0]
@@ -353,12 +370,21 @@ class LiveSource:
             first = not self._ever_online
             self._ever_online = True
         if first:
-            self._emit("source.online", f"frames from {self.url}", fps=self.fps,
-                       width=self.size[0], height=self.size[1])  # fmt: skip
+            self._emit(
+                "source.online",
+                f"frames from {self.url}",
+                fps=self.fps,
+                width=self.size[0],
+                height=self.size[1],
+            )
         else:
             outage_s = (time.monotonic_ns() - outage) / 1e9 if outage else 0.0
-            self._emit("source.recovered", f"frames again from {self.url} after {outage_s:.1f} s",
-                       outage_s=round(outage_s, 3), was=state)  # fmt: skip
+            self._emit(
+                "source.recovered",
+                f"frames again from {self.url} after {outage_s:.1f} s",
+                outage_s=round(outage_s, 3),
+                was=state,
+            )
 
     def _lost(self, kind: HealthKind, reason: str) -> None:
         with self._lock:
@@ -382,8 +408,9 @@ class LiveSource:
                 continue
             silent_ns = time.monotonic_ns() - self._last_packet_ns
             if silent_ns >= timeout_ns:
-                self._lost("source.stalled",
-                           f"no packets from {self.url} for {silent_ns / 1e9:.1f} s")  # fmt: skip
+                self._lost(
+                    "source.stalled", f"no packets from {self.url} for {silent_ns / 1e9:.1f} s"
+                )
 
     def _maybe_lagging(self) -> None:
         dropped = self._buffer.dropped
@@ -396,9 +423,12 @@ class LiveSource:
             new = dropped - self._dropped_reported
             self._dropped_reported = dropped
             self._last_lagging_ns = now
-            self._emit("source.lagging",
-                       f"engine behind the camera: {new} frames dropped to keep latency bounded",
-                       dropped=new, dropped_total=dropped)  # fmt: skip
+            self._emit(
+                "source.lagging",
+                f"engine behind the camera: {new} frames dropped to keep latency bounded",
+                dropped=new,
+                dropped_total=dropped,
+            )
 
     def _monotonic_pts(self, session_pts: float) -> float:
         """Stream time that never goes back, across reconnects (each session restarts at 0)."""

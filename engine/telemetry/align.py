@@ -15,9 +15,15 @@ from typing import Any
 __all__ = ["ANGLE_KEYS", "TelemetryTrack", "interpolate"]
 
 # values that wrap at 360 degrees
-ANGLE_KEYS = frozenset({
-    "platform_heading_deg", "sensor_rel_azimuth_deg", "sensor_rel_roll_deg", "gb_yaw", "heading",
-})  # fmt: skip
+ANGLE_KEYS = frozenset(
+    {
+        "platform_heading_deg",
+        "sensor_rel_azimuth_deg",
+        "sensor_rel_roll_deg",
+        "gb_yaw",
+        "heading",
+    }
+)
 
 
 def interpolate(a: Mapping[str, Any], b: Mapping[str, Any], w: float) -> dict[str, Any]:

@@ -17,8 +17,15 @@ from dataclasses import dataclass, field
 from engine.errors import TelemetryError
 
 __all__ = [
-    "TAGS", "UAS_LS_KEY", "KlvPacket", "Tag", "checksum", "decode", "decode_packet", "encode"
-]  # fmt: skip
+    "TAGS",
+    "UAS_LS_KEY",
+    "KlvPacket",
+    "Tag",
+    "checksum",
+    "decode",
+    "decode_packet",
+    "encode",
+]
 
 UAS_LS_KEY = bytes.fromhex("060E2B34020B01010E01030101000000")
 LS_VERSION = 17

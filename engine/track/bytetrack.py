@@ -103,8 +103,9 @@ class ByteTracker:
         class_names: the detector's names (carried on the tracks).
     """
 
-    def __init__(self, settings: TrackerSettings | None = None,
-                 class_names: tuple[str, ...] = ()) -> None:  # fmt: skip
+    def __init__(
+        self, settings: TrackerSettings | None = None, class_names: tuple[str, ...] = ()
+    ) -> None:
         self.s = settings or TrackerSettings()
         self.class_names = class_names
         self.ended: list[int] = []  # ids that ended in the last step
@@ -149,20 +150,21 @@ class ByteTracker:
         matched_trk = np.zeros(len(self._tracks), bool)
         pairs: list[tuple[int, int]] = []
 
-        def assign(trk: npt.NDArray[np.intp], det: npt.NDArray[np.intp], min_iou: float,
-                   fuse: bool) -> None:  # fmt: skip
+        def assign(
+            trk: npt.NDArray[np.intp], det: npt.NDArray[np.intp], min_iou: float, fuse: bool
+        ) -> None:
             if len(trk) == 0 or len(det) == 0:
                 return
             iou = iou_matrix(boxes[trk], xyxy[det])
             g = self._group
-            trk_cls = np.array([g.get(self._tracks[i].class_id, self._tracks[i].class_id)
-                                for i in trk])  # fmt: skip
+            trk_cls = np.array(
+                [g.get(self._tracks[i].class_id, self._tracks[i].class_id) for i in trk]
+            )
             det_cls = np.array([g.get(int(c), int(c)) for c in cls[det]])
             iou[trk_cls[:, None] != det_cls[None, :]] = 0.0
             # ByteTrack fuses the detection score into the cost of the high-score stages
             cost = 1.0 - iou * (score[det][None, :] if fuse else 1.0)
-            _, x, _ = lap.lapjv(cost.astype(np.float64), extend_cost=True,
-                                cost_limit=1.0 - min_iou)  # fmt: skip
+            _, x, _ = lap.lapjv(cost.astype(np.float64), extend_cost=True, cost_limit=1.0 - min_iou)
             for r, c in enumerate(x):
                 if c >= 0:
                     pairs.append((int(trk[r]), int(det[c])))
@@ -206,8 +208,14 @@ class ByteTracker:
         st.mean, st.cov = kalman.predict(st.mean, st.cov, np.full(len(self._tracks), dt))
         st.mean[:, 3] = np.maximum(st.mean[:, 3], 1e-3)
 
-    def _correct(self, pairs: list[tuple[int, int]], xyxy: F32, score: npt.NDArray[np.float32],
-                 cls: npt.NDArray[np.int32], now: float) -> None:  # fmt: skip
+    def _correct(
+        self,
+        pairs: list[tuple[int, int]],
+        xyxy: F32,
+        score: npt.NDArray[np.float32],
+        cls: npt.NDArray[np.int32],
+        now: float,
+    ) -> None:
         if not pairs:
             return
         ti = np.array([p[0] for p in pairs])
@@ -254,8 +262,14 @@ class ByteTracker:
         self._state.mean = self._state.mean[alive]
         self._state.cov = self._state.cov[alive]
 
-    def _birth(self, xyxy: F32, score: npt.NDArray[np.float32], cls: npt.NDArray[np.int32],
-               cand: npt.NDArray[np.intp], now: float) -> None:  # fmt: skip
+    def _birth(
+        self,
+        xyxy: F32,
+        score: npt.NDArray[np.float32],
+        cls: npt.NDArray[np.int32],
+        cand: npt.NDArray[np.intp],
+        now: float,
+    ) -> None:
         new = cand[score[cand] >= self.s.new_track_score]
         if len(new) == 0:
             return
@@ -266,9 +280,16 @@ class ByteTracker:
         st.cov = np.concatenate([st.cov, cov])
         first_frame = not self._tracks and self._next_id == 1
         for k, d in enumerate(new):
-            t = _Track(self._next_id, int(cls[d]), float(score[d]), now, now,
-                       confirmed=first_frame, anchor_xy=(float(z[k, 0]), float(z[k, 1])),
-                       anchor_s=now)  # fmt: skip
+            t = _Track(
+                self._next_id,
+                int(cls[d]),
+                float(score[d]),
+                now,
+                now,
+                confirmed=first_frame,
+                anchor_xy=(float(z[k, 0]), float(z[k, 1])),
+                anchor_s=now,
+            )
             self._next_id += 1
             self._tracks.append(t)
 

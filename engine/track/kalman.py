@@ -26,8 +26,15 @@ def xyxy_to_xyah(xyxy: npt.NDArray[np.floating]) -> F64:
 def xyah_to_xyxy(xyah: F64) -> F64:
     """Inverse of `xyxy_to_xyah`."""
     w = xyah[:, 2] * xyah[:, 3]
-    return np.stack([xyah[:, 0] - w / 2, xyah[:, 1] - xyah[:, 3] / 2,
-                     xyah[:, 0] + w / 2, xyah[:, 1] + xyah[:, 3] / 2], axis=1)  # fmt: skip
+    return np.stack(
+        [
+            xyah[:, 0] - w / 2,
+            xyah[:, 1] - xyah[:, 3] / 2,
+            xyah[:, 0] + w / 2,
+            xyah[:, 1] + xyah[:, 3] / 2,
+        ],
+        axis=1,
+    )
 
 
 def initiate(z: F64) -> tuple[F64, F64]:
@@ -49,8 +56,19 @@ def predict(mean: F64, cov: F64, dt: F64) -> tuple[F64, F64]:
     if n == 0:
         return mean, cov
     h = mean[:, 3]
-    std = np.stack([W_POS * h, W_POS * h, np.full(n, 1e-2), W_POS * h,
-                    W_VEL * h, W_VEL * h, np.full(n, 1e-5), W_VEL * h], axis=1)  # fmt: skip
+    std = np.stack(
+        [
+            W_POS * h,
+            W_POS * h,
+            np.full(n, 1e-2),
+            W_POS * h,
+            W_VEL * h,
+            W_VEL * h,
+            np.full(n, 1e-5),
+            W_VEL * h,
+        ],
+        axis=1,
+    )
     q = (std**2) * dt[:, None]
     f = np.broadcast_to(np.eye(8), (n, 8, 8)).copy()
     f[:, np.arange(4), np.arange(4) + 4] = dt[:, None]

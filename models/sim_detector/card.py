@@ -49,36 +49,58 @@ def main() -> None:
         "size_bytes": a.model.stat().st_size,
         "family": info.family,
         "architecture": "YOLO11 detect, width multiple 0.125 (narrower than YOLO11n), from scratch",
-        "input": {"size": list(info.input_hw),
-                  "batch": "dynamic" if info.batch_dynamic else 1,
-                  "spatial": "dynamic" if info.spatial_dynamic else "fixed",
-                  "channel_order": info.layout.channel_order,
-                  "scale": 255 if info.layout.scale_to_unit else 1,
-                  "pad": info.layout.pad, "pad_value": 114},
+        "input": {
+            "size": list(info.input_hw),
+            "batch": "dynamic" if info.batch_dynamic else 1,
+            "spatial": "dynamic" if info.spatial_dynamic else "fixed",
+            "channel_order": info.layout.channel_order,
+            "scale": 255 if info.layout.scale_to_unit else 1,
+            "pad": info.layout.pad,
+            "pad_value": 114,
+        },
         "classes": list(info.class_names),
         "reproduce": "make model",
-        "data": {"source": "engine/sim/randomize.py scenes rendered by the simulator",
-                 **{split: f"{d['scenes']} x {d['frames_per_scene']} frames, 960x540: "
-                           f"{d['images']} images, boxes {d['boxes']}"
-                    for split, d in ((k, data[k]) for k in ("train", "val"))},
-                 "randomised": ["layouts", "surfaces", "time of day", "fixed cameras 4-12 m",
-                                "drones 18-45 m nadir or oblique", "noise", "blur", "JPEG",
-                                "incidents: dumping, crowds, loitering",
-                                "debris piles of varied soil and waste",
-                                "bushes and trees (look-alikes of piles)"],
-                 "labels": "objects >= 25% visible and >= 3 px"},
-        "training": {"epochs": a.epochs, "minutes": round(a.train_minutes, 1), "imgsz": imgsz,
-                     "hardware": "2-core CPU, torch 2 threads"},
-        "heldout_metrics": {k: (round(v, 4) if isinstance(v, float) else v)
-                            for k, v in bench.items()},
+        "data": {
+            "source": "engine/sim/randomize.py scenes rendered by the simulator",
+            **{
+                split: f"{d['scenes']} x {d['frames_per_scene']} frames, 960x540: "
+                f"{d['images']} images, boxes {d['boxes']}"
+                for split, d in ((k, data[k]) for k in ("train", "val"))
+            },
+            "randomised": [
+                "layouts",
+                "surfaces",
+                "time of day",
+                "fixed cameras 4-12 m",
+                "drones 18-45 m nadir or oblique",
+                "noise",
+                "blur",
+                "JPEG",
+                "incidents: dumping, crowds, loitering",
+                "debris piles of varied soil and waste",
+                "bushes and trees (look-alikes of piles)",
+            ],
+            "labels": "objects >= 25% visible and >= 3 px",
+        },
+        "training": {
+            "epochs": a.epochs,
+            "minutes": round(a.train_minutes, 1),
+            "imgsz": imgsz,
+            "hardware": "2-core CPU, torch 2 threads",
+        },
+        "heldout_metrics": {
+            k: (round(v, 4) if isinstance(v, float) else v) for k, v in bench.items()
+        },
         "source": "trained by Lookout's own recipe (models/sim_detector) on simulator renders only",
         "heldout_set": "lookout bench sim-model: 24 random scenes (seeds 2000000+) and the five "
-                       "scenario files under new seeds, 5 frames each",
+        "scenario files under new seeds, 5 frames each",
         "license": "AGPL-3.0 (trained with Ultralytics YOLO11; the weights are Lookout's own)",
-    }  # fmt: skip
+    }
     out = a.model.with_suffix(".yaml")
-    out.write_text("# Model card (written by models/sim_detector/card.py)\n"
-                   + yaml.safe_dump(card, sort_keys=False, width=100))  # fmt: skip
+    out.write_text(
+        "# Model card (written by models/sim_detector/card.py)\n"
+        + yaml.safe_dump(card, sort_keys=False, width=100)
+    )
     print(f"wrote {out}")
 
 

@@ -49,8 +49,9 @@ def write_data_yaml(root: Path) -> Path:
     """The dataset description ultralytics reads."""
     names = "\n".join(f"  {i}: {n}" for i, n in enumerate(CLASSES))
     path = root / "data.yaml"
-    path.write_text(f"path: {root.resolve()}\ntrain: train/images\nval: val/images\n"
-                    f"names:\n{names}\n")  # fmt: skip
+    path.write_text(
+        f"path: {root.resolve()}\ntrain: train/images\nval: val/images\nnames:\n{names}\n"
+    )
     return path
 
 
@@ -65,11 +66,21 @@ def main() -> None:
     tr = render_split(a.out / "train", range(a.train), a.per_scene)
     va = render_split(a.out / "val", range(VAL_SEED_BASE, VAL_SEED_BASE + a.val), a.per_scene)
     write_data_yaml(a.out)
-    summary = {"train": {"scenes": f"{a.train} random scenes (seeds 0-{a.train - 1})",
-                         "frames_per_scene": a.per_scene, "images": tr[0], "boxes": dict(tr[1])},
-               "val": {"scenes": f"{a.val} random scenes (seeds {VAL_SEED_BASE}+)",
-                       "frames_per_scene": a.per_scene, "images": va[0], "boxes": dict(va[1])},
-               "render_minutes": round((time.monotonic() - t0) / 60, 1)}  # fmt: skip
+    summary = {
+        "train": {
+            "scenes": f"{a.train} random scenes (seeds 0-{a.train - 1})",
+            "frames_per_scene": a.per_scene,
+            "images": tr[0],
+            "boxes": dict(tr[1]),
+        },
+        "val": {
+            "scenes": f"{a.val} random scenes (seeds {VAL_SEED_BASE}+)",
+            "frames_per_scene": a.per_scene,
+            "images": va[0],
+            "boxes": dict(va[1]),
+        },
+        "render_minutes": round((time.monotonic() - t0) / 60, 1),
+    }
     (a.out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
 

@@ -50,8 +50,10 @@ def portable_checkpoint(src: Path, dst: Path) -> None:
     import torch
 
     def relative(args: dict[str, object]) -> dict[str, object]:
-        return {k: Path(v).name if isinstance(v, str) and Path(v).is_absolute() else v
-                for k, v in args.items()}  # fmt: skip
+        return {
+            k: Path(v).name if isinstance(v, str) and Path(v).is_absolute() else v
+            for k, v in args.items()
+        }
 
     ckpt = torch.load(src, map_location="cpu", weights_only=False)
     ckpt["train_args"] = relative(dict(ckpt.get("train_args") or {}))
@@ -94,25 +96,47 @@ def main() -> None:
     model.add_callback("on_train_start", threads)
     t0 = time.monotonic()
     model.train(
-        data=str(a.data), imgsz=a.imgsz, epochs=a.epochs, batch=a.batch, device="cpu", workers=0,
-        project=str(a.runs.resolve()), name=a.name, exist_ok=True, plots=False, seed=0,
-        deterministic=True, amp=False, patience=100, time=a.time_h, close_mosaic=10,
-        pretrained=False, verbose=False,
-    )  # fmt: skip
+        data=str(a.data),
+        imgsz=a.imgsz,
+        epochs=a.epochs,
+        batch=a.batch,
+        device="cpu",
+        workers=0,
+        project=str(a.runs.resolve()),
+        name=a.name,
+        exist_ok=True,
+        plots=False,
+        seed=0,
+        deterministic=True,
+        amp=False,
+        patience=100,
+        time=a.time_h,
+        close_mosaic=10,
+        pretrained=False,
+        verbose=False,
+    )
     train_s = time.monotonic() - t0
     epochs = int(getattr(model.trainer, "epoch", -1)) + 1
     best = a.runs.resolve() / a.name / "weights" / "best.pt"
-    exported = YOLO(str(best)).export(format="onnx", imgsz=a.imgsz, dynamic=True, simplify=True,
-                                      opset=17)  # fmt: skip
+    exported = YOLO(str(best)).export(
+        format="onnx", imgsz=a.imgsz, dynamic=True, simplify=True, opset=17
+    )
     a.out.mkdir(parents=True, exist_ok=True)
     target = a.out / f"{a.name}.onnx"
     shutil.copy(exported, target)
     portable_checkpoint(best, a.out / f"{a.name}.pt")
-    summary = {"epochs": epochs, "train_minutes": round(train_s / 60, 1), "imgsz": a.imgsz,
-               "width": a.width, "threads": a.threads}  # fmt: skip
+    summary = {
+        "epochs": epochs,
+        "train_minutes": round(train_s / 60, 1),
+        "imgsz": a.imgsz,
+        "width": a.width,
+        "threads": a.threads,
+    }
     (a.runs / "train_summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"trained {epochs} epochs in {train_s / 60:.1f} min; wrote {target} "
-          f"({target.stat().st_size / 1e6:.1f} MB)")  # fmt: skip
+    print(
+        f"trained {epochs} epochs in {train_s / 60:.1f} min; wrote {target} "
+        f"({target.stat().st_size / 1e6:.1f} MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -297,11 +297,13 @@ def test_a_run_the_journal_has_not_registered_is_replayed_from_the_backlog_alone
     and every later alert of this run was dropped as a duplicate)."""
     path = tmp_path / "j.db"
     with closing(Journal(path)) as old:
-        old.append([JournalRow("e1", s, ("load.site.cam1.",), b'{"seq": %d}' % s, None)
-                    for s in (1, 2, 3)])  # fmt: skip
+        old.append(
+            [JournalRow("e1", s, ("load.site.cam1.",), b'{"seq": %d}' % s, None) for s in (1, 2, 3)]
+        )
     backlog = Backlog()
-    backlog.add([JournalRow("e2", s, ("load.site.cam1.",), b'{"seq": %d}' % s, None)
-                 for s in (1, 2, 3)])  # fmt: skip
+    backlog.add(
+        [JournalRow("e2", s, ("load.site.cam1.",), b'{"seq": %d}' % s, None) for s in (1, 2, 3)]
+    )
     ctx = zmq.Context()
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     server = ReplayServer(endpoint, path, ctx, backlog=backlog)

@@ -71,15 +71,21 @@ def test_console_holds_a_gap_while_the_replay_is_blackholed_and_loses_nothing(
     tmp_path: Path, ctx: zmq.Context
 ) -> None:
     pub_port, replay_port = free_port(), free_port()
-    cfg = ZmqOutputConfig(endpoint=_ep(pub_port), replay_endpoint=_ep(replay_port),
-                          journal=tmp_path / "j.db", heartbeat_s=0.1, wait_subscribers=1,
-                          snapshots=False)  # fmt: skip
+    cfg = ZmqOutputConfig(
+        endpoint=_ep(pub_port),
+        replay_endpoint=_ep(replay_port),
+        journal=tmp_path / "j.db",
+        heartbeat_s=0.1,
+        wait_subscribers=1,
+        snapshots=False,
+    )
     stamper = AlertStamper("site")
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
     live, replay = TcpProxy(pub_port), TcpProxy(replay_port)
     timeout_s = 0.5
-    client = AlertClient(live.endpoint, replay.endpoint, after=(None, 0), context=ctx,
-                         replay_timeout_s=timeout_s)  # fmt: skip
+    client = AlertClient(
+        live.endpoint, replay.endpoint, after=(None, 0), context=ctx, replay_timeout_s=timeout_s
+    )
     got: list[Received] = []
 
     def publish(first: int, last: int) -> None:
@@ -132,8 +138,12 @@ def test_alerts_the_journal_no_longer_has_are_reported_exactly(
     path = tmp_path / "j.db"
     journal = Journal(path, max_alerts=20)
     topics = ("load.site.cam1.", "@city.load.site.cam1.")
-    journal.append([JournalRow("e1", k, topics, json.dumps({"epoch": "e1", "seq": k}).encode(),
-                               None) for k in range(1, 51)])  # fmt: skip
+    journal.append(
+        [
+            JournalRow("e1", k, topics, json.dumps({"epoch": "e1", "seq": k}).encode(), None)
+            for k in range(1, 51)
+        ]
+    )
     assert journal.prune() == 30  # 1..30 gone, 31..50 kept
     replay_ep, nobody = _ep(free_port()), _ep(free_port())  # no live publisher: replay only
     server = ReplayServer(replay_ep, path, ctx)
@@ -183,9 +193,13 @@ def test_alerts_missed_while_the_journal_failed_are_reported_and_the_stream_goes
     past them silently (the heartbeat's head) nor holds the next live alert forever (asking a
     journal that will never have it)."""
     pub_port, replay_ep = free_port(), _ep(free_port())
-    cfg = ZmqOutputConfig(endpoint=_ep(pub_port), journal=tmp_path / "j.db",
-                          heartbeat_s=heartbeat_s, wait_subscribers=1,
-                          snapshots=False)  # fmt: skip
+    cfg = ZmqOutputConfig(
+        endpoint=_ep(pub_port),
+        journal=tmp_path / "j.db",
+        heartbeat_s=heartbeat_s,
+        wait_subscribers=1,
+        snapshots=False,
+    )
     stamper = AlertStamper("site")
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
     # a replay server that does not see the publisher's backlog of refused alerts: what a
@@ -199,8 +213,9 @@ def test_alerts_missed_while_the_journal_failed_are_reported_and_the_stream_goes
     publish(1, 5)  # journaled, no console yet
     _failing_journal(pub)
     publish(6, 10)  # not durable, no console yet: gone for good
-    client = AlertClient(_ep(pub_port), replay_ep, after=(stamper.epoch, 5), context=ctx,
-                         replay_timeout_s=2.0)  # fmt: skip
+    client = AlertClient(
+        _ep(pub_port), replay_ep, after=(stamper.epoch, 5), context=ctx, replay_timeout_s=2.0
+    )
     try:
         assert pub.wait_for_subscribers()
         _pump(client, got, lambda: not client.gap_open, 20, pub.tick)
@@ -241,10 +256,17 @@ def test_filtered_replay_on_a_large_journal_seeks_the_index(tmp_path: Path) -> N
     journal = Journal(tmp_path / "j.db")
     dumping = {10, n - 10}
     rows = [
-        JournalRow("e1", k, ("dumping.site.cam2.", "@city.dumping.site.cam2.") if k in dumping
-                   else ("load.site.cam1.", "@police.load.site.cam1."), b"{}", None)
+        JournalRow(
+            "e1",
+            k,
+            ("dumping.site.cam2.", "@city.dumping.site.cam2.")
+            if k in dumping
+            else ("load.site.cam1.", "@police.load.site.cam1."),
+            b"{}",
+            None,
+        )
         for k in range(1, n + 1)
-    ]  # fmt: skip
+    ]
     journal.append(rows)
     for prefix in ("dumping.", "@city.", "@city.dumping.site."):
         out: list[tuple[list[JournalRow], bool]] = []
@@ -256,8 +278,10 @@ def test_filtered_replay_on_a_large_journal_seeks_the_index(tmp_path: Path) -> N
     from engine.alerts.journal import ALERT_AT_SQL, TOPIC_AFTER_SQL, TOPIC_NEXT_SQL
 
     for sql in (TOPIC_AFTER_SQL, TOPIC_NEXT_SQL, ALERT_AT_SQL):
-        plan = " ".join(str(r[3]) for r in journal._db.execute(
-            "EXPLAIN QUERY PLAN " + sql, (1,) * sql.count("?")))  # fmt: skip
+        plan = " ".join(
+            str(r[3])
+            for r in journal._db.execute("EXPLAIN QUERY PLAN " + sql, (1,) * sql.count("?"))
+        )
         assert "USING PRIMARY KEY" in plan and "SCAN" not in plan, (sql, plan)
     journal.close()
 
@@ -286,8 +310,9 @@ INSERT INTO alerts VALUES (1, 1, 0, '["a.s.c.", "@p.a.s.c."]', x'7b7d', NULL),
 
 
 _TOPICS = ["a.s.c1.", "a.s.c10.", "ab.s.c.", "@p.a.s.c1.", "@p.ab.s.c.", "é.s.\U0010ffff.", "b"]
-_PREFIXES = st.sampled_from(["", "a", "a.", "a.s.c1", "@p.", "@", "é", "é.s.\U0010ffff", "z",
-                             "b", "\U0010ffff"])  # fmt: skip
+_PREFIXES = st.sampled_from(
+    ["", "a", "a.", "a.s.c1", "@p.", "@", "é", "é.s.\U0010ffff", "z", "b", "\U0010ffff"]
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -326,8 +351,9 @@ def test_filtered_replay_returns_what_a_plain_filter_returns(
     order = {"e1": 0, "e2": 1}
     known = epoch is not None  # both epochs are registered
     after = [r for r in kept if not known or (order[r.epoch], r.seq) > (order[epoch], seq)]
-    want = [r for r in after if not prefixes or any(t.startswith(p) for t in r.topics
-                                                     for p in prefixes)]  # fmt: skip
+    want = [
+        r for r in after if not prefixes or any(t.startswith(p) for t in r.topics for p in prefixes)
+    ]
     got, got_known = journal.after(epoch, seq, tuple(prefixes), limit)
     assert got_known == known
     assert [(r.epoch, r.seq) for r in got] == [(r.epoch, r.seq) for r in want[:limit]]
@@ -338,8 +364,9 @@ def test_filtered_console_asks_again_only_when_the_head_moves(
     tmp_path: Path, ctx: zmq.Context
 ) -> None:
     pub_port, replay_ep = free_port(), _ep(free_port())
-    cfg = ZmqOutputConfig(endpoint=_ep(pub_port), journal=tmp_path / "j.db", heartbeat_s=0.05,
-                          snapshots=False)  # fmt: skip
+    cfg = ZmqOutputConfig(
+        endpoint=_ep(pub_port), journal=tmp_path / "j.db", heartbeat_s=0.05, snapshots=False
+    )
     stamper = AlertStamper("site")
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
     server = ReplayServer(replay_ep, pub.journal_path, ctx)
@@ -409,10 +436,13 @@ def _rss_mb(pid: int) -> float:
 def test_a_peer_that_never_reads_costs_bounded_memory(tmp_path: Path, ctx: zmq.Context) -> None:
     n, snap_bytes, limit_mb = 2000, 8192, 150  # a full reply: ~16 MB
     replay_ep = _ep(free_port())
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(tmp_path / "j.db"), replay_ep,
-                             str(n), str(snap_bytes)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(tmp_path / "j.db"), replay_ep, str(n), str(snap_bytes)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     flooders: list[zmq.Socket] = []
     client = None
     try:

@@ -30,9 +30,24 @@ def test_100k_alerts_survive_a_console_killed_and_restarted_mid_stream(tmp_path:
     endpoint, replay = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     out = tmp_path / "console.jsonl"
     console = [*LOOKOUT, "subscribe", endpoint, "--replay", replay, "--out", str(out), "--json"]
-    pub = subprocess.Popen([*LOAD, "publish", "--endpoint", endpoint, "--replay", replay,
-                            "--journal", str(tmp_path / "j.db"), "--count", str(n),
-                            "--hold", "120"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    pub = subprocess.Popen(
+        [
+            *LOAD,
+            "publish",
+            "--endpoint",
+            endpoint,
+            "--replay",
+            replay,
+            "--journal",
+            str(tmp_path / "j.db"),
+            "--count",
+            str(n),
+            "--hold",
+            "120",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     first = subprocess.Popen(console, stdout=subprocess.DEVNULL)
     try:
         _wait_lines(out, 20_000, 60)
@@ -66,8 +81,9 @@ def _publisher(tmp_path: Path, **cfg: object) -> tuple[object, object, object, s
     endpoint, replay = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     ctx = zmq.Context()
     stamper = AlertStamper("site")
-    out = ZmqOutputConfig.model_validate({"endpoint": endpoint, "replay_endpoint": replay,
-                                          "journal": tmp_path / "j.db", **cfg})  # fmt: skip
+    out = ZmqOutputConfig.model_validate(
+        {"endpoint": endpoint, "replay_endpoint": replay, "journal": tmp_path / "j.db", **cfg}
+    )
     return ctx, stamper, ZmqPublisher(out, ctx, stamper.epoch, "site"), endpoint, replay
 
 
@@ -80,8 +96,12 @@ def test_only_allow_listed_consoles_receive_anything(tmp_path: Path) -> None:
 
     keys, allowed = tmp_path / "keys", tmp_path / "allowed"
     for name in ("engine", "police", "intruder"):
-        run = subprocess.run([*LOOKOUT, "keys", "new", name, "--dir", str(keys)],
-                             capture_output=True, text=True, timeout=30)  # fmt: skip
+        run = subprocess.run(
+            [*LOOKOUT, "keys", "new", name, "--dir", str(keys)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert run.returncode == 0, run.stderr
     assert oct((keys / "engine.key_secret").stat().st_mode)[-3:] == "600"
     allowed.mkdir()
@@ -140,10 +160,16 @@ def test_malformed_replay_requests_get_errors_and_disturb_nothing(tmp_path: Path
     requests = st.one_of(
         st.binary(max_size=200),
         json_values.map(lambda v: json.dumps(v).encode()),
-        st.fixed_dictionaries({"op": st.just("replay")}, optional={
-            "epoch": json_values, "after": json_values, "topics": json_values,
-            "limit": json_values}).map(lambda v: json.dumps(v).encode()),
-    )  # fmt: skip
+        st.fixed_dictionaries(
+            {"op": st.just("replay")},
+            optional={
+                "epoch": json_values,
+                "after": json_values,
+                "topics": json_values,
+                "limit": json_values,
+            },
+        ).map(lambda v: json.dumps(v).encode()),
+    )
 
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(requests, min_size=1, max_size=3))
@@ -197,7 +223,7 @@ outputs:
 routing:
   - {{agency: police, zones: [walkway]}}
   - {{agency: city, kinds: [dumping]}}
-""")  # fmt: skip
+""")
     everything = AlertClient(endpoint, replay)
     police = AlertClient(endpoint, replay, topics=["@police."])
     city = AlertClient(endpoint, replay, topics=["@city."])
@@ -227,9 +253,16 @@ routing:
     gate = beat["sources"]["gate"]
     assert gate["frames"] > 0 and gate["dropped"] == 0 and gate["latency_ms_p50"] > 0
     assert beat["process"]["rss_mb"] > 0 and "events" in beat["queues"]
-    validate_message({"specversion": "1.0", "type": "lookout.engine.heartbeat",
-                      "source": "lookout://station/@engine", "time": "2026-01-01T00:00:00Z",
-                      "dataschema": "lookout.heartbeat/v1", "data": beat})  # fmt: skip
+    validate_message(
+        {
+            "specversion": "1.0",
+            "type": "lookout.engine.heartbeat",
+            "source": "lookout://station/@engine",
+            "time": "2026-01-01T00:00:00Z",
+            "dataschema": "lookout.heartbeat/v1",
+            "data": beat,
+        }
+    )
     for r in got["all"]:
         validate_message(r.alert)
         assert r.alert["data"]["routes"] == ["police"]

@@ -10,9 +10,27 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_bench_fusion_runs_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "fusion.json"
-    r = subprocess.run([sys.executable, "-m", "engine.cli.main", "--log-level", "WARNING",
-                        "bench", "fusion", "--seeds", "1", "--max-s", "3", "--json", str(out)],
-                       cwd=REPO, capture_output=True, text=True, timeout=600)  # fmt: skip
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli.main",
+            "--log-level",
+            "WARNING",
+            "bench",
+            "fusion",
+            "--seeds",
+            "1",
+            "--max-s",
+            "3",
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads(out.read_text())["summary"]
     for key in (

@@ -149,8 +149,11 @@ def test_closed_stdout_is_not_a_crash() -> None:
     pub = ZmqPublisher(ZmqOutputConfig(endpoint=ep, wait_subscribers=1, wait_timeout_s=30), ctx)
     proc = subprocess.Popen(
         f"{' '.join(LOOKOUT)} subscribe {ep} --json | head -n 1",
-        shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        shell=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert pub.wait_for_subscribers()
         st = AlertStamper("s")

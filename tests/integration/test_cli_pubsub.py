@@ -30,15 +30,33 @@ def test_run_publishes_and_subscribe_prints_json(assets: Callable[..., Path]) ->
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     sub = subprocess.Popen(
         [*lookout_bin(), "subscribe", endpoint, "--json", "--count", "4", "--timeout", "60"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         run = subprocess.run(
-            [*lookout_bin(), "run", "--source", str(clip), "--model", str(model),
-             "--classes", "person", "--publish", endpoint, "--fast", "--max-frames", "600",
-             "--wait-subscribers", "1"],
-            capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
+            [
+                *lookout_bin(),
+                "run",
+                "--source",
+                str(clip),
+                "--model",
+                str(model),
+                "--classes",
+                "person",
+                "--publish",
+                endpoint,
+                "--fast",
+                "--max-frames",
+                "600",
+                "--wait-subscribers",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert run.returncode == 0, run.stderr
         out, err = sub.communicate(timeout=30)
     finally:
@@ -71,16 +89,33 @@ def test_sigterm_stops_cleanly_and_ends_open_incidents(
     model = assets("models/yolo11n_coco_320.onnx")
     log = tmp_path / "alerts.jsonl"
     proc = subprocess.Popen(
-        [*lookout_bin(), "run", "--source", str(clip), "--model", str(model),
-         "--classes", "person", "--jsonl", str(log), "--loop", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            *lookout_bin(),
+            "run",
+            "--source",
+            str(clip),
+            "--model",
+            str(model),
+            "--classes",
+            "person",
+            "--jsonl",
+            str(log),
+            "--loop",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         # wait until an incident is open (a start without its end yet), then stop
         while time.monotonic() < deadline:
-            phases = [json.loads(x)["data"]["phase"] for x in log.read_text().splitlines()] if (
-                log.exists()) else []  # fmt: skip
+            phases = (
+                [json.loads(x)["data"]["phase"] for x in log.read_text().splitlines()]
+                if (log.exists())
+                else []
+            )
             if phases and phases[-1] == "start":
                 break
             time.sleep(0.2)

@@ -29,16 +29,35 @@ NODES = [{"reach-gate": "1", "reach-plaza": "1"}, {"reach-dock": "1", "reach-pla
 
 
 def write_config(path: Path, clip: Path, model: Path, pub: str, replay: str) -> None:
-    sources = [{"id": sid, "type": "file", "path": str(clip), "rate": "native",
-                "max_frames": FRAMES, "cluster": {"reach": group}}
-               for sid, group in SOURCES.items()]  # fmt: skip
+    sources = [
+        {
+            "id": sid,
+            "type": "file",
+            "path": str(clip),
+            "rate": "native",
+            "max_frames": FRAMES,
+            "cluster": {"reach": group},
+        }
+        for sid, group in SOURCES.items()
+    ]
     watch = watch_whole_frame(list(SOURCES), ["person"], clear_after_s=0.5)
-    cfg = {"site": "hub", "sources": sources, **watch,
-           "detector": {"model": str(model), "threads": 1, "conf": 0.35},
-           "outputs": [{"type": "zmq", "endpoint": pub, "replay_endpoint": replay,
-                        "journal": str(path.parent / "journal.db"), "snapshots": False,
-                        "heartbeat_s": 0.5},
-                       {"type": "jsonl", "path": str(path.parent / "alerts.jsonl")}]}  # fmt: skip
+    cfg = {
+        "site": "hub",
+        "sources": sources,
+        **watch,
+        "detector": {"model": str(model), "threads": 1, "conf": 0.35},
+        "outputs": [
+            {
+                "type": "zmq",
+                "endpoint": pub,
+                "replay_endpoint": replay,
+                "journal": str(path.parent / "journal.db"),
+                "snapshots": False,
+                "heartbeat_s": 0.5,
+            },
+            {"type": "jsonl", "path": str(path.parent / "alerts.jsonl")},
+        ],
+    }
     path.write_text(json.dumps(cfg))
 
 
@@ -73,10 +92,13 @@ def test_a_worker_node_dies_and_its_sources_move_without_losing_an_alert(
     listener = threading.Thread(target=listen)
     listener.start()
     driver = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli.main", "run", str(config), "--cluster",
-         cluster.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ}, cwd=tmp_path,
-    )  # fmt: skip
+        [sys.executable, "-m", "engine.cli.main", "run", str(config), "--cluster", cluster.address],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+        cwd=tmp_path,
+    )
     try:
         ray.init(address=cluster.address, namespace="lookout", log_to_driver=False)
         deadline = time.monotonic() + 120
@@ -123,8 +145,11 @@ def test_a_worker_node_dies_and_its_sources_move_without_losing_an_alert(
     seqs = [x["seq"] for x in lines]
     assert seqs == list(range(1, len(seqs) + 1))
     assert [r.alert["seq"] for r in received] == seqs, "the console got the same stream"
-    phases = [(x["data"].get("event_id"), x["data"].get("phase")) for x in lines
-              if x["data"].get("event_id")]  # fmt: skip
+    phases = [
+        (x["data"].get("event_id"), x["data"].get("phase"))
+        for x in lines
+        if x["data"].get("event_id")
+    ]
     assert len(phases) == len(set(phases)) and phases, "no event phase twice"
     kinds = [x["data"]["kind"] for x in lines]
     assert "node.lost" in kinds and "source.moved" in kinds

@@ -22,10 +22,21 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict[str, 
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", "--log-level", "WARNING", "demo",
-         "--publish", endpoint],
-        capture_output=True, text=True, timeout=900, cwd=tmp_path_factory.mktemp("cwd"),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "engine.cli.main",
+            "--log-level",
+            "WARNING",
+            "demo",
+            "--publish",
+            endpoint,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path_factory.mktemp("cwd"),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     alerts = [json.loads(x) for x in (DEMO / "alerts.jsonl").read_text().splitlines()]
     return proc.stdout, alerts
@@ -130,12 +141,30 @@ def test_bench_run_scores_the_demo_footage_against_its_truth(
     scored against the simulator's truth (crowd gathering and dispersal at the gates)."""
     render = DEMO / "render" / "crowd_station_gate"
     proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli.main", "--log-level", "WARNING", "bench", "run",
-         str(render / "gatecam2.mp4"), "--model", str(REPO / "models/lookout_sim_yolo11n.onnx"),
-         "--rules", str(REPO / "pipelines/demo.yaml"), "--events", str(render / "truth.json"),
-         "--passes", "track", "--json", str(tmp_path / "r.json")],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "engine.cli.main",
+            "--log-level",
+            "WARNING",
+            "bench",
+            "run",
+            str(render / "gatecam2.mp4"),
+            "--model",
+            str(REPO / "models/lookout_sim_yolo11n.onnx"),
+            "--rules",
+            str(REPO / "pipelines/demo.yaml"),
+            "--events",
+            str(render / "truth.json"),
+            "--passes",
+            "track",
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "r.json").read_text())
     rows = {r["kind"]: r for r in result["events"]}

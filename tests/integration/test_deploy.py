@@ -50,8 +50,20 @@ def exec_form(args: str) -> list[str]:
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_dockerfile_parses_copies_what_exists_and_starts_the_readme_command(name: str) -> None:
     steps = instructions(DEPLOY / name)
-    known = {"FROM", "RUN", "WORKDIR", "COPY", "ENV", "VOLUME", "USER", "EXPOSE", "ENTRYPOINT",
-             "CMD", "ARG", "LABEL"}  # fmt: skip
+    known = {
+        "FROM",
+        "RUN",
+        "WORKDIR",
+        "COPY",
+        "ENV",
+        "VOLUME",
+        "USER",
+        "EXPOSE",
+        "ENTRYPOINT",
+        "CMD",
+        "ARG",
+        "LABEL",
+    }
     assert steps[0][0] == "FROM" and {s for s, _ in steps} <= known
     copied = [a.split()[:-1] for s, a in steps if s == "COPY"]
     for sources in copied:
@@ -80,8 +92,11 @@ def test_systemd_unit_runs_the_same_command_and_verifies(tmp_path: Path) -> None
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze not installed: the unit's syntax is not verified here")
     # verify the unit as written, the program path pointed at this interpreter's lookout
-    text = (DEPLOY / "lookout.service").read_text().replace(
-        exec_start[0], str(Path(sys.executable).parent / "lookout"))  # fmt: skip
+    text = (
+        (DEPLOY / "lookout.service")
+        .read_text()
+        .replace(exec_start[0], str(Path(sys.executable).parent / "lookout"))
+    )
     (tmp_path / "lookout.service").write_text(text)
     cmd = ["systemd-analyze", "verify", "--man=no", str(tmp_path / "lookout.service")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -104,9 +119,12 @@ def test_the_image_build_context_installs_and_runs_the_command(tmp_path: Path) -
                 else:
                     shutil.copy2(REPO / src, ctx / src)
     wheels = tmp_path / "wheels"
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                            "-w", str(wheels), str(ctx)],
-                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(ctx)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert build.returncode == 0, build.stderr[-2000:]
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -115,9 +133,22 @@ def test_the_image_build_context_installs_and_runs_the_command(tmp_path: Path) -
     deps = [p for p in map(Path, sys.path) if p.name == "site-packages" and p.is_dir()]
     (site / "deps.pth").write_text("\n".join(map(str, deps)) + "\n")
     wheel = next(wheels.glob("lookout-*.whl"))
-    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin/python"),
-                              "install", "--quiet", "--no-deps", str(wheel)],
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    install = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin/python"),
+            "install",
+            "--quiet",
+            "--no-deps",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stderr[-2000:]
     etc = tmp_path / "etc" / "lookout"
     etc.mkdir(parents=True)
@@ -127,12 +158,13 @@ def test_the_image_build_context_installs_and_runs_the_command(tmp_path: Path) -
         f"sources: [{{id: cam, type: file, path: '{clip}', rate: max}}]\n"
         f"detector: {{model: '{ctx / 'models' / 'lookout_sim_yolo11n.onnx'}'}}\n"
         f"outputs: [{{type: jsonl, path: '{tmp_path / 'alerts.jsonl'}'}}]\n"
-    )  # fmt: skip
+    )
     env = {**os.environ, "LOOKOUT_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": ""}
-    args = [str(venv / "bin" / "lookout"), *[str(config) if a == str(Path(COMMAND[1])) else a
-                                             for a in COMMAND]]  # fmt: skip
-    run = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env,
-                         cwd=tmp_path)  # fmt: skip
+    args = [
+        str(venv / "bin" / "lookout"),
+        *[str(config) if a == str(Path(COMMAND[1])) else a for a in COMMAND],
+    ]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "done: 20 frames from 1 sources" in run.stderr
     # it ran the installed copy, not this checkout

@@ -92,15 +92,33 @@ def test_udp_mpegts_feed_carries_the_klv_sent_with_each_frame(tmp_path: Path) ->
     sent = _drone_ts(tmp_path / "drone.ts")
     port = free_port()
     health: list[HealthEvent] = []
-    cfg = DroneSourceConfig(type="drone", id="uav", url=f"udp://127.0.0.1:{port}",
-                            open_timeout_s=5.0, read_timeout_s=2.0)  # fmt: skip
+    cfg = DroneSourceConfig(
+        type="drone",
+        id="uav",
+        url=f"udp://127.0.0.1:{port}",
+        open_timeout_s=5.0,
+        read_timeout_s=2.0,
+    )
     src = LiveSource(cfg, health.append)
     src.open()
     time.sleep(0.5)  # listening before the drone starts sending
     sender = subprocess.Popen(
-        ["ffmpeg", "-loglevel", "error", "-re", "-i", str(tmp_path / "drone.ts"), "-map", "0",
-         "-c", "copy", "-f", "mpegts", f"udp://127.0.0.1:{port}?pkt_size=1316"],
-    )  # fmt: skip
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-re",
+            "-i",
+            str(tmp_path / "drone.ts"),
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            "-f",
+            "mpegts",
+            f"udp://127.0.0.1:{port}?pkt_size=1316",
+        ],
+    )
     try:
         frames = _read_all(src, until_s=SECONDS + 4)
     finally:
@@ -160,14 +178,23 @@ def test_recorded_video_with_srt_sidecar(tmp_path: Path) -> None:
     start = datetime(2026, 5, 1, 10, 0, 0, tzinfo=UTC)
     records = []
     for k in range(0, FPS * SECONDS, 2):  # one record every other frame
-        values = {"latitude": 22.5 + k * 1e-5, "longitude": 113.9, "rel_alt": 60.0 + k,
-                  "abs_alt": 95.0, "gb_yaw": (350 + 5 * k) % 360, "gb_pitch": -90.0}  # fmt: skip
+        values = {
+            "latitude": 22.5 + k * 1e-5,
+            "longitude": 113.9,
+            "rel_alt": 60.0 + k,
+            "abs_alt": 95.0,
+            "gb_yaw": (350 + 5 * k) % 360,
+            "gb_pitch": -90.0,
+        }
         utc = start + timedelta(seconds=k / FPS)
         records.append(dji_srt.SrtRecord(k + 1, k / FPS, (k + 1) / FPS, k + 1, utc, values))
     srt = tmp_path / "drone.SRT"
     srt.write_text("".join(dji_srt.format_record(r) for r in records))
-    src = LiveSource(DroneSourceConfig(type="drone", id="uav", url=str(tmp_path / "drone.ts"),
-                                       srt=srt, rate="max"))  # fmt: skip
+    src = LiveSource(
+        DroneSourceConfig(
+            type="drone", id="uav", url=str(tmp_path / "drone.ts"), srt=srt, rate="max"
+        )
+    )
     src.open()
     frames = _read_all(src, until_s=30)
     assert len(frames) == FPS * SECONDS

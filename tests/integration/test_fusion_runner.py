@@ -42,8 +42,10 @@ outputs:
 """)
     seen: dict[str, list[tuple[float, np.ndarray]]] = {"east": [], "west": []}
     runner = Runner(cfg)
-    report = runner.run(threading.Event(), on_frame=lambda f, t, e: seen[f.source_id].append(
-        (f.pts_s, t.ground_m.copy())))  # fmt: skip
+    report = runner.run(
+        threading.Event(),
+        on_frame=lambda f, t, e: seen[f.source_id].append((f.pts_s, t.ground_m.copy())),
+    )
     assert report.errors == {}
     alerts = [json.loads(x)["data"] for x in out.read_text().splitlines()]
     starts = [a for a in alerts if a["phase"] == "start"]

@@ -14,8 +14,12 @@ NAMES = ("a", "b")
 
 
 def dets(boxes: list[list[float]], scores: list[float], classes: list[int]) -> Detections:
-    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32),
-                      np.array(classes, np.int32), NAMES)  # fmt: skip
+    return Detections(
+        np.array(boxes, np.float32).reshape(-1, 4),
+        np.array(scores, np.float32),
+        np.array(classes, np.int32),
+        NAMES,
+    )
 
 
 def test_match_fraction_needs_class_iou_and_score() -> None:
@@ -30,9 +34,24 @@ def test_match_fraction_needs_class_iou_and_score() -> None:
 
 
 def test_gpu_check_script_runs_on_a_cpu_only_machine(tmp_path: Path) -> None:
-    r = subprocess.run(["bash", "bench/gpu_check", "--model", "models/lookout_sim_yolo11n.onnx",
-                        "--frames", "8", "--runs", "2", "--batches", "1,2"],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
+    r = subprocess.run(
+        [
+            "bash",
+            "bench/gpu_check",
+            "--model",
+            "models/lookout_sim_yolo11n.onnx",
+            "--frames",
+            "8",
+            "--runs",
+            "2",
+            "--batches",
+            "1,2",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.loads((REPO / "runs" / "gpu_check.json").read_text())
     assert result["summary"]["providers_run"] == ["CPUExecutionProvider"]

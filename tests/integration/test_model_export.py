@@ -42,10 +42,15 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(cards folder, end-to-end ONNX file) exported offline from the bundled .pt."""
     tmp = tmp_path_factory.mktemp("export")
     card = yaml.safe_load((REPO / "models" / "lookout_sim_yolo11n.yaml").read_text())
-    card.update(name="sim_end2end", file="sim_end2end.onnx", family="ultralytics_end2end",
-                sha256="0" * 64, size_bytes=1, reproduce=None,
-                export={"weights": "lookout_sim_yolo11n.pt", "imgsz": 480, "dynamic": True,
-                        "nms": True})  # fmt: skip
+    card.update(
+        name="sim_end2end",
+        file="sim_end2end.onnx",
+        family="ultralytics_end2end",
+        sha256="0" * 64,
+        size_bytes=1,
+        reproduce=None,
+        export={"weights": "lookout_sim_yolo11n.pt", "imgsz": 480, "dynamic": True, "nms": True},
+    )
     for key in ("data", "training", "heldout_metrics", "heldout_set"):
         card.pop(key, None)
     cards = tmp / "cards"
@@ -53,18 +58,38 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     (cards / "sim_end2end.yaml").write_text(yaml.safe_dump(card))
     env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tmp / "yolo")}
     # offline and without the weights: exact instructions, nothing written
-    r = subprocess.run([str(ULTRA), "models", "--cards", str(cards), "export", "sim_end2end",
-                        "--out", str(tmp)], env=env, capture_output=True, text=True, timeout=300,
-                       cwd=tmp)  # fmt: skip
+    r = subprocess.run(
+        [str(ULTRA), "models", "--cards", str(cards), "export", "sim_end2end", "--out", str(tmp)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp,
+    )
     assert r.returncode != 0
     assert "the weights lookout_sim_yolo11n.pt are not here and the network is unreachable" in (
         r.stderr
     )
     assert not (tmp / "sim_end2end.onnx").exists()
-    r = subprocess.run([str(ULTRA), "models", "--cards", str(cards), "export", "sim_end2end",
-                        "--weights", str(REPO / "models" / "lookout_sim_yolo11n.pt"),
-                        "--out", str(tmp)], env=env, capture_output=True, text=True, timeout=600,
-                       cwd=tmp)  # fmt: skip
+    r = subprocess.run(
+        [
+            str(ULTRA),
+            "models",
+            "--cards",
+            str(cards),
+            "export",
+            "sim_end2end",
+            "--weights",
+            str(REPO / "models" / "lookout_sim_yolo11n.pt"),
+            "--out",
+            str(tmp),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return cards, tmp / "sim_end2end.onnx"
 
@@ -73,8 +98,13 @@ def test_export_is_recognised_as_end_to_end_and_verifies_against_its_card(
     exported: tuple[Path, Path],
 ) -> None:
     cards, onnx = exported
-    r = subprocess.run([*LOOKOUT, "models", "--cards", str(cards), "verify", str(onnx)],
-                       capture_output=True, text=True, timeout=300, cwd=REPO)  # fmt: skip
+    r = subprocess.run(
+        [*LOOKOUT, "models", "--cards", str(cards), "verify", str(onnx)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "layout: ultralytics_end2end, input 480x480" in r.stdout
     assert "differs from card sim_end2end" in r.stdout  # placeholder checksum: a note only

@@ -13,13 +13,24 @@ from engine.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 LOOKOUT = [sys.executable, "-m", "engine.cli.main"]
-SHARED = ["yolo11n_coco_320", "yolo11n_coco_320_dynbatch", "yolo11n_coco_640_dynbatch",
-          "yolov8n_coco_640", "yolox_nano_416"]  # fmt: skip
+SHARED = [
+    "yolo11n_coco_320",
+    "yolo11n_coco_320_dynbatch",
+    "yolo11n_coco_640_dynbatch",
+    "yolov8n_coco_640",
+    "yolox_nano_416",
+]
 
 
 def lookout(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LOOKOUT, *args], capture_output=True, text=True, timeout=300,
-                          cwd=REPO, env={**os.environ, **(env or {})})  # fmt: skip
+    return subprocess.run(
+        [*LOOKOUT, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_every_supported_model_has_a_valid_card() -> None:

@@ -65,17 +65,21 @@ def test_ultralytics_predict_finds_the_engines_boxes(tmp_path: Path) -> None:
 
     result = run_ultralytics(model, 320, [clip], "predict", conf=0.25, max_frames=FRAMES)
     video = result["videos"][0]
-    print(f"\nultralytics {result['ultralytics']}: {video['frames']} frames, "
-          f"{video['fps']:.1f} frames/s after warm-up ({video['fps_all']:.1f} all), "
-          f"split {video['speed_ms']}, rect={result['rect']}")  # fmt: skip
+    print(
+        f"\nultralytics {result['ultralytics']}: {video['frames']} frames, "
+        f"{video['fps']:.1f} frames/s after warm-up ({video['fps_all']:.1f} all), "
+        f"split {video['speed_ms']}, rect={result['rect']}"
+    )
     assert video["frames"] == FRAMES and len(video["detections"]) == FRAMES
     assert result["rect"] is False  # fixed 320x320 graph: square letterbox, as the engine's
     assert set(video["speed_ms"]) == {"preprocess", "inference", "postprocess"}
 
     # Ultralytics' NMS IoU default (0.7) so that settings agree and implementations are compared
     det = build_detector(DetectorConfig(model=model, conf=0.25, iou=0.7))
-    engine = [np.column_stack([d.xyxy, d.score, d.class_id]).astype(np.float32)
-              for d in det.detect_images(_frames(clip, FRAMES))]  # fmt: skip
+    engine = [
+        np.column_stack([d.xyxy, d.score, d.class_id]).astype(np.float32)
+        for d in det.detect_images(_frames(clip, FRAMES))
+    ]
     peer = detections_of(video)
     r = agreement(engine, peer, iou=0.9)
     print(f"engine vs ultralytics at IoU 0.9: {r}")

@@ -15,8 +15,9 @@ from tests.conftest import make_tracks, make_video, make_yolox_model, moving_squ
 
 def test_annotate_draws_boxes_zones_and_banners() -> None:
     img = np.zeros((100, 200, 3), np.uint8)
-    out = annotate(img, make_tracks([[20, 20, 60, 80]]), [[(100, 10), (190, 10), (150, 90)]],
-                   ["ALERT test"])  # fmt: skip
+    out = annotate(
+        img, make_tracks([[20, 20, 60, 80]]), [[(100, 10), (190, 10), (150, 90)]], ["ALERT test"]
+    )
     assert out is not img and img.sum() == 0
     assert out[20:80, 20].any()  # box edge
     assert out[10, 120].any()  # zone edge

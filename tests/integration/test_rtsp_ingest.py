@@ -94,9 +94,16 @@ class Reader:
 
 
 def _reader(url: str, delay_s: float = 0.0, **opts: float) -> Reader:
-    cfg = RtspSourceConfig.model_validate({"type": "rtsp", "id": "cam", "url": url,
-                                           "backoff_initial_s": 0.2, "backoff_max_s": 1.0,
-                                           **opts})  # fmt: skip
+    cfg = RtspSourceConfig.model_validate(
+        {
+            "type": "rtsp",
+            "id": "cam",
+            "url": url,
+            "backoff_initial_s": 0.2,
+            "backoff_max_s": 1.0,
+            **opts,
+        }
+    )
     reader = Reader(LiveSource(cfg), delay_s)
     reader.src._on_health = reader.on_health
     return reader
@@ -179,8 +186,9 @@ def test_credentials_never_appear_in_logs_or_health_events(
     with RtspServer({"cam": SMALL}, user="viewer", password=secret) as server:
         caplog.set_level(logging.DEBUG)
         good = _reader(server.url("cam"), read_timeout_s=1.0).start()
-        bad = _reader(server.url("cam").replace(secret, secret + "x"), open_timeout_s=1.0,
-                      read_timeout_s=1.0).start()  # fmt: skip
+        bad = _reader(
+            server.url("cam").replace(secret, secret + "x"), open_timeout_s=1.0, read_timeout_s=1.0
+        ).start()
         try:
             good.frame_after(good.first("source.online"), 5)
             bad.first("source.offline")
@@ -197,8 +205,10 @@ def test_credentials_never_appear_in_logs_or_health_events(
 
 
 def test_one_flapping_stream_leaves_three_others_whole() -> None:
-    with RtspServer({f"cam{i}": SMALL for i in range(3)}) as good, \
-            RtspServer({"cam": SMALL}) as flaky:  # fmt: skip
+    with (
+        RtspServer({f"cam{i}": SMALL for i in range(3)}) as good,
+        RtspServer({"cam": SMALL}) as flaky,
+    ):
         readers = [_reader(good.url(f"cam{i}"), read_timeout_s=2.0) for i in range(3)]
         readers.append(_reader(flaky.url("cam"), read_timeout_s=2.0))
         for r in readers:
@@ -261,18 +271,34 @@ def test_lookout_run_publishes_health_events_on_their_own_topic() -> None:
         ctx = zmq.Context()
         sub = AlertSubscriber(endpoint, ["health."], ctx)
         run = subprocess.Popen(
-            [*LOOKOUT, "run", "--source", server.url("gate"), "--model",
-             str(REPO / "models" / "lookout_sim_yolo11n.onnx"), "--classes", "person",
-             "--publish", endpoint, "--site", "station", "--wait-subscribers", "1"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                *LOOKOUT,
+                "run",
+                "--source",
+                server.url("gate"),
+                "--model",
+                str(REPO / "models" / "lookout_sim_yolo11n.onnx"),
+                "--classes",
+                "person",
+                "--publish",
+                endpoint,
+                "--site",
+                "station",
+                "--wait-subscribers",
+                "1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         got: list[tuple[str, dict]] = []  # type: ignore[type-arg]
         beats: list[tuple[str, dict]] = []  # type: ignore[type-arg]
 
         def wait_for(kind: str) -> None:
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not any(m["data"]["kind"] == kind
-                                                          for _, m in got):  # fmt: skip
+            while time.monotonic() < deadline and not any(
+                m["data"]["kind"] == kind for _, m in got
+            ):
                 msg = sub.recv(timeout_s=0.5)
                 if msg is not None and msg[1].get("type") == "lookout.engine.heartbeat":
                     validate_message(msg[1])  # the engine's heartbeat shares health.

@@ -13,8 +13,13 @@ from engine.types import Alert
 from tests.conftest import make_video, make_yolox_model, moving_square_frames
 
 
-def config(sources: list[tuple[str, Path]], model: Path, out: Path, extra_det: str = "",
-           tracking: bool = True) -> str:  # fmt: skip
+def config(
+    sources: list[tuple[str, Path]],
+    model: Path,
+    out: Path,
+    extra_det: str = "",
+    tracking: bool = True,
+) -> str:
     src = "".join(f"  - {{id: {i}, type: file, path: '{p}', rate: max}}\n" for i, p in sources)
     zones = "".join(
         f"  - {{id: z{i}, source: {i}, polygon: [[0, 0], [5000, 0], [5000, 5000], [0, 5000]]}}\n"
@@ -72,9 +77,13 @@ def test_a_failing_source_does_not_stop_the_others(tmp_path: Path) -> None:
     doomed = make_video(tmp_path / "doomed.mp4", moving_square_frames(30))
     model = make_yolox_model(tmp_path / "tiny.onnx")
     cfg = parse_config(
-        config([("good", good), ("doomed", doomed)], model, tmp_path / "a.jsonl",
-               ", class_names: [person, car]")
-    )  # fmt: skip
+        config(
+            [("good", good), ("doomed", doomed)],
+            model,
+            tmp_path / "a.jsonl",
+            ", class_names: [person, car]",
+        )
+    )
     doomed_cfg = cfg.sources[1].model_copy(update={"loop": True})
     cfg = cfg.model_copy(update={"sources": [cfg.sources[0], doomed_cfg]})
     runner = Runner(cfg)

@@ -27,8 +27,9 @@ def lookout_threads() -> list[str]:
 def three_sources(tmp_path: Path, extra: str = "") -> str:
     clips = [(i, make_video(tmp_path / f"{i}.mp4", moving_square_frames(FRAMES))) for i in "abc"]
     model = make_yolox_model(tmp_path / "tiny.onnx", dynamic_batch=True)
-    text = config(clips, model, tmp_path / "alerts.jsonl",
-                  ", class_names: [person, car], batch_max: 4")  # fmt: skip
+    text = config(
+        clips, model, tmp_path / "alerts.jsonl", ", class_names: [person, car], batch_max: 4"
+    )
     return text + "supervisor: {backoff_initial_s: 0.1, backoff_max_s: 0.5}\n" + extra
 
 
@@ -60,8 +61,13 @@ def test_a_killed_worker_is_restarted_and_the_others_lose_no_frames(tmp_path: Pa
 
 
 def test_a_worker_that_keeps_failing_is_given_up_alone(tmp_path: Path) -> None:
-    runner = Runner(parse_config(three_sources(tmp_path, "").replace(
-        "backoff_max_s: 0.5}", "backoff_max_s: 0.5, max_restarts: 2}")))  # fmt: skip
+    runner = Runner(
+        parse_config(
+            three_sources(tmp_path, "").replace(
+                "backoff_max_s: 0.5}", "backoff_max_s: 0.5, max_restarts: 2}"
+            )
+        )
+    )
     seen: dict[str, int] = {"a": 0, "b": 0, "c": 0}
 
     def on_frame(frame: Frame, _tracks: Tracks, _events: list[Event]) -> None:
@@ -96,12 +102,19 @@ def test_metrics_are_served_and_summarised(tmp_path: Path) -> None:
         bucket = f'lookout_latency_seconds_bucket{{le="0.1",source="{source}",stage="detect"}}'
         assert bucket in body
         assert f'lookout_frames_dropped_total{{source="{source}",stage="ingest"}} 0.0' in body
-    processed = [line for line in body.splitlines()
-                 if line.startswith('lookout_frames_processed_total{source="a"}')]  # fmt: skip
+    processed = [
+        line
+        for line in body.splitlines()
+        if line.startswith('lookout_frames_processed_total{source="a"}')
+    ]
     assert float(processed[0].split()[-1]) >= 40
-    for name in ("lookout_process_resident_memory_bytes", "lookout_process_threads",
-                 'lookout_queue_depth{queue="events"}', 'lookout_queue_depth{queue="inference"}',
-                 "lookout_process_cpu_seconds_total"):  # fmt: skip
+    for name in (
+        "lookout_process_resident_memory_bytes",
+        "lookout_process_threads",
+        'lookout_queue_depth{queue="events"}',
+        'lookout_queue_depth{queue="inference"}',
+        "lookout_process_cpu_seconds_total",
+    ):
         assert name in body
     summary = runner.metrics.summary(min_interval_s=0)
     a = summary["sources"]["a"]
@@ -163,16 +176,22 @@ def test_zones_and_rules_reload_while_the_streams_run(
             time.sleep(0.1)
 
     def events(rule: str, phase: str) -> list[Event]:
-        return [a.event for a in alerts if isinstance(a.event, Event)
-                and a.event.rule_id == rule and a.event.phase == phase]  # fmt: skip
+        return [
+            a.event
+            for a in alerts
+            if isinstance(a.event, Event) and a.event.rule_id == rule and a.event.phase == phase
+        ]
 
     try:
         wait_for(lambda: bool(events("cars", "start")), "car incident")
         # `cars` now also counts trucks (replaced: its incident ends), `people` is untouched
         # (kept: same instance), a bad edit is refused, then a new rule arrives
-        write(path, base + "rules:\n  - {id: people, type: zone_presence, zone: all, "
-              "classes: [person]}\n  - {id: cars, type: zone_presence, zone: all, "
-              "classes: [car, truck]}\n")  # fmt: skip
+        write(
+            path,
+            base + "rules:\n  - {id: people, type: zone_presence, zone: all, "
+            "classes: [person]}\n  - {id: cars, type: zone_presence, zone: all, "
+            "classes: [car, truck]}\n",
+        )
         wait_for(lambda: any(h.kind == "config.reloaded" for h in runner.health), "reload")
         reloaded = next(h for h in runner.health if h.kind == "config.reloaded")
         assert reloaded.attributes["replaced"] == ["cars"]
@@ -187,8 +206,11 @@ def test_zones_and_rules_reload_while_the_streams_run(
         rejected = next(h for h in runner.health if h.kind == "config.rejected")
         assert "nowhere" in rejected.reason and "lookout.yaml" in rejected.reason
         assert runner.rules["road"][0] is people  # the running rules stay
-        write(path, base + "rules:\n  - {id: trucks, type: zone_presence, zone: all, "
-              "classes: [truck, bus]}\n")  # fmt: skip
+        write(
+            path,
+            base + "rules:\n  - {id: trucks, type: zone_presence, zone: all, "
+            "classes: [truck, bus]}\n",
+        )
         wait_for(lambda: sum(h.kind == "config.reloaded" for h in runner.health) >= 2, "reload 2")
         last = [h for h in runner.health if h.kind == "config.reloaded"][-1]
         assert last.attributes["added"] == ["trucks"]

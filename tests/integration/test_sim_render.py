@@ -66,8 +66,9 @@ def test_srt_decodes_back_to_the_simulated_pose(drone_render: Path) -> None:
         assert rec.values["gb_pitch"] == pytest.approx(-90.0, abs=0.01)
 
 
-def test_rendered_videos_are_sources_with_truth_per_frame(drone_render: Path,
-                                                          tmp_path: Path) -> None:  # fmt: skip
+def test_rendered_videos_are_sources_with_truth_per_frame(
+    drone_render: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "fixed"
     res = render_scenario(load_scenario(SCENARIOS / "crowd_station_gate.yaml"), out, max_frames=80)
     assert res.video.suffix == ".mp4" and res.srt is None
@@ -84,8 +85,15 @@ def test_rendered_videos_are_sources_with_truth_per_frame(drone_render: Path,
     (event,) = truth["events"]
     assert event["kind"] == "crowd_gathering" and event["end_s"] == pytest.approx(80 / 15, abs=1e-3)
     obj = truth["frames"][10]["objects"][0]
-    assert set(obj) == {"actor_id", "class", "box_xyxy", "visibility", "world_m", "foot_px",
-                        "speed_mps"}  # fmt: skip
+    assert set(obj) == {
+        "actor_id",
+        "class",
+        "box_xyxy",
+        "visibility",
+        "world_m",
+        "foot_px",
+        "speed_mps",
+    }
     assert set(truth["frames"][0]["camera"]) == {"K", "R", "position_m", "width", "height"}
 
 
@@ -93,10 +101,24 @@ def test_cli_renders_every_scenario_with_training_frames(tmp_path: Path) -> None
     for scenario in sorted(SCENARIOS.glob("*.yaml")):
         out = tmp_path / scenario.stem
         proc = subprocess.run(
-            [sys.executable, "-m", "engine.cli.main", "sim", "render", str(scenario), "-o",
-             str(out), "--max-frames", "4", "--frames", "2"],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "engine.cli.main",
+                "sim",
+                "render",
+                str(scenario),
+                "-o",
+                str(out),
+                "--max-frames",
+                "4",
+                "--frames",
+                "2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr
         assert "truth:" in proc.stdout
         images = sorted((out / "images").glob("*.jpg"))

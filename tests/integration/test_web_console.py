@@ -40,19 +40,37 @@ def test_an_engine_alert_appears_on_the_web_page_within_a_second(tmp_path: Path)
     from engine.alerts import AlertStamper, ZmqPublisher
     from engine.config import ZmqOutputConfig
 
-    endpoint, replay, port = (f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}",
-                              free_port())  # fmt: skip
+    endpoint, replay, port = (
+        f"tcp://127.0.0.1:{free_port()}",
+        f"tcp://127.0.0.1:{free_port()}",
+        free_port(),
+    )
     ctx = zmq.Context()
     stamper = AlertStamper("station")
-    pub = ZmqPublisher(ZmqOutputConfig(endpoint=endpoint, replay_endpoint=replay,
-                                       journal=tmp_path / "j.db", wait_subscribers=1),
-                       ctx, stamper.epoch, "station")  # fmt: skip
+    pub = ZmqPublisher(
+        ZmqOutputConfig(
+            endpoint=endpoint, replay_endpoint=replay, journal=tmp_path / "j.db", wait_subscribers=1
+        ),
+        ctx,
+        stamper.epoch,
+        "station",
+    )
     from engine.console.auth import hash_password
 
     password_file = tmp_path / "console.pass"
     password_file.write_text(hash_password("correct horse battery") + "\n")
-    cmd = [*LOOKOUT, "console", "--web", endpoint, "--replay", replay, "--port", str(port),
-           "--password-file", str(password_file)]  # fmt: skip
+    cmd = [
+        *LOOKOUT,
+        "console",
+        "--web",
+        endpoint,
+        "--replay",
+        replay,
+        "--port",
+        str(port),
+        "--password-file",
+        str(password_file),
+    ]
     console = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     browser = _browser()
     try:

@@ -15,9 +15,18 @@ from tests.conftest import free_port
 
 def event(source: str, i: int = 0) -> Event:
     return Event(
-        f"ev{i}", "zone_presence", "start", source, "r", float(i), 0,
-        np.zeros((0, 4), np.float32), np.zeros(0, np.float32), (), np.zeros(0, np.int64),
-    )  # fmt: skip
+        f"ev{i}",
+        "zone_presence",
+        "start",
+        source,
+        "r",
+        float(i),
+        0,
+        np.zeros((0, 4), np.float32),
+        np.zeros(0, np.float32),
+        (),
+        np.zeros(0, np.int64),
+    )
 
 
 @pytest.fixture

@@ -19,9 +19,13 @@ def cameras(draw: st.DrawFn) -> Camera:
     height = draw(st.floats(3, 120))
     return Camera.from_attitude(
         (draw(st.floats(-50, 50)), draw(st.floats(-50, 50)), height),
-        draw(st.floats(0, 360)), draw(st.floats(-85, -15)), draw(st.floats(-5, 5)), W, H,
+        draw(st.floats(0, 360)),
+        draw(st.floats(-85, -15)),
+        draw(st.floats(-5, 5)),
+        W,
+        H,
         draw(st.floats(30, 100)),
-    )  # fmt: skip
+    )
 
 
 def ground_in_view(cam: Camera, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -75,15 +79,24 @@ def test_calibration_errors_are_reported_and_bad_sets_refused() -> None:
 
 def test_drone_camera_from_telemetry_equals_the_true_camera() -> None:
     origin = GeoOrigin(31.2304, 121.4737, 4.0)
-    for heading, pitch, roll, gimbal in [(30, 2, -1, (0, -90, 0)), (200, -3, 4, (10, -55, 0)),
-                                         (359, 0, 0, (0, -70, 2))]:  # fmt: skip
-        truth = Camera.from_attitude((12.0, -7.0, 60.0), heading, pitch, roll, W, H, 62,
-                                     gimbal=gimbal)  # fmt: skip
+    for heading, pitch, roll, gimbal in [
+        (30, 2, -1, (0, -90, 0)),
+        (200, -3, 4, (10, -55, 0)),
+        (359, 0, 0, (0, -70, 2)),
+    ]:
+        truth = Camera.from_attitude(
+            (12.0, -7.0, 60.0), heading, pitch, roll, W, H, 62, gimbal=gimbal
+        )
         lat, lon, alt = origin.to_geodetic(np.array([[12.0, -7.0, 60.0]]))[0]
-        tel = {"platform_heading_deg": heading, "platform_pitch_deg": pitch,
-               "platform_roll_deg": roll, "sensor_rel_azimuth_deg": gimbal[0] % 360,
-               "sensor_rel_elevation_deg": gimbal[1], "sensor_rel_roll_deg": gimbal[2],
-               "hfov_deg": 62.0}  # fmt: skip
+        tel = {
+            "platform_heading_deg": heading,
+            "platform_pitch_deg": pitch,
+            "platform_roll_deg": roll,
+            "sensor_rel_azimuth_deg": gimbal[0] % 360,
+            "sensor_rel_elevation_deg": gimbal[1],
+            "sensor_rel_roll_deg": gimbal[2],
+            "hfov_deg": 62.0,
+        }
         cam = camera_from_telemetry(tel, origin.to_enu(lat, lon, alt)[0], W, H)
         g = ground_in_view(truth, 30, np.random.default_rng(1))
         a, _ = truth.project(np.column_stack([g, np.zeros(len(g))]))
@@ -124,6 +137,14 @@ def test_no_place_at_the_horizon() -> None:
     assert not np.isfinite(mpp[0]) and np.isfinite(mpp[1])
     frame = Frame("c", 0, 0.0, 0, np.zeros((H, W, 3), np.uint8))
     box = np.array([[630, row - 40, 650, row + 0.2]], np.float32)
-    ev = make_event(rule_id="r", kind="intrusion", phase="start", event_id="e", frame=frame,
-                    severity="info", xyxy=box, labels=("person",))  # fmt: skip
+    ev = make_event(
+        rule_id="r",
+        kind="intrusion",
+        phase="start",
+        event_id="e",
+        frame=frame,
+        severity="info",
+        xyxy=box,
+        labels=("person",),
+    )
     assert Locator(GeoOrigin(0, 0), hom).position(ev, frame) is None

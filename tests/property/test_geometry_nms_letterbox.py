@@ -89,9 +89,12 @@ def test_nms_respects_max_det(data: tuple[np.ndarray, np.ndarray, np.ndarray], k
 
 @settings(max_examples=100, deadline=None)
 @given(
-    st.integers(8, 1500), st.integers(8, 1500), st.sampled_from([320, 416, 640]),
-    st.sampled_from(["center", "top_left"]), boxes(max_n=10),
-)  # fmt: skip
+    st.integers(8, 1500),
+    st.integers(8, 1500),
+    st.sampled_from([320, 416, 640]),
+    st.sampled_from(["center", "top_left"]),
+    boxes(max_n=10),
+)
 def test_unletterbox_inverts_letterbox(
     h: int, w: int, size: int, pad: str, data: tuple[np.ndarray, np.ndarray, np.ndarray]
 ) -> None:
@@ -114,9 +117,14 @@ def test_letterbox_matches_opencv_reference(h: int, w: int, rgb: bool) -> None:
     # reference: resize, pad with copyMakeBorder, reorder, scale, transpose
     resized = cv2.resize(img, (p.new_w, p.new_h), interpolation=cv2.INTER_LINEAR)
     canvas = cv2.copyMakeBorder(
-        resized, p.pad_y, 128 - p.new_h - p.pad_y, p.pad_x, 160 - p.new_w - p.pad_x,
-        cv2.BORDER_CONSTANT, value=(114, 114, 114),
-    )  # fmt: skip
+        resized,
+        p.pad_y,
+        128 - p.new_h - p.pad_y,
+        p.pad_x,
+        160 - p.new_w - p.pad_x,
+        cv2.BORDER_CONSTANT,
+        value=(114, 114, 114),
+    )
     if rgb:
         canvas = canvas[:, :, ::-1]
     ref = canvas.transpose(2, 0, 1).astype(np.float32) / (255.0 if rgb else 1.0)

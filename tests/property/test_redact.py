@@ -167,9 +167,12 @@ def test_a_health_event_on_the_wire_carries_no_credential(password: str, host: s
     url = f"rtsp://admin:{password}@{host}:554/live"
     assume(password not in f"admin:@{host}:554/live")
     event = HealthEvent(
-        "source.offline", "cam1", 0, f"cannot open {url}: refused",
+        "source.offline",
+        "cam1",
+        0,
+        f"cannot open {url}: refused",
         {"url": url, "tries": [{"last": url}], "n": 3},
-    )  # fmt: skip
+    )
     alert = Alert(event, "health.site.cam1.", 1, "epoch", "2026-12-01T00:00:00Z", "site")
     data = json.loads(alert_body(alert))["data"]
     carried = data["reason"] + json.dumps(data["attributes"])

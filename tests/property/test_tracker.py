@@ -18,10 +18,14 @@ def frames(draw: st.DrawFn) -> list[Detections]:
     out = []
     for _ in range(draw(st.integers(1, 40))):
         n = draw(st.integers(0, 12))
-        xy = np.array(draw(st.lists(st.tuples(st.floats(0, 600), st.floats(0, 400)),
-                                    min_size=n, max_size=n)), np.float32).reshape(n, 2)  # fmt: skip
-        wh = np.array(draw(st.lists(st.tuples(st.floats(2, 80), st.floats(2, 80)),
-                                    min_size=n, max_size=n)), np.float32).reshape(n, 2)  # fmt: skip
+        xy = np.array(
+            draw(st.lists(st.tuples(st.floats(0, 600), st.floats(0, 400)), min_size=n, max_size=n)),
+            np.float32,
+        ).reshape(n, 2)
+        wh = np.array(
+            draw(st.lists(st.tuples(st.floats(2, 80), st.floats(2, 80)), min_size=n, max_size=n)),
+            np.float32,
+        ).reshape(n, 2)
         score = np.array(draw(st.lists(st.floats(0, 1), min_size=n, max_size=n)), np.float32)
         cls = np.array(draw(st.lists(st.integers(0, 1), min_size=n, max_size=n)), np.int32)
         out.append(Detections(np.concatenate([xy, xy + wh], 1), score, cls, NAMES))
@@ -58,9 +62,12 @@ def test_state_stays_bounded_over_100k_frames() -> None:
         pos += rng.normal(0, 2, pos.shape)
         shown = rng.random(8) > 0.2
         c = pos[shown]
-        dets = Detections(np.concatenate([c, c + 40], 1).astype(np.float32),
-                          rng.uniform(0.2, 1.0, len(c)).astype(np.float32),
-                          np.zeros(len(c), np.int32), NAMES)  # fmt: skip
+        dets = Detections(
+            np.concatenate([c, c + 40], 1).astype(np.float32),
+            rng.uniform(0.2, 1.0, len(c)).astype(np.float32),
+            np.zeros(len(c), np.int32),
+            NAMES,
+        )
         tracker.update(dets, k / 30)
         most = max(most, len(tracker))
     assert most <= 40  # live tracks only: the dead are dropped with their state

@@ -26,8 +26,14 @@ def test_clip_holds_pre_and_post_seconds_at_the_clip_rate(tmp_path: Path) -> Non
         frame = frame_at(k)
         rec.add(frame)
         if k == 90:
-            event = make_event(rule_id="r", kind="intrusion", phase="start", event_id="e1",
-                               frame=frame, severity="warning")  # fmt: skip
+            event = make_event(
+                rule_id="r",
+                kind="intrusion",
+                phase="start",
+                event_id="e1",
+                frame=frame,
+                severity="warning",
+            )
             event = with_clip(event, rec)
             clip_name = event.attributes["clip"]["file"]
     rec.close()
@@ -47,13 +53,25 @@ def test_later_phases_name_the_same_clip_and_old_clips_are_pruned(tmp_path: Path
         frame = frame_at(k)
         rec.add(frame)
         if k % 10 == 0:
-            e = make_event(rule_id="r", kind="intrusion", phase="start", event_id=f"e{k}",
-                           frame=frame, severity="warning")  # fmt: skip
+            e = make_event(
+                rule_id="r",
+                kind="intrusion",
+                phase="start",
+                event_id=f"e{k}",
+                frame=frame,
+                severity="warning",
+            )
             with_clip(e, rec)
     rec.close()
     assert sorted(p.name for p in (tmp_path / "cam1").glob("*.mp4")) == ["e20.mp4", "e30.mp4"]
-    end = make_event(rule_id="r", kind="intrusion", phase="end", event_id="e30",
-                     frame=frame_at(45), severity="warning")  # fmt: skip
+    end = make_event(
+        rule_id="r",
+        kind="intrusion",
+        phase="end",
+        event_id="e30",
+        frame=frame_at(45),
+        severity="warning",
+    )
     assert with_clip(end, rec).attributes["clip"]["file"] == "cam1/e30.mp4"
 
 
@@ -66,8 +84,14 @@ def test_parts_left_by_a_run_that_died_mid_clip_are_removed(tmp_path: Path) -> N
         frame = frame_at(k)
         rec.add(frame)
         if k == 0:
-            e = make_event(rule_id="r", kind="intrusion", phase="start", event_id="e0",
-                           frame=frame, severity="warning")  # fmt: skip
+            e = make_event(
+                rule_id="r",
+                kind="intrusion",
+                phase="start",
+                event_id="e0",
+                frame=frame,
+                severity="warning",
+            )
             with_clip(e, rec)
     rec.close()
     assert sorted(p.name for p in (tmp_path / "cam1").iterdir()) == ["e0.mp4"]

@@ -13,17 +13,33 @@ from engine.types import Event
 
 
 def hub(tmp_path: Path) -> Hub:
-    return Hub(Config.model_validate({
-        "site": "s", "sources": [{"id": "cam", "type": "file", "path": str(tmp_path / "a.mp4")}],
-        "detector": {"model": str(tmp_path / "m.onnx")},
-        "outputs": [{"type": "jsonl", "path": str(tmp_path / "alerts.jsonl")}],
-    }))  # fmt: skip
+    return Hub(
+        Config.model_validate(
+            {
+                "site": "s",
+                "sources": [{"id": "cam", "type": "file", "path": str(tmp_path / "a.mp4")}],
+                "detector": {"model": str(tmp_path / "m.onnx")},
+                "outputs": [{"type": "jsonl", "path": str(tmp_path / "alerts.jsonl")}],
+            }
+        )
+    )
 
 
 def event(eid: str, phase: str, t: float = 0.0) -> Event:
     empty = np.zeros((0, 4), np.float32)
-    return Event(eid, "zone_presence", phase, "cam", "r", t, 0, empty,  # type: ignore[arg-type]
-                 np.zeros(0, np.float32), (), np.zeros(0, np.int64))  # fmt: skip
+    return Event(
+        eid,
+        "zone_presence",
+        phase,
+        "cam",
+        "r",
+        t,
+        0,
+        empty,  # type: ignore[arg-type]
+        np.zeros(0, np.float32),
+        (),
+        np.zeros(0, np.int64),
+    )
 
 
 def published(tmp_path: Path) -> list[tuple[str, str]]:
@@ -40,8 +56,12 @@ def test_records_once_in_order_despite_resends_and_gaps(tmp_path: Path) -> None:
     assert (epoch, start) == (1, 0)
     assert h.submit("cam", epoch, [(0, []), (1, [event("e1", "start")])]) == 1
     # the ack was lost: the same records again, and more; frames 3 and 4 were dropped (a gap)
-    assert h.submit("cam", epoch, [(0, []), (1, [event("e1", "start")]), (2, []),
-                                   (5, [event("e1", "end")])]) == 5  # fmt: skip
+    assert (
+        h.submit(
+            "cam", epoch, [(0, []), (1, [event("e1", "start")]), (2, []), (5, [event("e1", "end")])]
+        )
+        == 5
+    )
     h.close()
     assert published(tmp_path) == [("e1", "start"), ("e1", "end")]
     assert h.sources["cam"].duplicates == 2 and h.sources["cam"].frames == 4

@@ -6,8 +6,10 @@ from bench.events import score
 
 
 def case(alerts: list[tuple[str, float]], truth: list[tuple[str, float, float]]) -> dict:
-    return {"alerts": [{"kind": k, "t": t} for k, t in alerts],
-            "truth": [{"kind": k, "start": s, "end": e} for k, s, e in truth]}  # fmt: skip
+    return {
+        "alerts": [{"kind": k, "t": t} for k, t in alerts],
+        "truth": [{"kind": k, "start": s, "end": e} for k, s, e in truth],
+    }
 
 
 def test_hits_misses_false_alarms_and_delays() -> None:
@@ -16,12 +18,14 @@ def test_hits_misses_false_alarms_and_delays() -> None:
         case([("dumping", 11.0), ("dumping", 12.0)], [("dumping", 10.0, 20.0)]),
         case([], [("dumping", 5.0, 9.0)]),
         # one second early is allowed; alerts long after the end are false alarms
-        case([("crowd_dispersal", 29.0), ("crowd_dispersal", 50.0)],
-             [("crowd_dispersal", 30.0, 34.0)]),
+        case(
+            [("crowd_dispersal", 29.0), ("crowd_dispersal", 50.0)],
+            [("crowd_dispersal", 30.0, 34.0)],
+        ),
         # loitering is due dwell_s (30 s) after its start: an alert before that has no delay
         case([("loitering", 30.0)], [("loitering", 8.0, 78.0)]),
         case([("loitering", 45.0)], [("loitering", 8.0, 78.0)]),
-    ]  # fmt: skip
+    ]
     s = score(results)
     d = s["dumping"]
     assert (d["tp"], d["fp"], d["fn"]) == (1, 1, 1)

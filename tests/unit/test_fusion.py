@@ -14,9 +14,14 @@ def tracks(
 ) -> Tracks:
     n = len(ids)
     boxes = np.tile(np.array([0, 0, 1, 1], np.float32), (n, 1))
-    return Tracks(boxes, np.full(n, 0.9, np.float32),
-                  np.array(cls or [0] * n, np.int32), np.array(ids, np.int64), NAMES,
-                  ground_m=np.array(ground, np.float32).reshape(n, 2))  # fmt: skip
+    return Tracks(
+        boxes,
+        np.full(n, 0.9, np.float32),
+        np.array(cls or [0] * n, np.int32),
+        np.array(ids, np.int64),
+        NAMES,
+        ground_m=np.array(ground, np.float32).reshape(n, 2),
+    )
 
 
 def test_same_objects_seen_by_two_sensors_share_global_ids() -> None:
@@ -28,8 +33,10 @@ def test_same_objects_seen_by_two_sensors_share_global_ids() -> None:
         t = k * 0.1
         pos = {i: (x + 1.0 * t, y) for i, (x, y) in truth.items()}  # all walk east at 1 m/s
         a = w.update("cam", tracks([11, 12, 13], [pos[i] for i in (1, 2, 3)]), t)
-        noisy = [(x + rng.normal(0, 0.3), y + rng.normal(0, 0.3)) for x, y in
-                 (pos[1], pos[2], (50.0, 50.0))]  # fmt: skip
+        noisy = [
+            (x + rng.normal(0, 0.3), y + rng.normal(0, 0.3))
+            for x, y in (pos[1], pos[2], (50.0, 50.0))
+        ]
         b = w.update("drone", tracks([7, 8, 9], noisy), t + 0.03)
         for obj, g in zip((1, 2, 3), a, strict=True):
             seen_a.setdefault(obj, set()).add(int(g))
@@ -63,20 +70,39 @@ def test_global_tracks_end_when_unseen() -> None:
 
 def event(source: str, eid: str, phase: str, east: float | None, t_ns: int = 0):
     frame = Frame(source, 0, 1.0, t_ns, np.zeros((4, 4, 3), np.uint8))
-    e = make_event(rule_id="r", kind="dumping", phase=phase, event_id=eid,  # type: ignore[arg-type]
-                   frame=frame, severity="critical")  # fmt: skip
+    e = make_event(
+        rule_id="r",
+        kind="dumping",
+        phase=phase,
+        event_id=eid,  # type: ignore[arg-type]
+        frame=frame,
+        severity="critical",
+    )
     if east is not None:
-        e.attributes["position"] = {"lat": 0, "lon": 0, "uncertainty_m": 1, "east_m": east,
-                                    "north_m": 0.0}  # fmt: skip
+        e.attributes["position"] = {
+            "lat": 0,
+            "lon": 0,
+            "uncertainty_m": 1,
+            "east_m": east,
+            "north_m": 0.0,
+        }
     return e
 
 
 def test_incident_seen_by_two_sensors_is_one_alert() -> None:
     m = IncidentMerger(merge_m=10)
-    out = [m(event("cam", "a1", "start", 0.0)), m(event("drone", "b1", "start", 3.0)),
-           m(event("drone", "b1", "end", 3.0)), m(event("cam", "a1", "end", 0.0))]  # fmt: skip
-    assert [(e.event_id, e.phase) for e in out] == [("a1", "start"), ("a1", "update"),
-                                                    ("a1", "update"), ("a1", "end")]  # fmt: skip
+    out = [
+        m(event("cam", "a1", "start", 0.0)),
+        m(event("drone", "b1", "start", 3.0)),
+        m(event("drone", "b1", "end", 3.0)),
+        m(event("cam", "a1", "end", 0.0)),
+    ]
+    assert [(e.event_id, e.phase) for e in out] == [
+        ("a1", "start"),
+        ("a1", "update"),
+        ("a1", "update"),
+        ("a1", "end"),
+    ]
     assert out[1].attributes["sensors"] == ["cam", "drone"]
     assert out[1].attributes["sensor_event_id"] == "b1"
     assert m.merged == 1 and len(m) == 0

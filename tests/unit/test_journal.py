@@ -15,8 +15,16 @@ from engine.errors import ConfigError
 
 
 def _rows(epoch: str, seqs: range, topic: str = "zone_presence.s.cam1.") -> list[JournalRow]:
-    return [JournalRow(epoch, k, (topic, f"@police.{topic}") if k % 2 else (topic,),
-                       f'{{"seq": {k}}}'.encode(), None) for k in seqs]  # fmt: skip
+    return [
+        JournalRow(
+            epoch,
+            k,
+            (topic, f"@police.{topic}") if k % 2 else (topic,),
+            f'{{"seq": {k}}}'.encode(),
+            None,
+        )
+        for k in seqs
+    ]
 
 
 def test_after_spans_epochs_in_order_and_filters_by_topic(tmp_path: Path) -> None:
@@ -25,10 +33,20 @@ def test_after_spans_epochs_in_order_and_filters_by_topic(tmp_path: Path) -> Non
     j.append(_rows("bbbb", range(1, 4)))  # the engine restarted: a new epoch
     rows, known = j.after("aaaa", 3)
     assert known and [(r.epoch, r.seq) for r in rows] == [
-        ("aaaa", 4), ("aaaa", 5), ("bbbb", 1), ("bbbb", 2), ("bbbb", 3)]  # fmt: skip
+        ("aaaa", 4),
+        ("aaaa", 5),
+        ("bbbb", 1),
+        ("bbbb", 2),
+        ("bbbb", 3),
+    ]
     police, _ = j.after("aaaa", 0, ("@police.",))
-    assert [(r.epoch, r.seq) for r in police] == [("aaaa", 1), ("aaaa", 3), ("aaaa", 5),
-                                                  ("bbbb", 1), ("bbbb", 3)]  # fmt: skip
+    assert [(r.epoch, r.seq) for r in police] == [
+        ("aaaa", 1),
+        ("aaaa", 3),
+        ("aaaa", 5),
+        ("bbbb", 1),
+        ("bbbb", 3),
+    ]
     unknown, known = j.after("zzzz", 2, limit=2)
     assert not known and [(r.epoch, r.seq) for r in unknown] == [("aaaa", 1), ("aaaa", 2)]
     assert j.head() == ("bbbb", 3)
@@ -57,8 +75,9 @@ def test_resume_point_cuts_a_torn_last_line(tmp_path: Path) -> None:
 
 
 def test_console_filters() -> None:
-    args = argparse.Namespace(topic=[], kind=["dumping", "loitering"], agency="city",
-                              sensor=["cam2"], severity="warning")  # fmt: skip
+    args = argparse.Namespace(
+        topic=[], kind=["dumping", "loitering"], agency="city", sensor=["cam2"], severity="warning"
+    )
     assert topics_for(args) == ["@city.dumping.", "@city.loitering."]
     msg = {"data": {"sensors": ["cam2"], "severity": "critical"}}
     assert wanted(msg, args)

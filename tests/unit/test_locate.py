@@ -28,8 +28,16 @@ def event_at(uv: tuple[float, float], overhead: bool = False) -> Event:
     # a person whose feet are at uv (seen from above: whose box is centred there)
     top, bottom = (uv[1] - 8, uv[1] + 8) if overhead else (uv[1] - 50, uv[1])
     box = np.array([[uv[0] - 8, top, uv[0] + 8, bottom]], np.float32)
-    return make_event(rule_id="r", kind="intrusion", phase="start", event_id="e", frame=frame(),
-                      severity="warning", xyxy=box, labels=("person",))  # fmt: skip
+    return make_event(
+        rule_id="r",
+        kind="intrusion",
+        phase="start",
+        event_id="e",
+        frame=frame(),
+        severity="warning",
+        xyxy=box,
+        labels=("person",),
+    )
 
 
 def test_fixed_camera_alert_lands_within_its_uncertainty_of_the_truth() -> None:
@@ -56,8 +64,10 @@ def test_fixed_camera_alert_lands_within_its_uncertainty_of_the_truth() -> None:
 def test_points_in_lat_lon_need_the_site_origin() -> None:
     from engine.errors import ConfigError
 
-    pts = [CalibrationPoint(image=(x, y), latlon=(22.5 + x * 1e-6, 114.0 + y * 1e-6))
-           for x, y in [(0, 600), (1000, 600), (900, 400), (100, 400)]]  # fmt: skip
+    pts = [
+        CalibrationPoint(image=(x, y), latlon=(22.5 + x * 1e-6, 114.0 + y * 1e-6))
+        for x, y in [(0, 600), (1000, 600), (900, 400), (100, 400)]
+    ]
     with pytest.raises(ConfigError, match="need `geo`"):
         homography_of(CalibrationConfig(points=pts), None)
 
@@ -85,20 +95,36 @@ def test_calibrate_command_reports_errors_and_writes_the_block(tmp_path: Path) -
     ground = np.array([[-10, 5], [10, 5], [12, 25], [-12, 25], [0, 15]], float)
     uv, _ = cam.project(np.column_stack([ground, np.zeros(len(ground))]))
     points = tmp_path / "points.yaml"
-    points.write_text(yaml.safe_dump({"points": [
-        {"image": [round(float(u), 1), round(float(v), 1)], "ground": g.tolist()}
-        for (u, v), g in zip(uv, ground, strict=True)]}))  # fmt: skip
+    points.write_text(
+        yaml.safe_dump(
+            {
+                "points": [
+                    {"image": [round(float(u), 1), round(float(v), 1)], "ground": g.tolist()}
+                    for (u, v), g in zip(uv, ground, strict=True)
+                ]
+            }
+        )
+    )
     out = tmp_path / "cal.yaml"
-    r = subprocess.run([sys.executable, "-m", "engine.cli.main", "calibrate", str(points),
-                        "--out", str(out)], capture_output=True, text=True, timeout=60,
-                       cwd=REPO)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "engine.cli.main", "calibrate", str(points), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stderr
     assert "RMS reprojection error:" in r.stdout and "(5 points)" in r.stdout
     block = yaml.safe_load(out.read_text())["calibration"]
     assert CalibrationConfig(**block).homography is not None
     points.write_text(yaml.safe_dump({"points": [{"image": [1, 2], "ground": [3, 4]}] * 3}))
-    r = subprocess.run([sys.executable, "-m", "engine.cli.main", "calibrate", str(points)],
-                       capture_output=True, text=True, timeout=60, cwd=REPO)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "engine.cli.main", "calibrate", str(points)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert r.returncode != 0 and "points" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -117,8 +143,13 @@ def test_tracks_get_ground_positions_and_speeds() -> None:
         for g in (walker, stander):
             (u, v), _ = cam.project(g)[0][0], None
             boxes.append([u - 8, v - 60, u + 8, v])
-        tr = Tracks(np.array(boxes, np.float32), np.full(2, 0.9, np.float32),
-                    np.zeros(2, np.int32), np.array([1, 2], np.int64), ("person",))  # fmt: skip
+        tr = Tracks(
+            np.array(boxes, np.float32),
+            np.full(2, 0.9, np.float32),
+            np.zeros(2, np.int32),
+            np.array([1, 2], np.int64),
+            ("person",),
+        )
         out = on_ground(tr, Frame("cam", k, t, 0, np.zeros((H, W, 3), np.uint8)))
         assert np.allclose(out.ground_m[0], walker[0, :2], atol=1e-3)
         speeds.append(out.speed_mps.copy())

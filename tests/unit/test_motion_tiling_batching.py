@@ -20,8 +20,9 @@ from tests.conftest import make_yolox_model
 def _scene(k: int, moving: bool) -> np.ndarray:
     rng = np.random.default_rng(0)
     img = (rng.integers(60, 70, (240, 320, 3))).astype(np.uint8)  # a still, slightly noisy scene
-    img = np.clip(img.astype(np.int16) + np.random.default_rng(k).integers(-3, 4, img.shape),
-                  0, 255).astype(np.uint8)  # fmt: skip
+    img = np.clip(
+        img.astype(np.int16) + np.random.default_rng(k).integers(-3, 4, img.shape), 0, 255
+    ).astype(np.uint8)
     if moving:
         x = 20 + 6 * k
         img[100:140, x : x + 30] = 220
@@ -55,11 +56,20 @@ def test_tiles_cover_the_frame_with_overlap_and_merge_removes_border_duplicates(
     assert wins[0][2] > wins[1][0]  # neighbours overlap
     names = ("person",)
     # the same person seen by two overlapping tiles, plus one elsewhere
-    a = Detections(np.array([[100, 50, 120, 90]], np.float32), np.array([0.9], np.float32),
-                   np.array([0], np.int32), names)  # fmt: skip
-    b = Detections(np.array([[100 - wins[1][0] + 1, 50, 120 - wins[1][0] + 1, 91],
-                             [300, 300, 320, 340]], np.float32),
-                   np.array([0.8, 0.7], np.float32), np.array([0, 0], np.int32), names)  # fmt: skip
+    a = Detections(
+        np.array([[100, 50, 120, 90]], np.float32),
+        np.array([0.9], np.float32),
+        np.array([0], np.int32),
+        names,
+    )
+    b = Detections(
+        np.array(
+            [[100 - wins[1][0] + 1, 50, 120 - wins[1][0] + 1, 91], [300, 300, 320, 340]], np.float32
+        ),
+        np.array([0.8, 0.7], np.float32),
+        np.array([0, 0], np.int32),
+        names,
+    )
     merged = merge_tiles([a, b], wins[:2])
     assert len(merged) == 2 and merged.score.tolist() == [np.float32(0.9), np.float32(0.7)]
 

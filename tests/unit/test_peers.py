@@ -90,8 +90,12 @@ def test_missing_ultralytics_interpreter_says_what_to_do(tmp_path: Path) -> None
 
 
 def synthetic_result() -> dict[str, Any]:
-    run = {"latency_ms": {"p50": 40.0, "p90": 55.0, "p99": 80.0}, "cpu_pct": 180.0,
-           "rss_mb": 310.0, "drops": 0}  # fmt: skip
+    run = {
+        "latency_ms": {"p50": 40.0, "p90": 55.0, "p99": 80.0},
+        "cpu_pct": 180.0,
+        "rss_mb": 310.0,
+        "drops": 0,
+    }
     return {
         "machine": {"cpus": 2, "processor": "x86_64"},
         "summary": {"lookout_fps": 61.25, "ultralytics_fps": 52.5, "limit_fps": 68.4},
@@ -135,11 +139,19 @@ def test_markdown_has_the_figures_and_links(tmp_path: Path) -> None:
     result = synthetic_result()
     write_plots(result, tmp_path)
     md = write_markdown(result, tmp_path / "report.md").read_text(encoding="utf-8")
-    for text in ("## Machine", "cpus: 2", "| lookout_fps | 61.2", "| limit_fps | 68.4",
-                 "| ultralytics predict | 52.5 | 40.0 | 55.0 | 80.0 | 180.0 | 310.0 | 0 |",
-                 "## Stages", "| decode | preprocess | inference | track | postprocess | total |",
-                 "| 4 | 14.5 | 240.0 | 12 |", "| line_crossing | 12 | 0.92 |",
-                 "![throughput](throughput.png)", "![scaling](scaling.png)"):  # fmt: skip
+    for text in (
+        "## Machine",
+        "cpus: 2",
+        "| lookout_fps | 61.2",
+        "| limit_fps | 68.4",
+        "| ultralytics predict | 52.5 | 40.0 | 55.0 | 80.0 | 180.0 | 310.0 | 0 |",
+        "## Stages",
+        "| decode | preprocess | inference | track | postprocess | total |",
+        "| 4 | 14.5 | 240.0 | 12 |",
+        "| line_crossing | 12 | 0.92 |",
+        "![throughput](throughput.png)",
+        "![scaling](scaling.png)",
+    ):
         assert text in md
 
 

@@ -54,8 +54,9 @@ def still(x: float, y: float, w: float, h: float, t0: float = 0.0, t1: float = 1
     return lambda t: (x, y, x + w, y + h) if t0 <= t < t1 else None
 
 
-def moving(x0: float, y0: float, vx: float, vy: float, w: float, h: float, t0: float = 0.0,
-           t1: float = 1e9) -> Callable:  # fmt: skip
+def moving(
+    x0: float, y0: float, vx: float, vy: float, w: float, h: float, t0: float = 0.0, t1: float = 1e9
+) -> Callable:
     def f(t: float) -> tuple[float, float, float, float] | None:
         if not t0 <= t < t1:
             return None
@@ -71,21 +72,26 @@ def tracks_at(objs: list[Obj], t: float, offset: tuple[float, float] = (0, 0)) -
     n = len(rows)
     dx, dy = offset
     return Tracks(
-        np.array([[b[0] - dx, b[1] - dy, b[2] - dx, b[3] - dy] for _, b in rows],
-                 np.float32).reshape(n, 4),
+        np.array(
+            [[b[0] - dx, b[1] - dy, b[2] - dx, b[3] - dy] for _, b in rows], np.float32
+        ).reshape(n, 4),
         np.full(n, 0.9, np.float32),
         np.array([o.cls for o, _ in rows], np.int32),
         np.array([o.tid for o, _ in rows], np.int64),
         NAMES,
-    )  # fmt: skip
+    )
 
 
 Events = list[tuple[float, str, str]]
 
 
-def play(rule: object, objs: list[Obj], seconds: float,
-         view: Callable[[float], View] | None = None,
-         offset: Callable[[float], tuple[float, float]] | None = None) -> Events:  # fmt: skip
+def play(
+    rule: object,
+    objs: list[Obj],
+    seconds: float,
+    view: Callable[[float], View] | None = None,
+    offset: Callable[[float], tuple[float, float]] | None = None,
+) -> Events:
     """Step `rule` through `seconds` of the objects; (t, kind, phase) of each event."""
     out = []
     seen: set[int] = set()
@@ -140,22 +146,55 @@ LINE = {"id": "l", "source": "cam1", "line": [(300, 0), (300, 480)], "clear_afte
     ("objs", "cfg", "expected"),
     [
         # walks left to right across: one crossing ('in': to the left of A->B walking down)
-        ([Obj(1, 0, moving(200, 200, 50, 0, 20, 60))], {},
-         [(2.0, "line_crossing", "start"), (4.0, "line_crossing", "end")]),
+        (
+            [Obj(1, 0, moving(200, 200, 50, 0, 20, 60))],
+            {},
+            [(2.0, "line_crossing", "start"), (4.0, "line_crossing", "end")],
+        ),
         # a box flickering on the line (within the hysteresis) makes no crossing
-        ([Obj(1, 0, lambda t: (285 + 6 * (int(t * FPS) % 2), 200, 305 + 6 * (int(t * FPS) % 2),
-                               260))], {}, []),
+        (
+            [
+                Obj(
+                    1,
+                    0,
+                    lambda t: (
+                        285 + 6 * (int(t * FPS) % 2),
+                        200,
+                        305 + 6 * (int(t * FPS) % 2),
+                        260,
+                    ),
+                )
+            ],
+            {},
+            [],
+        ),
         # there and back: two crossings in one incident (start, update), then the end
-        ([Obj(1, 0, lambda t: (200 + 60 * min(t, 4 - t) if t < 4 else 200, 200,
-                               220 + 60 * min(t, 4 - t) if t < 4 else 220, 260))], {},
-         [(1.8, "line_crossing", "start"), (2.8, "line_crossing", "update"),
-          (4.8, "line_crossing", "end")]),
+        (
+            [
+                Obj(
+                    1,
+                    0,
+                    lambda t: (
+                        200 + 60 * min(t, 4 - t) if t < 4 else 200,
+                        200,
+                        220 + 60 * min(t, 4 - t) if t < 4 else 220,
+                        260,
+                    ),
+                )
+            ],
+            {},
+            [
+                (1.8, "line_crossing", "start"),
+                (2.8, "line_crossing", "update"),
+                (4.8, "line_crossing", "end"),
+            ],
+        ),
         # only 'out' wanted: the left-to-right crossing is counted but not reported
         ([Obj(1, 0, moving(200, 200, 50, 0, 20, 60))], {"direction": "out"}, []),
         # a car is not a person
         ([Obj(1, 1, moving(200, 200, 50, 0, 20, 60))], {}, []),
     ],
-)  # fmt: skip
+)
 def test_line_crossing(objs: list[Obj], cfg: dict, expected: list) -> None:
     rule = LineCrossingRule(LineCrossingRuleConfig(**{**LINE, **cfg}), NAMES)
     assert play(rule, objs, 8) == expected
@@ -163,8 +202,10 @@ def test_line_crossing(objs: list[Obj], cfg: dict, expected: list) -> None:
 
 def test_line_crossing_counts_directions_and_frees_ended_tracks() -> None:
     rule = LineCrossingRule(LineCrossingRuleConfig(**LINE), NAMES)
-    objs = [Obj(1, 0, moving(200, 200, 50, 0, 20, 60, 0, 5)),
-            Obj(2, 0, moving(400, 300, -50, 0, 20, 60, 0, 5))]  # fmt: skip
+    objs = [
+        Obj(1, 0, moving(200, 200, 50, 0, 20, 60, 0, 5)),
+        Obj(2, 0, moving(400, 300, -50, 0, 20, 60, 0, 5)),
+    ]
     play(rule, objs, 8)
     assert (rule.count_in, rule.count_out) == (1, 1)
     assert rule._side == {}  # both tracks ended: nothing kept
@@ -180,8 +221,10 @@ def loiter_rule(**kw: object) -> LoiteringRule:
 
 def test_loitering_after_dwell_and_not_for_passers_by() -> None:
     stays = [Obj(1, 0, still(250, 250, 20, 60, 1.0, 16.0))]
-    assert play(loiter_rule(), stays, 20) == [(11.0, "loitering", "start"),
-                                              (17.8, "loitering", "end")]  # fmt: skip
+    assert play(loiter_rule(), stays, 20) == [
+        (11.0, "loitering", "start"),
+        (17.8, "loitering", "end"),
+    ]
     passer = [Obj(1, 0, still(250, 250, 20, 60, 1.0, 8.0))]
     assert play(loiter_rule(), passer, 20) == []
 
@@ -220,8 +263,9 @@ def test_loitering_state_is_bounded() -> None:
 
 
 def crowd_rule(**kw: object) -> CrowdRule:
-    cfg = CrowdRuleConfig(id="c", zone="g", min_count=8, gather_rise=5, min_runners=4,
-                          clear_after_s=2, **kw)  # fmt: skip
+    cfg = CrowdRuleConfig(
+        id="c", zone="g", min_count=8, gather_rise=5, min_runners=4, clear_after_s=2, **kw
+    )
     return CrowdRule(cfg, GATE, NAMES)
 
 
@@ -241,8 +285,10 @@ def test_a_crowd_that_was_always_there_is_not_a_gathering() -> None:
     # tracks being born at the start of the stream are no rise
     assert play(crowd_rule(), [person_at(i, 0.0) for i in range(10)], 10) == []
     # nor are people spread over the zone: the crowd is who stands close together
-    spread = [Obj(i, 0, still(200 + (i % 2) * 180, 200 + (i // 2) * 40, 8, 20, 10 + i * 0.3))
-              for i in range(10)]  # fmt: skip
+    spread = [
+        Obj(i, 0, still(200 + (i % 2) * 180, 200 + (i // 2) * 40, 8, 20, 10 + i * 0.3))
+        for i in range(10)
+    ]
     assert play(crowd_rule(), spread, 20) == []
 
 
@@ -300,8 +346,9 @@ def test_runners_without_a_crowd_are_no_dispersal() -> None:
 
 
 def dump_rule(**kw: object) -> DumpingRule:
-    cfg = DumpingRuleConfig(id="d", zone="z", stop_s=2, confirm_s=1, clear_after_s=3,
-                            use_foreground=False, **kw)  # fmt: skip
+    cfg = DumpingRuleConfig(
+        id="d", zone="z", stop_s=2, confirm_s=1, clear_after_s=3, use_foreground=False, **kw
+    )
     return DumpingRule(cfg, ZONE, NAMES)
 
 
@@ -379,8 +426,15 @@ def test_dumping_by_the_background_model_alone() -> None:
 
 
 def abandon_rule(**kw: object) -> AbandonedObjectRule:
-    cfg = AbandonedObjectRuleConfig(id="a", zone="z", object_classes=["bag"], unattended_s=5,
-                                    owner_radius=3, clear_after_s=2, **kw)  # fmt: skip
+    cfg = AbandonedObjectRuleConfig(
+        id="a",
+        zone="z",
+        object_classes=["bag"],
+        unattended_s=5,
+        owner_radius=3,
+        clear_after_s=2,
+        **kw,
+    )
     return AbandonedObjectRule(cfg, ZONE, NAMES)
 
 
@@ -403,8 +457,9 @@ def test_not_abandoned_while_the_owner_stays_or_when_picked_up() -> None:
 
 
 def test_abandoned_by_the_background_model_for_an_unknown_class() -> None:
-    rule = AbandonedObjectRule(AbandonedObjectRuleConfig(id="a", zone="z", unattended_s=5,
-                                                         clear_after_s=2), ZONE, NAMES)  # fmt: skip
+    rule = AbandonedObjectRule(
+        AbandonedObjectRuleConfig(id="a", zone="z", unattended_s=5, clear_after_s=2), ZONE, NAMES
+    )
     region = np.array([[300, 300, 318, 316]], np.float32)
 
     def view(t: float) -> View:
@@ -425,8 +480,17 @@ def test_abandoned_by_the_background_model_for_an_unknown_class() -> None:
 def test_loitering_can_require_moving_about() -> None:
     frozen = [Obj(1, 0, still(250, 250, 20, 60, 1.0, 16.0))]  # a box on a barrier, say
     assert play(loiter_rule(min_movement=0.5), frozen, 20) == []
-    shuffling = [Obj(1, 0, lambda t: (250 + 20 * (int(t) % 3), 250, 270 + 20 * (int(t) % 3), 310)
-                     if 1.0 <= t < 16.0 else None)]  # fmt: skip
+    shuffling = [
+        Obj(
+            1,
+            0,
+            lambda t: (
+                (250 + 20 * (int(t) % 3), 250, 270 + 20 * (int(t) % 3), 310)
+                if 1.0 <= t < 16.0
+                else None
+            ),
+        )
+    ]
     assert phases(play(loiter_rule(min_movement=0.5), shuffling, 20)) == ["start", "end"]
 
 
@@ -451,9 +515,13 @@ def test_every_rule_type_builds_from_a_config() -> None:
     cfg = parse_config(ALL_RULES_YAML)
     rules = build_rules(cfg, NAMES)["cam1"]
     assert [type(r).__name__ for r in rules] == [
-        "ZonePresenceRule", "LineCrossingRule", "LoiteringRule", "CrowdRule", "DumpingRule",
+        "ZonePresenceRule",
+        "LineCrossingRule",
+        "LoiteringRule",
+        "CrowdRule",
+        "DumpingRule",
         "AbandonedObjectRule",
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.parametrize(

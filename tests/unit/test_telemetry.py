@@ -12,17 +12,19 @@ from engine.errors import TelemetryError
 from engine.telemetry import dji_srt, misb0601
 
 # one step of each tag's integer mapping, i.e. the precision the standard gives
-STEP = {name: (t.hi - t.lo) / (2 ** (8 * struct.calcsize(t.fmt)) - 1) * (2 if t.signed else 1)
-        for name, t in misb0601.TAGS.items()}  # fmt: skip
+STEP = {
+    name: (t.hi - t.lo) / (2 ** (8 * struct.calcsize(t.fmt)) - 1) * (2 if t.signed else 1)
+    for name, t in misb0601.TAGS.items()
+}
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     st.integers(0, 2**63 - 1),
-    st.fixed_dictionaries({
-        name: st.floats(t.lo, t.hi, allow_nan=False) for name, t in misb0601.TAGS.items()
-    }),
-)  # fmt: skip
+    st.fixed_dictionaries(
+        {name: st.floats(t.lo, t.hi, allow_nan=False) for name, t in misb0601.TAGS.items()}
+    ),
+)
 def test_roundtrip_within_precision(time_us: int, values: dict[str, float]) -> None:
     out = misb0601.decode(misb0601.encode(time_us, values, "M30"))
     assert out["time_us"] == time_us and out["platform"] == "M30" and out["ls_version"] == 17
@@ -89,8 +91,20 @@ def test_srt_parses_models_with_and_without_gimbal_and_reports_bad_records() -> 
 
 
 def test_srt_write_then_parse() -> None:
-    rec = dji_srt.SrtRecord(7, 1.2, 1.25, 7, None, {"latitude": 31.1234567, "longitude": 121.7654321,
-                            "rel_alt": 55.0, "abs_alt": 65.5, "gb_pitch": -60.0})  # fmt: skip
+    rec = dji_srt.SrtRecord(
+        7,
+        1.2,
+        1.25,
+        7,
+        None,
+        {
+            "latitude": 31.1234567,
+            "longitude": 121.7654321,
+            "rel_alt": 55.0,
+            "abs_alt": 65.5,
+            "gb_pitch": -60.0,
+        },
+    )
     (back,), problems = dji_srt.parse_srt(dji_srt.format_record(rec))
     assert problems == [] and back.values["latitude"] == 31.1234567
     assert back.values["gb_pitch"] == -60.0 and back.start_s == 1.2
@@ -133,8 +147,9 @@ def test_truncated_or_corrupted_packets_only_raise_telemetry_error(data: st.Data
     values = {name: (t.lo + t.hi) / 3 for name, t in misb0601.TAGS.items()}
     pkt = bytearray(misb0601.encode(1_700_000_000_000_000, values, "M30"))
     cut = data.draw(st.integers(0, len(pkt)))
-    flips = data.draw(st.lists(st.tuples(st.integers(0, len(pkt) - 1), st.integers(1, 255)),
-                               max_size=4))  # fmt: skip
+    flips = data.draw(
+        st.lists(st.tuples(st.integers(0, len(pkt) - 1), st.integers(1, 255)), max_size=4)
+    )
     for pos, mask in flips:
         pkt[pos] ^= mask
     damaged = bytes(pkt[:cut]) if data.draw(st.booleans()) else bytes(pkt)
@@ -155,7 +170,8 @@ def test_telemetry_interpolates_between_samples_the_short_way_round() -> None:
     track.add(2.0, {"platform_heading_deg": 10.0, "sensor_lat_deg": 11.0, "platform": "M3E"})
     mid = track.at(1.5)
     assert mid["platform_heading_deg"] == pytest.approx(0.0, abs=1e-9) or mid[
-        "platform_heading_deg"] == pytest.approx(360.0)  # fmt: skip
+        "platform_heading_deg"
+    ] == pytest.approx(360.0)
     assert mid["sensor_lat_deg"] == pytest.approx(10.5)
     assert track.at(1.75)["platform"] == "M3E" and track.at(1.25)["platform"] == "M30"
     assert track.at(0.5)["platform_heading_deg"] == pytest.approx(345.0)

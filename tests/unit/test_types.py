@@ -38,8 +38,30 @@ def test_labels_and_select() -> None:
 
 def test_event_checks_per_object_lengths() -> None:
     with pytest.raises(ValueError, match="labels 0"):
-        Event("e", "k", "start", "cam", "r", 0.0, 0, np.zeros((1, 4), np.float32),
-              np.zeros(1, np.float32), (), np.zeros(1, np.int64))  # fmt: skip
+        Event(
+            "e",
+            "k",
+            "start",
+            "cam",
+            "r",
+            0.0,
+            0,
+            np.zeros((1, 4), np.float32),
+            np.zeros(1, np.float32),
+            (),
+            np.zeros(1, np.int64),
+        )
     with pytest.raises(ValueError, match="phase"):
-        Event("e", "k", "begin", "cam", "r", 0.0, 0, np.zeros((0, 4), np.float32),  # type: ignore[arg-type]
-              np.zeros(0, np.float32), (), np.zeros(0, np.int64))  # fmt: skip
+        Event(
+            "e",
+            "k",
+            "begin",
+            "cam",
+            "r",
+            0.0,
+            0,
+            np.zeros((0, 4), np.float32),  # type: ignore[arg-type]
+            np.zeros(0, np.float32),
+            (),
+            np.zeros(0, np.int64),
+        )

@@ -10,10 +10,22 @@ from engine.types import Event
 
 def event(source: str = "cam1") -> Event:
     return Event(
-        "ev1", "zone_presence", "start", source, "r1", 12.5, 0,
-        np.array([[1, 2, 3, 4]], np.float32), np.array([0.9], np.float32), ("person",),
-        np.array([-1], np.int64), "z1", "critical", {"count": 1}, (640, 480),
-    )  # fmt: skip
+        "ev1",
+        "zone_presence",
+        "start",
+        source,
+        "r1",
+        12.5,
+        0,
+        np.array([[1, 2, 3, 4]], np.float32),
+        np.array([0.9], np.float32),
+        ("person",),
+        np.array([-1], np.int64),
+        "z1",
+        "critical",
+        {"count": 1},
+        (640, 480),
+    )
 
 
 def test_topic_ends_with_delimiter_so_prefixes_are_exact() -> None:

@@ -43,8 +43,11 @@ EMPTY = make_tracks([])
         # arrives, stays, leaves: one start, one end after clear_after_s (1 s = 10 frames)
         ({"clear_after_s": 1.0}, [EMPTY, P_IN, P_IN, *[EMPTY] * 12], [(1, "start"), (12, "end")]),
         # a flicker shorter than clear_after_s is the same incident
-        ({"clear_after_s": 1.0}, [P_IN, EMPTY, EMPTY, P_IN, *[EMPTY] * 11],
-         [(0, "start"), (13, "end")]),
+        (
+            {"clear_after_s": 1.0},
+            [P_IN, EMPTY, EMPTY, P_IN, *[EMPTY] * 11],
+            [(0, "start"), (13, "end")],
+        ),
         # outside the zone: nothing
         ({}, [P_OUT] * 5, []),
         # wrong class: nothing; any class when classes is empty
@@ -54,12 +57,15 @@ EMPTY = make_tracks([])
         ({"min_frames": 3}, [P_IN, EMPTY, P_IN, P_IN, EMPTY], []),
         ({"min_frames": 3}, [P_IN, P_IN, P_IN], [(2, "start"), (3, "end")]),
         # updates every 0.5 s while present
-        ({"update_every_s": 0.5}, [P_IN] * 12, [(0, "start"), (5, "update"), (10, "update"),
-                                                 (12, "end")]),
+        (
+            {"update_every_s": 0.5},
+            [P_IN] * 12,
+            [(0, "start"), (5, "update"), (10, "update"), (12, "end")],
+        ),
         # low scores are ignored
         ({"min_score": 0.95}, [P_IN] * 3, []),
     ],
-)  # fmt: skip
+)
 def test_event_table(
     kwargs: dict[str, object], seq: list[Tracks], expected: list[tuple[int, str]]
 ) -> None:
