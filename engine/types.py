@@ -297,7 +297,8 @@ class HealthEvent:
         kind: `source.online` (first frames), `source.offline` (connection lost or refused),
             `source.stalled` (connected, but no packets for the read timeout: the camera is
             silent), `source.recovered` (frames again after offline/stalled), `source.lagging`
-            (the engine is slower than the camera: frames were dropped to keep latency bounded),
+            (the engine is slower than the camera or the file's pace: frames were dropped to
+            keep latency bounded; one meaning for every source, engine/sources/lag.py),
             `stage.failed` / `stage.restarted` (a source's worker failed and was restarted),
             `config.reloaded` / `config.rejected` (zones and rules from the config file), and on
             a cluster `node.lost` (a node died), `source.moved` (a source runs on another node

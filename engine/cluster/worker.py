@@ -161,7 +161,7 @@ class SourceWorker:
         scfg = next(s for s in self.cfg.sources if s.id == self.id)
         src: Source
         if isinstance(scfg, FileSourceConfig):
-            src = FileSource(scfg, start_frame=max(0, self.start_frame))
+            src = FileSource(scfg, max(0, self.start_frame), self._on_health)
         else:
             src = LiveSource(scfg, self._on_health)
         src.open()

@@ -39,8 +39,7 @@ from engine.runtime.pipeline import SharedWorld, SourcePipeline, wants_snapshots
 from engine.runtime.positions import build_locators
 from engine.runtime.reload import ConfigWatcher, plan_rules
 from engine.runtime.supervisor import RestartPolicy, StageFailed, supervise
-from engine.sources import FileSource, Source, TruncatedFile, build_source
-from engine.sources.live import LAGGING_EVERY_S, LAGGING_MIN_DROPS
+from engine.sources import Source, TruncatedFile, build_source
 from engine.types import Alert, Event, Frame, HealthEvent, HealthKind, Tracks
 
 __all__ = ["FrameHook", "RunReport", "Runner"]
@@ -50,7 +49,7 @@ log = logging.getLogger(__name__)
 EVENT_QUEUE_SIZE = 10_000
 PUBLISH_BATCH = 500
 SHUTDOWN_S = 10.0  # every thread joined within this, all together
-WATCH_EVERY_S = 1.0  # config file polls, lag checks
+WATCH_EVERY_S = 1.0  # config file polls
 HEALTH_KEPT = 1000  # health events kept in memory (all are published and journaled)
 ENGINE = "@engine"  # health events about the engine itself (not a valid source id)
 
@@ -186,7 +185,6 @@ class Runner:
         ]
         for w in workers:
             w.start()
-        lag = _LagWatch([s for s in self.sources if isinstance(s, FileSource)], self._on_health)
         next_watch = time.monotonic() + WATCH_EVERY_S
         try:
             while any(w.is_alive() for w in workers) and not stop.wait(0.1):
@@ -197,7 +195,6 @@ class Runner:
                     next_watch += WATCH_EVERY_S
                     if self._watch is not None and self._watch.changed():
                         self._reload(report)
-                    lag.check()
         finally:
             deadline = time.monotonic() + SHUTDOWN_S
             for src in self.sources:
@@ -480,30 +477,3 @@ def _join(thread: threading.Thread, deadline: float) -> None:
         log.error(
             "thread %s did not stop within the %.0f s shutdown bound", thread.name, SHUTDOWN_S
         )
-
-
-class _LagWatch:
-    """`source.lagging` for native-rate files that drop frames (live sources say it themselves)."""
-
-    def __init__(self, sources: list[FileSource], on_health: Callable[[HealthEvent], None]) -> None:
-        self._sources = [s for s in sources if s.drops_when_behind]
-        self._on_health = on_health
-        self._reported = {s.id: 0 for s in self._sources}
-        self._last = {s.id: 0.0 for s in self._sources}
-
-    def check(self) -> None:
-        now = time.monotonic()
-        for src in self._sources:
-            new = src.dropped - self._reported[src.id]
-            if new >= LAGGING_MIN_DROPS and now - self._last[src.id] >= LAGGING_EVERY_S:
-                self._reported[src.id] = src.dropped
-                self._last[src.id] = now
-                self._on_health(
-                    HealthEvent(
-                        "source.lagging",
-                        src.id,
-                        time.monotonic_ns(),
-                        f"engine behind: {new} frames dropped ({src.dropped} in all)",
-                        {"dropped": src.dropped},
-                    )
-                )

@@ -46,7 +46,8 @@ class Source(Protocol):
 
 
 def build_source(cfg: SourceConfig, on_health: HealthCallback | None = None) -> Source:
-    """The source a config names (not opened yet); live ones report health to `on_health`."""
+    """The source a config names (not opened yet), reporting health (connection states,
+    `source.lagging`) to `on_health`."""
     if isinstance(cfg, FileSourceConfig):
-        return FileSource(cfg)
+        return FileSource(cfg, on_health=on_health)
     return LiveSource(cfg, on_health)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,8 @@ from engine.config import FileSourceConfig
 from engine.errors import SourceError
 from engine.sources.buffer import FrameBuffer
 from engine.sources.damage import PacketDamage
-from engine.types import Frame
+from engine.sources.lag import LagReporter
+from engine.types import Frame, HealthEvent
 
 __all__ = ["FileSource", "SourceStats", "TruncatedFile", "decode_or_skip"]
 
@@ -97,9 +98,15 @@ class FileSource:
         >>> src.open(); frame = src.read()
     """
 
-    def __init__(self, cfg: FileSourceConfig, start_frame: int = 0) -> None:
+    def __init__(
+        self,
+        cfg: FileSourceConfig,
+        start_frame: int = 0,
+        on_health: Callable[[HealthEvent], None] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.id = cfg.id
+        self._lag = LagReporter(cfg.id, on_health)  # source.lagging when frames are dropped
         self.start_frame = start_frame
         self.stats = SourceStats()
         self._fps: float | None = None  # from the header, once read
@@ -205,6 +212,8 @@ class FileSource:
                 self.stats.decoded += 1
                 if not self._buffer.put(item):
                     return  # closed
+                if self.drops_when_behind:
+                    self._report_lag()
         except SourceError as exc:
             self._error = exc
             log.error("%s", exc)
@@ -213,6 +222,12 @@ class FileSource:
             self._error = SourceError(f"source {self.id}: ingest failed: {exc!r}")
         finally:
             self._ended.set()
+
+    def _report_lag(self) -> None:
+        try:
+            self._lag.update(self.dropped, "engine behind the file's own pace")
+        except Exception:  # a caller's callback must not end the stream
+            log.exception("source %s: health callback failed", self.id)
 
     @property
     def _nominal_step_s(self) -> float:

@@ -37,6 +37,7 @@ from engine.sources.backoff import Backoff
 from engine.sources.buffer import FrameBuffer
 from engine.sources.damage import PacketDamage
 from engine.sources.file import decode_or_skip
+from engine.sources.lag import LagReporter
 from engine.telemetry import dji_srt, misb0601
 from engine.telemetry.align import TelemetryTrack
 from engine.types import Frame, HealthEvent, HealthKind
@@ -47,8 +48,6 @@ log = logging.getLogger(__name__)
 
 HealthCallback = Callable[[HealthEvent], None]
 WATCHDOG_PERIOD_S = 0.1
-LAGGING_EVERY_S = 10.0  # at most one source.lagging per this long
-LAGGING_MIN_DROPS = 3  # a frame or two dropped in a connect burst is no news
 TELEMETRY_WAIT_S = 0.5  # a frame waits this much stream time for its KLV sample
 LiveConfig = RtspSourceConfig | DroneSourceConfig
 
@@ -117,8 +116,7 @@ class LiveSource:
         self._seq = 0
         self._pts_offset = 0.0
         self._last_pts_s = -1.0
-        self._last_lagging_ns = 0
-        self._dropped_reported = 0
+        self._lag = LagReporter(cfg.id, None)  # reported through _emit (logged, guarded)
         self._damage = PacketDamage(cfg.id)  # corrupt packets: logged at a bounded rate
         self._t_open = time.monotonic()
 
@@ -415,20 +413,8 @@ class LiveSource:
     def _maybe_lagging(self) -> None:
         dropped = self._buffer.dropped
         self.stats.dropped = dropped
-        now = time.monotonic_ns()
-        if (
-            dropped > self._dropped_reported
-            and now - self._last_lagging_ns >= LAGGING_EVERY_S * 1e9
-        ):
-            new = dropped - self._dropped_reported
-            self._dropped_reported = dropped
-            self._last_lagging_ns = now
-            self._emit(
-                "source.lagging",
-                f"engine behind the camera: {new} frames dropped to keep latency bounded",
-                dropped=new,
-                dropped_total=dropped,
-            )
+        if (event := self._lag.update(dropped, "engine behind the camera")) is not None:
+            self._emit(event.kind, event.reason, **event.attributes)
 
     def _monotonic_pts(self, session_pts: float) -> float:
         """Stream time that never goes back, across reconnects (each session restarts at 0)."""

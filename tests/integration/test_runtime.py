@@ -137,6 +137,8 @@ def test_a_native_rate_file_behind_the_engine_drops_and_says_so(tmp_path: Path) 
     assert report.frames["a"] < 60  # latency stayed bounded: frames were dropped, not queued
     lagging = [h for h in runner.health if h.kind == "source.lagging"]
     assert lagging and "dropped" in lagging[0].reason
+    figures = lagging[0].attributes  # the same meaning as a live camera's (engine/sources/lag.py)
+    assert figures["dropped_total"] >= figures["dropped"] >= 3
 
 
 def write(path: Path, text: str) -> None:
