@@ -269,8 +269,8 @@ def tiling_rows(tmp: Path) -> list[dict[str, Any]]:
     """Recall of small people on drone renders, whole frame vs 2x2 tiles (+ whole frame)."""
     from engine.config import DetectorConfig, TilingConfig
     from engine.detect import OnnxDetector
+    from engine.detect.inference import SourceInference
     from engine.detect.nms import box_iou_one_to_many
-    from engine.runtime.inference import SourceInference
     from engine.sim import Simulation
     from engine.sim.randomize import random_scenario
     from engine.types import Frame

@@ -1,4 +1,5 @@
-"""Object detectors: ONNX models run with onnxruntime, decoded per model family."""
+"""Object detectors: ONNX models run with onnxruntime, decoded per model family; per-source
+inference (motion gate, tiles and their merge) in `inference` and `tiling`."""
 
 from __future__ import annotations
 

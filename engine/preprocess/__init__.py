@@ -1,5 +1,6 @@
 """Frame pre-processing for detectors: letterbox (fused numba kernel, and the OpenCV reference),
-layout, the inverse box mapping, motion gating and tiling."""
+layout, the inverse box mapping and motion gating (tiles are cut and merged in
+engine/detect/tiling.py)."""
 
 from engine.preprocess.fused import letterbox_fused
 from engine.preprocess.letterbox import (

@@ -19,11 +19,11 @@ from typing import Any
 
 from engine.alerts import with_snapshot
 from engine.config import Config, DroneSourceConfig, ZmqOutputConfig
+from engine.detect.inference import DetectFn, SourceInference
 from engine.fusion import WorldTracker
 from engine.geo.locate import Locator
 from engine.rules import Rule
 from engine.runtime.clips import ClipRecorder, with_clip
-from engine.runtime.inference import DetectFn, SourceInference
 from engine.runtime.metrics import RuntimeMetrics
 from engine.runtime.output_health import OutputHealth
 from engine.runtime.positions import GroundTracks, with_position

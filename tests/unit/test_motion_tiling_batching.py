@@ -10,8 +10,8 @@ import numpy as np
 
 from engine.config import DetectorConfig, MotionConfig, TilingConfig
 from engine.detect import OnnxDetector
+from engine.detect.tiling import merge_tiles, tile_windows
 from engine.preprocess.motion import MotionGate
-from engine.preprocess.tiling import merge_tiles, tile_windows
 from engine.runtime.batcher import InferenceBatcher
 from engine.types import Detections
 from tests.conftest import make_yolox_model

@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.config import MotionConfig, TilingConfig
+from engine.detect.tiling import merge_tiles, tile_windows
 from engine.preprocess.motion import MotionGate
-from engine.preprocess.tiling import merge_tiles, tile_windows
 from engine.types import Detections, Frame
 
 __all__ = ["DetectFn", "SourceInference"]
