@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import psutil
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -62,7 +62,6 @@ class _Window:
     """One source's recent figures (for the heartbeat and benchmarks)."""
 
     latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
-    alert_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     frames_in: int = 0
     frames_out: int = 0
     inferences: int = 0
@@ -175,9 +174,6 @@ class RuntimeMetrics:
                 w.latency_ms.append(seconds * 1000)
                 w.frames_out += 1
             self.frames_out.labels(source).inc()
-        elif stage == "alert":
-            with self._lock:
-                self._win[source].alert_latency_ms.append(seconds * 1000)
 
     def inferred(self, source: str, count: int) -> None:
         """The source's inference counter reached `count`."""
@@ -198,12 +194,6 @@ class RuntimeMetrics:
         self.alerts.labels(kind).inc(count)
 
     # --- what readers call --------------------------------------------------------------------
-
-    def latencies_ms(self, source: str, alerts: bool = False) -> list[float]:
-        """The recent capture-to-rules (or capture-to-alert) latencies of a source, ms."""
-        with self._lock:
-            w = self._win[source]
-            return list(w.alert_latency_ms if alerts else w.latency_ms)
 
     def stage_means_ms(self) -> dict[str, float]:
         """Mean ms from capture to the end of each stage, over every frame of every source."""
@@ -256,10 +246,6 @@ class RuntimeMetrics:
             },
         }
         return self._summary
-
-    def exposition(self) -> bytes:
-        """Every metric in Prometheus text format (what the HTTP endpoint serves)."""
-        return generate_latest(self.registry)
 
 
 class _Gauges(Collector):
