@@ -28,8 +28,8 @@ from typing import Any
 
 import zmq
 
+from engine.alerts.outlet import AlertOutlet
 from engine.config import Config
-from engine.runtime.outlet import AlertOutlet
 from engine.types import Alert, Event, HealthEvent, HealthKind
 
 __all__ = ["FENCED", "Hub", "SourceState"]

@@ -26,6 +26,7 @@ from typing import Any
 
 import zmq
 
+from engine.alerts.outlet import AlertOutlet
 from engine.config import Config
 from engine.detect import OnnxDetector, build_detector
 from engine.errors import EngineError, SourceError
@@ -34,7 +35,6 @@ from engine.rules import Rule, build_rules
 from engine.runtime.batcher import InferenceBatcher
 from engine.runtime.metrics import RuntimeMetrics, SourceProbe
 from engine.runtime.metrics_http import MetricsServer
-from engine.runtime.outlet import AlertOutlet
 from engine.runtime.pipeline import SharedWorld, SourcePipeline, wants_snapshots
 from engine.runtime.positions import build_locators
 from engine.runtime.reload import ConfigWatcher, plan_rules

@@ -26,11 +26,11 @@ from engine.alerts import AlertStamper, ZmqPublisher
 from engine.alerts.backlog import Backlog
 from engine.alerts.client import AlertClient, Received
 from engine.alerts.journal import Journal, JournalRow
+from engine.alerts.outlet import AlertOutlet
 from engine.alerts.replay import ReplayServer
 from engine.alerts.schema import validate_message
 from engine.config import Config, ZmqOutputConfig
 from engine.errors import PublishError
-from engine.runtime.outlet import AlertOutlet
 from engine.types import Event
 from tests.conftest import LOOKOUT, free_port, make_video, make_yolox_model, moving_square_frames
 

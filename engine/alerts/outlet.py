@@ -21,7 +21,9 @@ from typing import Any, Protocol
 
 import zmq
 
-from engine.alerts import AlertStamper, JsonlSink, ZmqPublisher
+from engine.alerts.jsonl_sink import JsonlSink
+from engine.alerts.wire import AlertStamper
+from engine.alerts.zmq_publisher import ZmqPublisher
 from engine.config import Config, JsonlOutputConfig, ZmqOutputConfig
 from engine.errors import PublishError
 from engine.fusion import IncidentMerger
