@@ -37,7 +37,7 @@ from engine.rule_config import (
     LoiteringRuleConfig,
 )
 from engine.rules import AbandonedObjectRule, CrowdRule, DumpingRule, LoiteringRule, Rule
-from engine.runtime.scene_view import SceneView
+from engine.rules.scene_view import SceneView
 from engine.sim import Simulation
 from engine.sim.scenario import DroneSensor, parse_scenario
 from engine.track import ByteTracker, TrackerSettings

@@ -29,10 +29,10 @@ from engine.detect import OnnxDetector
 from engine.fusion import IncidentMerger, WorldTracker
 from engine.geo import GeoOrigin, GroundHomography
 from engine.geo.locate import Locator
+from engine.geo.positions import GroundTracks, with_position
 from engine.rule_config import DumpingRuleConfig
 from engine.rules import DumpingRule
-from engine.runtime.positions import GroundTracks, with_position
-from engine.runtime.scene_view import SceneView
+from engine.rules.scene_view import SceneView
 from engine.sim import Simulation
 from engine.sim.scenario import parse_scenario
 from engine.track import ByteTracker, TrackerSettings, iou_matrix

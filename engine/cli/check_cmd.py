@@ -44,8 +44,8 @@ def derived_problems(cfg: Config) -> list[str]:
     """What the runtime would refuse while building from `cfg` (no model, camera or socket
     involved): calibrations that fit no plane or lack the site origin, and rule classes unknown
     to a detector whose `class_names` the config gives."""
+    from engine.geo.positions import build_locators
     from engine.rules import build_rules
-    from engine.runtime.positions import build_locators
 
     problems = []
     try:

@@ -23,10 +23,10 @@ from engine.config import Config, FileSourceConfig
 from engine.detect import build_detector
 from engine.errors import SourceError
 from engine.fusion import WorldTracker
+from engine.geo.positions import build_locators
 from engine.rules import build_rules
 from engine.runtime.metrics import RuntimeMetrics
 from engine.runtime.pipeline import SharedWorld, SourcePipeline, wants_snapshots
-from engine.runtime.positions import build_locators
 from engine.sources import FileSource, LiveSource, Source, TruncatedFile
 from engine.types import Event, HealthEvent, HealthKind
 

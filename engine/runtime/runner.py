@@ -31,12 +31,12 @@ from engine.config import Config
 from engine.detect import OnnxDetector, build_detector
 from engine.errors import EngineError, SourceError
 from engine.fusion import WorldTracker
+from engine.geo.positions import build_locators
 from engine.rules import Rule, build_rules
 from engine.runtime.batcher import InferenceBatcher
 from engine.runtime.metrics import RuntimeMetrics, SourceProbe
 from engine.runtime.metrics_http import MetricsServer
 from engine.runtime.pipeline import SharedWorld, SourcePipeline, wants_snapshots
-from engine.runtime.positions import build_locators
 from engine.runtime.reload import ConfigWatcher, plan_rules
 from engine.runtime.supervisor import RestartPolicy, StageFailed, supervise
 from engine.sources import Source, TruncatedFile, build_source

@@ -130,7 +130,7 @@ def test_calibrate_command_reports_errors_and_writes_the_block(tmp_path: Path) -
 
 def test_tracks_get_ground_positions_and_speeds() -> None:
     from engine.geo import GroundHomography
-    from engine.runtime.positions import GroundTracks
+    from engine.geo.positions import GroundTracks
     from engine.types import Tracks
 
     cam = Camera.from_attitude((0, -15, 9), 0, -30, 0, W, H, 70)

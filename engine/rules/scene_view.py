@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from engine.preprocess.scene import EgoMotion, StaticForeground
-from engine.rules import View
+from engine.rules.base import View
 from engine.types import Frame, Tracks
 
 # classes that move about and stop: what stands still inside their boxes is not left behind
