@@ -1,4 +1,5 @@
-"""Recording: annotated video of what the engine saw and flagged."""
+"""Recording: annotated video of what the engine saw and flagged, clips around incidents, and
+the one H.264 writer both (and the simulator) use."""
 
 from engine.record.annotated_video import AnnotatedVideo, annotate
 

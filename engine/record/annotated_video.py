@@ -6,12 +6,12 @@ import threading
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from engine.errors import PublishError
+from engine.record.h264 import H264Writer
 from engine.types import Event, Frame, Tracks
 
 __all__ = ["AnnotatedVideo", "annotate"]
@@ -73,8 +73,7 @@ class AnnotatedVideo:
         self.path = path
         self.zones = zones
         self._fps = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(15)
-        self._container: av.container.OutputContainer | None = None
-        self._stream: av.video.stream.VideoStream | None = None
+        self._video: H264Writer | None = None
         self._open: dict[str, str] = {}  # event id -> banner text
         self._lock = threading.Lock()
         self.frames = 0
@@ -93,27 +92,19 @@ class AnnotatedVideo:
                     self._open[e.event_id] = f"ALERT {e.kind} [{e.rule_id}] {', '.join(e.labels)}"
             image = annotate(frame.image, tracks, self.zones, list(self._open.values()))
             image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]  # H.264: even
-            if self._container is None:
-                self._start(image.shape[1], image.shape[0])
-            assert self._container is not None and self._stream is not None
-            vf = av.VideoFrame.from_ndarray(image, format="bgr24")
-            vf.pts = self.frames
-            for packet in self._stream.encode(vf):
-                self._container.mux(packet)
+            if self._video is None:
+                self._video = H264Writer(
+                    self.path,
+                    self._fps,
+                    (image.shape[1], image.shape[0]),
+                    options={"preset": "veryfast", "crf": "23"},
+                )
+            self._video.write(image)
             self.frames += 1
-
-    def _start(self, width: int, height: int) -> None:
-        self._container = av.open(str(self.path), "w")
-        self._stream = self._container.add_stream("libx264", rate=self._fps)
-        self._stream.width, self._stream.height = width, height
-        self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"preset": "veryfast", "crf": "23"}
 
     def close(self) -> None:
         """Flush and close the file (nothing is written if no frame came)."""
         with self._lock:
-            if self._container is not None and self._stream is not None:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
-                self._container.close()
-                self._container = None
+            if self._video is not None:
+                self._video.close()
+                self._video = None

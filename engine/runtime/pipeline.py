@@ -23,11 +23,11 @@ from engine.detect.inference import DetectFn, SourceInference
 from engine.fusion import WorldTracker
 from engine.geo.locate import Locator
 from engine.geo.positions import GroundTracks, with_position
+from engine.record.clips import ClipRecorder, with_clip
+from engine.record.output_health import OutputHealth
 from engine.rules import Rule
 from engine.rules.scene_view import SceneView
-from engine.runtime.clips import ClipRecorder, with_clip
 from engine.runtime.metrics import RuntimeMetrics
-from engine.runtime.output_health import OutputHealth
 from engine.track import ByteTracker, TrackerSettings
 from engine.types import Detections, Event, Frame, HealthEvent, Tracks
 

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from engine.record.h264 import H264Writer
 from engine.sim.actors import DETECTOR_CLASSES
 from engine.sim.render import FrameTruth
 from engine.telemetry import dji_srt, misb0601
@@ -67,13 +68,15 @@ class ScenarioWriter:
         self.min_visibility = min_visibility
         self.video_path = out_dir / f"{sensor_id}.{'ts' if drone else 'mp4'}"
         self.srt_path = out_dir / f"{sensor_id}.srt" if drone else None
-        self._container = av.open(str(self.video_path), "w", format="mpegts" if drone else "mp4")
-        rate = Fraction(fps).limit_denominator(1001)
-        self._video = self._container.add_stream("libx264", rate=rate)
-        self._video.width, self._video.height = size
-        self._video.pix_fmt = "yuv420p"
-        self._video.options = {"preset": "veryfast", "crf": "21", "g": str(round(fps))}
-        self._time_base = Fraction(1, TS_CLOCK) if drone else Fraction(1, 1) / rate
+        self._video = H264Writer(
+            self.video_path,
+            fps,
+            size,
+            "mpegts" if drone else "mp4",
+            {"preset": "veryfast", "crf": "21", "g": str(round(fps))},
+            Fraction(1, TS_CLOCK) if drone else None,
+        )
+        self._container = self._video.container  # the KLV data stream shares it
         self._klv = self._container.add_data_stream("klv") if drone else None
         self._srt: list[str] = []
         self._frames: list[dict[str, Any]] = []
@@ -91,12 +94,8 @@ class ScenarioWriter:
         objects: list[FrameTruth],
     ) -> None:
         """Encode one frame and record its truth."""
-        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         pts = round(t * TS_CLOCK) if self.drone else index
-        frame.pts = pts
-        frame.time_base = self._time_base
-        for packet in self._video.encode(frame):
-            self._container.mux(packet)
+        self._video.write(image, pts)
         utc = self.start_utc + timedelta(seconds=t)
         if self.drone:
             self._telemetry(index, t, pts, utc, telemetry)
@@ -122,7 +121,7 @@ class ScenarioWriter:
         assert self._klv is not None
         packet.stream = self._klv
         packet.pts = packet.dts = pts
-        packet.time_base = self._time_base
+        packet.time_base = self._video.time_base
         self._container.mux(packet)
         rec = dji_srt.SrtRecord(
             index + 1,
@@ -165,9 +164,7 @@ class ScenarioWriter:
 
     def close(self, header: dict[str, Any], events: list[dict[str, Any]]) -> Path:
         """Flush the video, write telemetry and truth; returns the truth file."""
-        for packet in self._video.encode():
-            self._container.mux(packet)
-        self._container.close()
+        self._video.close()
         if self.srt_path is not None:
             self.srt_path.write_text("".join(self._srt), encoding="utf-8")
         truth = {

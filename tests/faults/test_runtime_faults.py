@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 
 from engine.config import ClipsConfig, FileSourceConfig, parse_config
+from engine.record.clips import ClipRecorder, with_clip
 from engine.rules.base import make_event
 from engine.runtime import Runner
-from engine.runtime.clips import ClipRecorder, with_clip
 from engine.sources import FileSource
 from engine.types import Alert, HealthEvent
 from tests.conftest import LOOKOUT, REPO, make_frame, make_yolox_model, moving_square_frames

@@ -7,8 +7,8 @@ import av
 import numpy as np
 
 from engine.config import ClipsConfig
+from engine.record.clips import ClipRecorder, with_clip
 from engine.rules.base import make_event
-from engine.runtime.clips import ClipRecorder, with_clip
 from engine.types import Frame
 from tests.conftest import make_frame
 

@@ -24,7 +24,6 @@ import shutil
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,8 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.config import ClipsConfig
-from engine.runtime.output_health import OutputHealth
+from engine.record.h264 import H264Writer
+from engine.record.output_health import OutputHealth
 from engine.state import state_dir
 from engine.types import Event, Frame, HealthEvent
 
@@ -54,8 +54,7 @@ class _Clip:
     part: Path  # written here, renamed to `path` once finished
     path: Path
     until_pts: float
-    container: av.container.OutputContainer
-    stream: av.video.stream.VideoStream
+    video: H264Writer
     frames: int = 0
 
 
@@ -122,25 +121,20 @@ class ClipRecorder:
         episode, and the stream goes on."""
         path = self.dir / f"{event_id}.mp4"
         part = path.with_name(path.name + ".part")
+        h, w = self._ring[-1][1].shape[:2] if self._ring else (360, 640)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._check_room()
-            container = av.open(str(part), "w", format="mp4")
+            video = H264Writer(part, self.cfg.fps, (w, h), "mp4")
         except _ERRORS as exc:
             self._failed_state(event_id, f"not recorded: {_why(exc)}")
             return None
         try:
-            stream = container.add_stream(
-                "libx264", rate=Fraction(self.cfg.fps).limit_denominator(1000)
-            )
-            h, w = self._ring[-1][1].shape[:2] if self._ring else (360, 640)
-            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            clip = _Clip(event_id, part, path, pts_s + self.cfg.post_s, container, stream)
+            clip = _Clip(event_id, part, path, pts_s + self.cfg.post_s, video)
             for _, image in self._ring:
                 self._write(clip, image)
         except _ERRORS as exc:
-            with contextlib.suppress(*_ERRORS):
-                container.close()
+            video.abort()
             part.unlink(missing_ok=True)
             self._failed_state(event_id, f"not recorded: {_why(exc)}")
             return None
@@ -168,18 +162,12 @@ class ClipRecorder:
             raise OSError(f"disk full: {free} bytes free, a clip needs about {need}")
 
     def _write(self, clip: _Clip, image: npt.NDArray[np.uint8]) -> None:
-        if image.shape[1] != clip.stream.width or image.shape[0] != clip.stream.height:
-            image = np.asarray(cv2.resize(image, (clip.stream.width, clip.stream.height)))
-        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-        for packet in clip.stream.encode(frame):
-            clip.container.mux(packet)
+        clip.video.write(image)
         clip.frames += 1
 
     def _finish(self, clip: _Clip) -> None:
         """Flush and close the clip; it takes its name only if it was written whole."""
-        for packet in clip.stream.encode():
-            clip.container.mux(packet)
-        clip.container.close()
+        clip.video.close()
         self._open.remove(clip)
         size = _size(clip.part)
         if size <= 0:
@@ -195,8 +183,7 @@ class ClipRecorder:
     def _fail(self, clip: _Clip, reason: str) -> None:
         if clip in self._open:
             self._open.remove(clip)
-        with contextlib.suppress(*_ERRORS):
-            clip.container.close()
+        clip.video.abort()
         with contextlib.suppress(OSError):
             clip.part.unlink(missing_ok=True)
         self._failed_state(clip.event_id, reason)
