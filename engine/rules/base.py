@@ -65,6 +65,8 @@ class Rule(Protocol):
 
     id: str
     source_id: str
+    # the runtime runs a background model for the source (View.foreground) when a rule asks
+    needs_foreground: bool
 
     def step(self, tracks: Tracks, frame: Frame, view: View | None = None) -> list[Event]:
         """Events caused by this frame (usually none)."""
@@ -91,6 +93,7 @@ class ZoneRule:
         self.cfg = cfg
         self.id: str = cfg.id
         self.source_id: str = zone.source
+        self.needs_foreground = False  # rules that read View.foreground set it
         self.zone = zone
         self._polygon = np.asarray(zone.polygon, np.float64)
 

@@ -32,6 +32,7 @@ class LineCrossingRule:
         self.cfg = cfg
         self.id = cfg.id
         self.source_id = cfg.source
+        self.needs_foreground = False
         self._ids = class_ids(cfg.id, cfg.classes, class_names)
         a, b = np.asarray(cfg.line, np.float64)
         self._a = a

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from engine.preprocess.scene import EgoMotion, StaticForeground
-from engine.rules.base import View
+from engine.rules.base import Rule, View
 from engine.types import Frame, Tracks
 
 # classes that move about and stop: what stands still inside their boxes is not left behind
@@ -26,9 +26,9 @@ class SceneView:
             and the camera is fixed.
     """
 
-    def __init__(self, moving: bool, rules: Sequence[object]) -> None:
+    def __init__(self, moving: bool, rules: Sequence[Rule]) -> None:
         self._ego = EgoMotion() if moving else None
-        wants = any(getattr(r, "needs_foreground", False) for r in rules)
+        wants = any(r.needs_foreground for r in rules)
         self._static = StaticForeground() if wants and not moving else None
 
     def view(self, frame: Frame, tracks: Tracks | None = None) -> View:

@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.alerts import with_snapshot
-from engine.config import Config, DroneSourceConfig, ZmqOutputConfig
+from engine.config import (
+    Config,
+    DroneSourceConfig,
+    FileSourceConfig,
+    RtspSourceConfig,
+    ZmqOutputConfig,
+)
 from engine.detect.inference import DetectFn, SourceInference
 from engine.fusion import WorldTracker
 from engine.geo.locate import Locator
@@ -68,7 +74,7 @@ class SourcePipeline:
     def __init__(
         self,
         cfg: Config,
-        source_cfg: Any,
+        source_cfg: FileSourceConfig | RtspSourceConfig | DroneSourceConfig,
         detect: DetectFn,
         class_names: tuple[str, ...],
         rules: Sequence[Rule],
@@ -225,8 +231,8 @@ class SourcePipeline:
                 self._infer,
                 SourceInference(
                     self._detect,
-                    getattr(sc, "motion", None),
-                    getattr(sc, "tiling", None),
+                    sc.motion,
+                    sc.tiling,
                     zones,
                     cfg.detector.max_det,
                 ),
@@ -234,8 +240,8 @@ class SourcePipeline:
             if old is not None:  # counters go on across a reload
                 self._infer.frames, self._infer.inferences = old.frames, old.inferences
             self._zones = zones
-        needs = any(getattr(r, "needs_foreground", False) for r in rules)
-        had = any(getattr(r, "needs_foreground", False) for r in self.rules)
+        needs = any(r.needs_foreground for r in rules)
+        had = any(r.needs_foreground for r in self.rules)
         if needs != had or not self.rules:
             self._scene = SceneView(self._moving, rules)
         if rules and self._clips is None and cfg.clips is not None:
