@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from engine.config import ZoneConfig
 from engine.errors import ConfigError
 from engine.rules.geometry import anchor_points, points_in_polygon
 from engine.types import Event, EventPhase, Frame, Tracks
@@ -89,7 +90,7 @@ class ZoneRule:
         zone: the zone it watches, in its source's image pixels.
     """
 
-    def __init__(self, cfg: Any, zone: Any) -> None:
+    def __init__(self, cfg: Any, zone: ZoneConfig) -> None:
         self.cfg = cfg
         self.id: str = cfg.id
         self.source_id: str = zone.source
