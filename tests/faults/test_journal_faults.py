@@ -358,43 +358,60 @@ def test_a_journal_that_cannot_be_opened_again_does_not_stop_publishing(
         ctx.term()
 
 
+class _Refusing:
+    """A publisher (journal in `folder`, a backlog of 100) whose journal can be made to refuse
+    every write, as SQLite does on a full disk, and to take them again."""
+
+    def __init__(self, folder: Path) -> None:
+        cfg = ZmqOutputConfig(
+            endpoint=f"tcp://127.0.0.1:{free_port()}",
+            journal=folder / "j.db",
+            heartbeat_s=0,
+            journal_retry_s=0,
+            journal_backlog_alerts=100,
+        )
+        self.ctx = zmq.Context()
+        self.stamper = AlertStamper("site")
+        self.pub = ZmqPublisher(cfg, self.ctx, self.stamper.epoch, "site")
+        self._append = self.pub.journal.append
+
+    def send(self, *events: Event) -> None:
+        self.pub.send_many([self.stamper.stamp(e) for e in events])
+
+    def refusing(self, refuse: bool) -> None:
+        def full(*args: object, **kwargs: object) -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        self.pub.journal.append = full if refuse else self._append  # type: ignore[method-assign]
+
+    def close(self) -> None:
+        self.pub.close()
+        self.ctx.term()
+
+
 def test_incidents_published_while_the_journal_failed_are_followed_once_it_recovers(
     tmp_path: Path,
 ) -> None:
     """An incident that starts while the journal refuses writes is in `open_incidents` once
     it takes them again (a crash then still ends it), and one that ended meanwhile is not
     (a restart does not end it twice)."""
-    cfg = ZmqOutputConfig(
-        endpoint=f"tcp://127.0.0.1:{free_port()}",
-        journal=tmp_path / "j.db",
-        heartbeat_s=0,
-        journal_retry_s=0,
-        journal_backlog_alerts=100,
-    )
-    ctx = zmq.Context()
-    stamper = AlertStamper("site")
-    pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
-    append = pub.journal.append
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise sqlite3.OperationalError("database or disk is full")
 
     def phase(k: int, name: str) -> Event:
         return dataclasses.replace(_event(k), phase=name)
 
+    rig = _Refusing(tmp_path)
     try:
-        pub.send_many([stamper.stamp(phase(1, "start"))])  # journaled
-        pub.journal.append = refuse  # type: ignore[method-assign]
-        pub.send_many([stamper.stamp(phase(1, "end")), stamper.stamp(phase(2, "start"))])
-        pub.send_many([stamper.stamp(phase(2, "update"))])
-        pub.journal.append = append  # type: ignore[method-assign]
-        pub.send_many([stamper.stamp(phase(3, "start"))])
+        rig.send(phase(1, "start"))  # journaled
+        rig.refusing(True)
+        rig.send(phase(1, "end"), phase(2, "start"))
+        rig.send(phase(2, "update"))
+        rig.refusing(False)
+        rig.send(phase(3, "start"))
         with closing(_reader(tmp_path / "j.db")) as db:
             open_ids = [r[0] for r in db.execute("SELECT event_id FROM open_incidents")]
             kept = [r[0] for r in db.execute("SELECT seq FROM alerts ORDER BY seq")]
     finally:
-        pub.close()
-        ctx.term()
+        rig.close()
     assert kept == [1, 2, 3, 4, 5]  # the refused ones came with the first good write
     assert sorted(open_ids) == ["inc-2", "inc-3"]
 
@@ -404,36 +421,21 @@ def test_incidents_of_alerts_that_overflowed_the_backlog_are_still_followed(
 ) -> None:
     """Past the backlog's bound the oldest held alerts are dropped (live only, reported), but
     what they did to their incidents still reaches `open_incidents`."""
-    cfg = ZmqOutputConfig(
-        endpoint=f"tcp://127.0.0.1:{free_port()}",
-        journal=tmp_path / "j.db",
-        heartbeat_s=0,
-        journal_retry_s=0,
-        journal_backlog_alerts=100,
-    )
-    ctx = zmq.Context()
-    stamper = AlertStamper("site")
-    pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
-    append = pub.journal.append
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise sqlite3.OperationalError("database or disk is full")
-
+    rig = _Refusing(tmp_path)
     try:
-        pub.journal.append = refuse  # type: ignore[method-assign]
-        pub.send_many([stamper.stamp(dataclasses.replace(_event(0), phase="start"))])
-        pub.send_many([stamper.stamp(_event(k)) for k in range(1, 150)])
-        pub.send_many([stamper.stamp(dataclasses.replace(_event(1), phase="end"))])
-        pub.journal.append = append  # type: ignore[method-assign]
-        pub.send_many([stamper.stamp(_event(500))])
-        dropped = [(d.first, d.last) for d in pub.backlog.dropped]
+        rig.refusing(True)
+        rig.send(dataclasses.replace(_event(0), phase="start"))
+        rig.send(*[_event(k) for k in range(1, 150)])
+        rig.send(dataclasses.replace(_event(1), phase="end"))
+        rig.refusing(False)
+        rig.send(_event(500))
+        dropped = [(d.first, d.last) for d in rig.pub.backlog.dropped]
         with closing(_reader(tmp_path / "j.db")) as db:
             open_ids = {r[0] for r in db.execute("SELECT event_id FROM open_incidents")}
             kept = [r[0] for r in db.execute("SELECT seq FROM alerts ORDER BY seq")]
     finally:
-        pub.close()
-        ctx.term()
-    assert dropped == [(1, 51)] and pub.never_journaled == 51
+        rig.close()
+    assert dropped == [(1, 51)] and rig.pub.never_journaled == 51
     assert kept == list(range(52, 153))
     assert "inc-0" in open_ids and "inc-1" not in open_ids and "inc-500" in open_ids
 
