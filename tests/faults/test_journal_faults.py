@@ -226,17 +226,22 @@ def _fill(disk: Path) -> Path:
     return filler
 
 
+def _journal_on_a_full_disk(disk: Path) -> tuple[Path, Path]:
+    """An earlier run's journal (one alert of epoch e0) on `disk`, then the disk filled up:
+    (the journal's path, the filler to unlink for room)."""
+    path = disk / "j.db"
+    with closing(Journal(path)) as old:
+        old.append([JournalRow("e0", 1, ("load.site.cam1.",), b"{}", None)])
+    return path, _fill(disk)
+
+
 def test_an_engine_started_on_a_full_disk_publishes_and_journals_once_there_is_room(
     small_disk: Callable[[int], Path],
 ) -> None:
     """Restarted on a disk already full (its journal from an earlier run is there), the engine
     starts, publishes (not durable), serves the alerts by replay, and journals them all, its
     epoch included, as soon as the disk has room again."""
-    disk = small_disk(300_000)
-    path = disk / "j.db"
-    with closing(Journal(path)) as old:
-        old.append([JournalRow("e0", 1, ("load.site.cam1.",), b"{}", None)])
-    filler = _fill(disk)
+    path, filler = _journal_on_a_full_disk(small_disk(300_000))
     cfg = ZmqOutputConfig(
         endpoint=f"tcp://127.0.0.1:{free_port()}", journal=path, heartbeat_s=0, journal_retry_s=0
     )
@@ -264,11 +269,7 @@ def test_alerts_held_since_a_full_disk_start_are_journaled_at_close_if_there_is_
 ) -> None:
     """The journal could not be opened at start and the run ends before a batch retried it:
     closing tries once more, so the alerts are not left out of the journal."""
-    disk = small_disk(300_000)
-    path = disk / "j.db"
-    with closing(Journal(path)) as old:
-        old.append([JournalRow("e0", 1, ("load.site.cam1.",), b"{}", None)])
-    filler = _fill(disk)
+    path, filler = _journal_on_a_full_disk(small_disk(300_000))
     cfg = ZmqOutputConfig(
         endpoint=f"tcp://127.0.0.1:{free_port()}", journal=path, heartbeat_s=0, journal_retry_s=600
     )
