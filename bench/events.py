@@ -1,7 +1,8 @@
 """Event detection scored against the simulator's ground truth, the way the MIVIA contest scores.
 
 Every case of the suite (positive and negative cases for each kind, fixed cameras and a drone,
-several seeds) is rendered frame by frame and run through the engine's own stages — the bundled
+several seeds) is rendered frame by frame and run through the engine's own source loop and
+pipeline, built from a config by the function the runner uses (bench/sim_run.py) — the bundled
 detector, ByteTrack, the scene view and every rule at once — so each case also tests the other
 rules for false alarms. Rule settings and zones are fixed here, the same for every case; zones
 come from the scenario's areas projected into the camera image (the whole picture for drones).
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import copy
 import resource
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,22 +28,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-from engine.config import DetectorConfig, ZoneConfig
+from bench.sim_run import SensorStep, run_sims
+from engine.config import Config, DetectorConfig, ZoneConfig
 from engine.detect import OnnxDetector
-from engine.rule_config import (
-    AbandonedObjectRuleConfig,
-    CrowdRuleConfig,
-    DumpingRuleConfig,
-    LoiteringRuleConfig,
-)
-from engine.rules import AbandonedObjectRule, CrowdRule, DumpingRule, LoiteringRule, Rule
-from engine.rules.scene_view import SceneView
 from engine.sim import Simulation
 from engine.sim.scenario import DroneSensor, parse_scenario
-from engine.track import ByteTracker, TrackerSettings
-from engine.types import Frame
 
-__all__ = ["KINDS", "SUITE", "Case", "add_arguments", "run", "score"]
+__all__ = ["KINDS", "SUITE", "Case", "add_arguments", "case_config", "run", "score"]
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "configs" / "scenarios"
@@ -156,45 +147,60 @@ def _zone(zid: str, sim: Simulation, kinds: tuple[str, ...], buffer_m: float) ->
     )
 
 
+def case_config(sim: Simulation, model: Path) -> Config:
+    """The engine config of one case: one source, `cam` (moving for a drone), the suite's
+    rules, zones from the scenario's areas; loitering only where there are gates (an operator
+    draws it in front of them, not elsewhere)."""
+    sc = sim.scenario
+    zones = [_zone("d", sim, ("no_dumping",), 0), _zone("c", sim, (), 0)]
+    rules: list[dict[str, Any]] = [
+        {"type": "dumping", "zone": "d", **DUMPING},
+        {"type": "crowd", "zone": "c", **CROWD},
+    ]
+    if any(a.kind == "gate" for a in sc.world.areas):
+        zones.append(_zone("l", sim, ("gate",), 4.0))
+        rules.append({"type": "loitering", "zone": "l", **LOITERING})
+    zones.append(_zone("a", sim, (), 0))
+    rules.append({"type": "abandoned_object", "zone": "a", **ABANDONED})
+    source = {
+        "id": "cam",
+        "type": "file",
+        "path": f"{sc.name}.sim",  # rendered by the bench (engine.sim.source), not read
+        "rate": "max",
+        "moving": isinstance(sc.sensor, DroneSensor),
+    }
+    return Config.model_validate(
+        {
+            "site": "bench",
+            "sources": [source],
+            "detector": {"model": str(model), "conf": 0.2, "iou": 0.5},
+            "tracking": TRACKING,
+            "zones": zones,
+            "rules": rules,
+        }
+    )
+
+
 def run_case(case: Case, seed: int, detector: OnnxDetector, max_s: float | None) -> dict[str, Any]:
-    """Render and run one case; its alerts, true events and engine time."""
+    """Render and run one case through the engine's own pipeline; its alerts, true events and
+    engine time."""
     sim = Simulation(_patched(case), seed)
     sc = sim.scenario
-    names = detector.class_names
-    # loitering is watched where an operator would draw it: in front of gates (none elsewhere)
-    has_gate = any(a.kind == "gate" for a in sc.world.areas)
-    gates = _zone("l", sim, ("gate",), 4.0) if has_gate else None
-    rules: list[Rule] = [
-        DumpingRule(
-            DumpingRuleConfig(zone="d", **DUMPING), _zone("d", sim, ("no_dumping",), 0), names
-        ),
-        CrowdRule(CrowdRuleConfig(zone="c", **CROWD), _zone("c", sim, (), 0), names),
-        *(
-            [LoiteringRule(LoiteringRuleConfig(zone="l", **LOITERING), gates, names)]
-            if gates is not None
-            else []
-        ),
-        AbandonedObjectRule(
-            AbandonedObjectRuleConfig(zone="a", **ABANDONED), _zone("a", sim, (), 0), names
-        ),
-    ]
-    tracker = ByteTracker(TrackerSettings(**TRACKING), names)
-    scene = SceneView(isinstance(sc.sensor, DroneSensor), rules)
+    cfg = case_config(sim, detector.cfg.model)
     frames = sim.n_frames if max_s is None else min(sim.n_frames, round(max_s * sc.fps))
     alerts: list[dict[str, Any]] = []
-    engine_s = 0.0
-    for i in range(frames):
-        image, _, _ = sim.frame(i)
-        t0 = time.perf_counter()
-        frame = Frame("cam", i, sim.time_of(i), time.monotonic_ns(), image)
-        tracks = tracker.update(detector.detect_images([image])[0], frame.pts_s)
-        for rule in rules:
-            if tracker.ended:
-                rule.forget(tracker.ended)
-        view = scene.view(frame, tracks)
-        events = [e for rule in rules for e in rule.step(tracks, frame, view)]
-        engine_s += time.perf_counter() - t0
-        alerts += [{"kind": e.kind, "t": e.pts_s} for e in events if e.phase == "start"]
+
+    def on_step(step: SensorStep) -> None:
+        alerts.extend({"kind": e.kind, "t": e.pts_s} for e in step.events if e.phase == "start")
+
+    engine_s = run_sims(
+        cfg,
+        {"cam": sim},
+        lambda _src: detector.detect_images,
+        detector.class_names,
+        on_step,
+        max_frames=frames,
+    )
     end = frames / sc.fps
     truth = [
         {"kind": e.kind, "start": e.start_s, "end": min(e.end_s, end)}

@@ -1,10 +1,12 @@
 """Ground positions and fusion, scored against the simulator's truth: a fixed camera and a drone
 at 60 m over the same lot, where a truck dumps debris.
 
-Both sensors render the same world (same scenario, seed, actors) and run the engine's stages:
-detector, ByteTrack, ground mapping (the camera through its ground homography from intrinsics
-and pose; the drone through the camera its telemetry describes at each frame), the dumping rule
-with alert positions, the world tracker and the incident merger. Reported:
+Both sensors render the same world (same scenario, seed, actors) and run through the engine's
+own source loops and pipelines, built from a config by the function the runner uses
+(bench/sim_run.py): detector, ByteTrack, ground mapping (the camera through its ground
+homography from intrinsics and pose; the drone through the camera its telemetry describes at
+each frame), the dumping rule with alert positions, the shared world tracker, and the incident
+merger as the alert outlet applies it. Reported:
 - median ground-position error of tracks matched to true objects (IoU >= 0.5 with the true box):
   drone, and camera within 30 m of it;
 - identity consistency of the global tracks against the true actors (IDF1, py-motmetrics, match
@@ -24,29 +26,27 @@ from typing import Any
 import numpy as np
 import yaml
 
-from engine.config import DetectorConfig, ZoneConfig
+from bench.sim_run import SensorStep, run_sims, true_boxes
+from engine.config import Config, DetectorConfig
 from engine.detect import OnnxDetector
-from engine.fusion import IncidentMerger, WorldTracker
-from engine.geo import GeoOrigin, GroundHomography
-from engine.geo.locate import Locator
-from engine.geo.positions import GroundTracks, with_position
-from engine.rule_config import DumpingRuleConfig
-from engine.rules import DumpingRule
-from engine.rules.scene_view import SceneView
+from engine.detect.inference import DetectFn
+from engine.fusion import IncidentMerger
 from engine.sim import Simulation
 from engine.sim.scenario import parse_scenario
-from engine.track import ByteTracker, TrackerSettings, iou_matrix
-from engine.types import Detections, Frame
+from engine.sim.source import SimSource
+from engine.track import iou_matrix
+from engine.types import Tracks
 
 __all__ = ["add_arguments", "run"]
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "models" / "lookout_sim_yolo11n.onnx"
 SCENARIO = REPO / "configs" / "scenarios" / "dumping_fixed.yaml"
+DRONE_SIZE = (1280, 720)
 DRONE = {
     "type": "drone",
     "id": "drone9",
-    "resolution": [1280, 720],
+    "resolution": list(DRONE_SIZE),
     "hfov_deg": 62.0,
     "altitude_m": 60.0,
     "path": [[-4.0, 8.0], [4.0, 16.0]],
@@ -70,101 +70,89 @@ def _sims(seed: int) -> dict[str, Simulation]:
     return {"pole3": fixed, "drone9": drone}
 
 
+def fusion_config(sims: dict[str, Simulation], model: Path) -> Config:
+    """The engine config of the two sensors: the site's origin, the pole camera calibrated by
+    its ground homography, the drone placed by its telemetry, a dumping rule on each (the lot
+    in the camera's picture, the whole picture of the drone)."""
+    o = sims["pole3"].scenario.world.origin
+    cam0 = sims["pole3"].rig.pose(0.0).camera
+    lot = next(a for a in sims["pole3"].scenario.world.areas if a.kind == "no_dumping")
+    uv, _ = cam0.project(np.column_stack([np.asarray(lot.polygon), np.zeros(len(lot.polygon))]))
+    w, h = DRONE_SIZE
+    zones = [
+        {"id": "lot", "source": "pole3", "polygon": [[float(x), float(y)] for x, y in uv]},
+        {"id": "view", "source": "drone9", "polygon": [[0, 0], [w, 0], [w, h], [0, h]]},
+    ]
+    dumping = {"type": "dumping", "stop_s": 2, "confirm_s": 1, "min_score": 0.3}
+    homography = np.asarray(cam0.ground_homography(), np.float64).tolist()
+    return Config.model_validate(
+        {
+            "site": "bench",
+            "geo": {"lat": o.lat_deg, "lon": o.lon_deg, "alt_m": o.alt_m},
+            "sources": [  # rendered by the bench (engine.sim.source), not read
+                {
+                    "id": "pole3",
+                    "type": "file",
+                    "path": "pole3.sim",
+                    "rate": "max",
+                    "calibration": {"homography": homography},
+                },
+                {"id": "drone9", "type": "drone", "url": "drone9.sim", "rate": "max"},
+            ],
+            "detector": {"model": str(model), "conf": 0.2, "iou": 0.5},
+            "tracking": {"new_track_score": 0.35},
+            "zones": zones,
+            "rules": [{**dumping, "id": f"dumping-{z['id']}", "zone": z["id"]} for z in zones],
+            "fusion": {"gate_m": 2.5, "merge_m": 10.0},
+        }
+    )
+
+
 def run_once(
     seed: int, detector: OnnxDetector | None, names: tuple[str, ...], max_s: float | None
 ) -> dict[str, Any]:
-    """One seed, with the detector or (None) the true boxes."""
+    """One seed, with the detector or (None) the true boxes, through the engine's own source
+    loops and pipelines (bench/sim_run.py) sharing one world tracker."""
     import motmetrics as mm
 
     sims = _sims(seed)
-    o = sims["pole3"].scenario.world.origin
-    origin = GeoOrigin(o.lat_deg, o.lon_deg, o.alt_m)
-    cam0 = sims["pole3"].rig.pose(0.0).camera
-    locators = {
-        "pole3": Locator(origin, GroundHomography(cam0.ground_homography())),
-        "drone9": Locator(origin, None),
-    }
-    lot = next(a for a in sims["pole3"].scenario.world.areas if a.kind == "no_dumping")
-    uv, _ = cam0.project(np.column_stack([np.asarray(lot.polygon), np.zeros(len(lot.polygon))]))
-    zones = {
-        "pole3": ZoneConfig(id="lot", source="pole3", polygon=[tuple(p) for p in uv]),
-        "drone9": ZoneConfig(
-            id="view", source="drone9", polygon=[(0, 0), (1280, 0), (1280, 720), (0, 720)]
-        ),
-    }
-    rules = {
-        s: DumpingRule(
-            DumpingRuleConfig(id="dumping", zone=z.id, stop_s=2, confirm_s=1, min_score=0.3),
-            z,
-            names,
-        )
-        for s, z in zones.items()
-    }
-    trackers = {s: ByteTracker(TrackerSettings(new_track_score=0.35), names) for s in sims}
-    ground = {s: GroundTracks(loc) for s, loc in locators.items()}
-    scenes = {"pole3": SceneView(False, [rules["pole3"]]), "drone9": SceneView(True, [])}
-    world = WorldTracker(gate_m=2.5)
-    merger = IncidentMerger(merge_m=10.0)
+    model = detector.cfg.model if detector is not None else BUNDLED
+    cfg = fusion_config(sims, model)
+    merger = IncidentMerger(cfg.fusion.merge_m, cfg.fusion.merge_s)  # as the alert outlet does
     acc = mm.MOTAccumulator(auto_id=True)
     errors: dict[str, list[float]] = {"pole3": [], "drone9": []}
     alerts: list[dict[str, Any]] = []
-    fixed_xy = cam0.position_m[:2]
+    fixed_xy = sims["pole3"].rig.pose(0.0).camera.position_m[:2]
     sc = sims["pole3"].scenario
     frames = sims["pole3"].n_frames if max_s is None else round(max_s * sc.fps)
-    for i in range(frames):
-        t = i / sc.fps
-        truth_xy: dict[int, np.ndarray] = {}
-        seen: dict[int, np.ndarray] = {}
-        for s, sim in sims.items():
-            image, truths, pose = sim.frame(i)
-            frame = Frame(s, i, t, int(t * 1e9), image, pose.telemetry)
-            visible = [x for x in truths if x.visibility >= 0.25 and x.cls in names]
-            if detector is not None:
-                dets = detector.detect_images([image])[0]
-            else:
-                boxes = np.array([x.box_xyxy for x in visible], np.float32).reshape(-1, 4)
-                dets = Detections(
-                    boxes,
-                    np.full(len(visible), 0.9, np.float32),
-                    np.array([names.index(x.cls) for x in visible], np.int32),
-                    names,
-                )
-            tr = trackers[s]
-            tracks = tr.update(dets, t)
-            if tr.ended:
-                rules[s].forget(tr.ended)
-                ground[s].forget(tr.ended)
-                world.forget(s, tr.ended)
-            tracks = ground[s](tracks, frame)
-            gids = world.update(s, tracks, t)
-            for k, gid in enumerate(gids):
+    truth_xy: dict[int, np.ndarray] = {}  # this frame's, both sensors
+    seen: dict[int, np.ndarray] = {}
+
+    def on_step(step: SensorStep) -> None:
+        s, tracks, frame = step.source.id, step.tracks, step.frame
+        if tracks is not None and frame is not None:
+            visible = [x for x in step.source.truths if x.visibility >= 0.25 and x.cls in names]
+            for k, tid in enumerate(tracks.track_id.tolist()):
+                gid = step.pipeline.global_ids.get(int(tid), -1)
                 if gid >= 0:
                     seen[int(gid)] = tracks.ground_m[k].astype(np.float64)
             for x in visible:
                 truth_xy[x.actor_id] = np.array(x.world_m[:2])
-            # position errors of tracks that match a true object in this sensor's picture
-            if len(tracks) and visible:
-                iou = iou_matrix(tracks.xyxy, np.array([x.box_xyxy for x in visible], np.float32))
-                for k in range(len(tracks)):
-                    j = int(np.argmax(iou[k]))
-                    if iou[k, j] < 0.5 or not np.all(np.isfinite(tracks.ground_m[k])):
-                        continue
-                    true_xy = np.array(visible[j].world_m[:2])
-                    if s == "pole3" and np.hypot(*(true_xy - fixed_xy)) > 30:
-                        continue
-                    errors[s].append(float(np.hypot(*(tracks.ground_m[k] - true_xy))))
-            for e in rules[s].step(tracks, frame, scenes[s].view(frame, tracks)):
-                e = merger(with_position(e, locators[s], frame))
-                if e.phase == "start":
-                    pos = e.attributes.get("position") or {}
-                    alerts.append(
-                        {
-                            "t": t,
-                            "sensor": s,
-                            "east": pos.get("east_m"),
-                            "north": pos.get("north_m"),
-                        }
-                    )
+            errors[s] += _position_errors(tracks, visible, fixed_xy if s == "pole3" else None)
+        for e in step.events:
+            e = merger(e)
+            if e.phase == "start":
+                pos = e.attributes.get("position") or {}
+                alerts.append(
+                    {
+                        "t": e.pts_s,
+                        "sensor": s,
+                        "east": pos.get("east_m"),
+                        "north": pos.get("north_m"),
+                    }
+                )
+
+    def after_frame(_i: int) -> None:
         tids = sorted(truth_xy)
         hids = sorted(seen)
         dist = np.array(
@@ -172,6 +160,13 @@ def run_once(
         ).reshape(len(tids), len(hids))
         dist[dist > 4.0] = np.nan  # beyond 2 m: no match
         acc.update(tids, hids, dist)
+        truth_xy.clear()
+        seen.clear()
+
+    def detect_of(source: SimSource) -> DetectFn:
+        return detector.detect_images if detector is not None else true_boxes(source, names)
+
+    run_sims(cfg, sims, detect_of, names, on_step, after_frame, frames)
     mh = mm.metrics.create()
     idf1 = float(mh.compute(acc, metrics=["idf1"], name="w")["idf1"].iloc[0])
     truth_events = [e for e in sims["pole3"].script.events if e.kind == "dumping"]
@@ -193,6 +188,24 @@ def run_once(
         "merged": merger.merged,
         "alert_pos_err_m": pos_err,
     }
+
+
+def _position_errors(tracks: Tracks, visible: list[Any], near: Any) -> list[float]:
+    """Ground-position errors of the tracks that match a true object in the sensor's picture
+    (IoU >= 0.5), those within 30 m of `near` only when it is given."""
+    out: list[float] = []
+    if not len(tracks) or not visible:
+        return out
+    iou = iou_matrix(tracks.xyxy, np.array([x.box_xyxy for x in visible], np.float32))
+    for k in range(len(tracks)):
+        j = int(np.argmax(iou[k]))
+        if iou[k, j] < 0.5 or not np.all(np.isfinite(tracks.ground_m[k])):
+            continue
+        true_xy = np.array(visible[j].world_m[:2])
+        if near is not None and np.hypot(*(true_xy - near)) > 30:
+            continue
+        out.append(float(np.hypot(*(tracks.ground_m[k] - true_xy))))
+    return out
 
 
 def _p50(values: list[float]) -> float | None:

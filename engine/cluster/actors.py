@@ -90,6 +90,7 @@ class _Source:
         self._worker = SourceWorker(
             cfg, source_id, _RemoteHub(hub), node, on_crash=lambda: os._exit(1)
         )
+        self._worker.start()
 
     def status(self) -> dict[str, Any]:
         return vars(self._worker.status())

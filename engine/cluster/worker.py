@@ -2,8 +2,9 @@
 frame's record to the hub.
 
 The worker registers with the hub (epoch, frame to resume from), opens its source there (a
-recorded file resumes at that frame; a live camera simply goes on), and runs the same per-source
-pipeline as a single box (`SourcePipeline`) with its own detector. Frames never leave the node:
+recorded file resumes at that frame; a live camera simply goes on), and runs the same source loop
+and pipeline as a single box (`engine.runtime.source_loop`, `engine.pipeline.build_pipeline`),
+failed stages restarted by the same policy, with its own detector. Frames never leave the node:
 only each frame's record (its number and events) goes to the hub. Records are kept until the hub
 acknowledges them and re-sent if an ack does not come (at-least-once; the hub accepts each frame
 once). A worker whose hub answers FENCED was replaced by a newer incarnation and stops.
@@ -19,16 +20,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from engine.cluster.hub import FENCED
-from engine.config import Config, FileSourceConfig
-from engine.detect import build_detector
-from engine.errors import SourceError
-from engine.fusion import WorldTracker
-from engine.geo.positions import build_locators
-from engine.rules import build_rules
-from engine.runtime.metrics import RuntimeMetrics
-from engine.runtime.pipeline import SharedWorld, SourcePipeline, wants_snapshots
-from engine.sources import FileSource, LiveSource, Source, TruncatedFile
-from engine.types import Event, HealthEvent, HealthKind
+from engine.config import Config
+from engine.detect import OnnxDetector, build_detector
+from engine.pipeline import SharedWorld, SourcePipeline, build_pipeline, new_world
+from engine.runtime.source_loop import SourceLoop
+from engine.runtime.supervisor import RestartPolicy
+from engine.sources import FileSource, Source, build_source
+from engine.types import Event, Frame, HealthEvent, Tracks
 
 __all__ = ["HubLink", "SourceWorker", "WorkerStatus"]
 
@@ -72,19 +70,22 @@ class WorkerStatus:
 class SourceWorker:
     """Runs one source on this node until its stream ends, it is fenced, or `stop`.
 
-    Two threads: the frame loop (read, detect, track, rules) puts each frame's record in an
-    outbox; the delivery thread hands the outbox to the hub every SEND_EVERY_S and keeps what is
-    not acknowledged, so records go out also while the camera is away, and a slow hub never
-    stalls capture. Health events take the same thread. A failure that retrying can fix (not a
-    source that cannot be read) is reported and handed to `on_crash`, which lets Ray restart the
-    actor (on this node or another); it resumes where the hub's records end.
+    Two threads, started by `start`: the source loop (read, detect, track, rules) puts each
+    frame's record in an outbox; the delivery thread hands the outbox to the hub every
+    SEND_EVERY_S and keeps what is not acknowledged, so records go out also while the camera is
+    away, and a slow hub never stalls capture. Health events take the same thread. A failed
+    stage is restarted as on a single box (the config's `supervisor` policy; the incidents it
+    had open end with the next record); when the policy gives up, it is handed to `on_crash`,
+    which lets Ray restart the actor (on this node or another); it resumes where the hub's
+    records end.
 
     Args:
         cfg: the deployment's config.
         source_id: which source.
         hub: the hub.
         node: this node's id (for the hub's bookkeeping and health events).
-        on_crash: called after a retryable failure was reported (the actor ends its process).
+        on_crash: called when the restart policy gave up on a failed stage (the actor ends its
+            process).
     """
 
     def __init__(
@@ -111,6 +112,8 @@ class SourceWorker:
         self._health: list[HealthEvent] = []
         self._lock = threading.Lock()
         self._src: Source | None = None
+        self._carry: list[Event] = []  # events without a frame: they go with the next record
+        self._last = self.acked  # the position of the last frame read
         self._crashed = False
         self._done = threading.Event()  # the frame loop ended (its last record is queued)
         self._delivered = threading.Event()  # ... and everything went to the hub
@@ -121,6 +124,9 @@ class SourceWorker:
         self._sender = threading.Thread(
             target=self._send_loop, name=f"lookout-send-{source_id}", daemon=True
         )
+
+    def start(self) -> None:
+        """Start the source loop and the delivery thread."""
         self._thread.start()
         self._sender.start()
 
@@ -157,36 +163,14 @@ class SourceWorker:
             self._health.append(event)
             del self._health[:-MAX_HEALTH]
 
-    def _open(self) -> Source:
-        scfg = next(s for s in self.cfg.sources if s.id == self.id)
-        src: Source
-        if isinstance(scfg, FileSourceConfig):
-            src = FileSource(scfg, max(0, self.start_frame), self._on_health)
-        else:
-            src = LiveSource(scfg, self._on_health)
-        src.open()
-        return src
-
-    def _pipeline(self) -> SourcePipeline:
-        cfg = self.cfg
-        detector = build_detector(cfg.detector)
-        rules = build_rules(cfg, detector.class_names).get(self.id, [])
-        fu = cfg.fusion
-        # each source's own world tracker: global ids across cameras need one place (the
-        # single-box runner); on a cluster, positions and per-source ids are what go out
-        world = SharedWorld(WorldTracker(fu.gate_m, fu.lost_s), threading.Lock())
-        scfg = next(s for s in cfg.sources if s.id == self.id)
-        return SourcePipeline(
-            cfg,
-            scfg,
+    def _pipeline(self, detector: OnnxDetector, world: SharedWorld) -> SourcePipeline:
+        return build_pipeline(
+            self.cfg,
+            self.id,
             detector.detect_images,
             detector.class_names,
-            rules,
-            build_locators(cfg).get(self.id),
             world,
-            RuntimeMetrics([self.id]),
-            wants_snapshots(cfg),
-            self._on_health,
+            on_health=self._on_health,
         )
 
     def _queue(self, record: tuple[int, list[Event]]) -> None:
@@ -196,46 +180,48 @@ class SourceWorker:
         if backlog > MAX_OUTBOX and backlog % MAX_OUTBOX == 1:  # the hub has been away long
             log.warning("source %s: %d records wait for the hub", self.id, backlog)
 
+    def _emit(self, events: list[Event], frame: Frame | None, _tracks: Tracks | None) -> None:
+        """A frame's record: its position in the stream (a file's frames are numbered by their
+        position in it, so dropped ones leave gaps and a moved source resumes exactly there; a
+        live feed's count on from where it was) and its events. Events without a frame (a
+        restart ended incidents) go with the next record."""
+        if self.fenced:
+            return
+        if frame is None:
+            self._carry += events
+            return
+        assert self._src is not None
+        self._last = self._src.position
+        events, self._carry = self._carry + events, []
+        self._queue((self._last, events))
+        self.frames += 1
+
     def _run(self) -> None:
-        pipe: SourcePipeline | None = None
-        file: FileSource | None = None
-        last = self.acked
-
-        def end_stream() -> None:  # the stream's end: its open incidents end
-            if pipe is None or self.fenced:
-                return
-            end = last + 1
-            if file is not None and not self._stop.is_set():  # after its last frame
-                end = max(end, self.start_frame + file.stats.decoded)
-            self._queue((end, pipe.close()))
-
+        src: Source | None = None
         try:
-            self._src = src = self._open()
-            pipe = self._pipeline()
-            # a file's frames are numbered by their position in it (dropped ones leave gaps, and
-            # a moved source resumes exactly there); a live feed's count from where it was
-            file = src if isinstance(src, FileSource) else None
-            while not self._stop.is_set() and not self.fenced:
-                frame = src.read()
-                if frame is None:
-                    break
-                _, events = pipe.process(frame)
-                last = file.position if file is not None else self.start_frame + frame.seq
-                self._queue((last, events))
-                self.frames += 1
-            end_stream()
-        except SourceError as exc:  # retrying cannot fix it: the source is done for (as in the
-            self.error = str(exc)  # single-box runner: source.failed, or source.truncated)
-            try:  # a file read on to its (early) end: the incidents it opened end as at any end
-                end_stream()
-            except Exception:
-                log.exception("source %s: ending its open incidents failed", self.id)
-            kind: HealthKind = (
-                "source.truncated" if isinstance(exc, TruncatedFile) else "source.failed"
+            cfg = self.cfg
+            scfg = next(s for s in cfg.sources if s.id == self.id)
+            self._src = src = build_source(scfg, self._on_health, max(0, self.start_frame))
+            detector = build_detector(cfg.detector)
+            # each source's own world tracker: global ids across cameras need one place (the
+            # single-box runner); on a cluster, positions and per-source ids are what go out
+            world = new_world(cfg)
+            sv = cfg.supervisor
+            loop = SourceLoop(
+                src,
+                lambda: self._pipeline(detector, world),
+                self._emit,
+                self._on_health,
+                batch=cfg.detector.batch_max if detector.info.batch_dynamic else 1,
+                policy=RestartPolicy(
+                    sv.backoff_initial_s, sv.backoff_max_s, sv.healthy_s, sv.max_restarts
+                ),
             )
-            attrs = {"stage": "source", **getattr(exc, "attributes", {})}
-            self._on_health(HealthEvent(kind, self.id, time.monotonic_ns(), str(exc), attrs))
-        except Exception as exc:
+            end = loop.run(self._stop)
+            self.error = end.error
+            self._crashed = end.error is not None and not end.source_failed
+            self._end_stream(src)
+        except Exception as exc:  # building the detector or the pipeline: the actor restarts
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("source %s: worker failed", self.id)
             self._on_health(
@@ -249,13 +235,23 @@ class SourceWorker:
             )
             self._crashed = True
         finally:
-            if self._src is not None:
-                self._src.close()
+            if src is not None:
+                src.close()
             self._done.set()
         self._sender.join(FLUSH_S)
         if self._crashed and self._on_crash is not None:
             time.sleep(CRASH_BACKOFF_S)  # no hot restart loop
             self._on_crash()
+
+    def _end_stream(self, src: Source) -> None:
+        """The stream's end record (after its last frame): the incidents it ended."""
+        if self.fenced or self._crashed:
+            return
+        end = self._last + 1
+        if isinstance(src, FileSource) and not self._stop.is_set():  # after its last frame
+            end = max(end, self.start_frame + src.stats.decoded)
+        events, self._carry = self._carry, []
+        self._queue((end, events))
 
     # --- delivery -------------------------------------------------------------------------------
 
@@ -316,6 +312,7 @@ class SourceWorker:
             self.records_sent += len(batch)
         if ack == FENCED:
             self.fenced = True
+            self._stop.set()  # replaced by a newer incarnation: its loop ends here
             return False
         self.acked = max(self.acked, ack)
         with self._lock:

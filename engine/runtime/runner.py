@@ -29,18 +29,18 @@ import zmq
 from engine.alerts.outlet import AlertOutlet
 from engine.config import Config
 from engine.detect import OnnxDetector, build_detector
-from engine.errors import EngineError, SourceError
-from engine.fusion import WorldTracker
+from engine.errors import EngineError
 from engine.geo.positions import build_locators
+from engine.pipeline import SourcePipeline, build_pipeline, new_world
 from engine.rules import Rule, build_rules
 from engine.runtime.batcher import InferenceBatcher
 from engine.runtime.metrics import RuntimeMetrics, SourceProbe
 from engine.runtime.metrics_http import MetricsServer
-from engine.runtime.pipeline import SharedWorld, SourcePipeline, wants_snapshots
 from engine.runtime.reload import ConfigWatcher, plan_rules
-from engine.runtime.supervisor import RestartPolicy, StageFailed, supervise
-from engine.sources import Source, TruncatedFile, build_source
-from engine.types import Alert, Event, Frame, HealthEvent, HealthKind, Tracks
+from engine.runtime.source_loop import SourceLoop
+from engine.runtime.supervisor import RestartPolicy
+from engine.sources import Source, build_source
+from engine.types import Alert, Event, Frame, HealthEvent, Tracks
 
 __all__ = ["FrameHook", "RunReport", "Runner"]
 
@@ -96,11 +96,9 @@ class Runner:
         self._metrics_server: MetricsServer | None = None
         self._watch = watch
         self._reload_asked = threading.Event()
-        self._snapshots = wants_snapshots(cfg)
         self._events: queue.Queue[Event | HealthEvent] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
         self._rules_lock = threading.Lock()
         self._pending: dict[str, tuple[list[Rule], Config]] = {}
-        self._leftover: dict[str, list[Frame]] = {}  # frames a failed worker had not processed
         self.health: deque[HealthEvent] = deque(maxlen=HEALTH_KEPT)  # the latest, for callers
         self.inference_calls = 0  # detector calls of the shared batcher (known once closed)
         self.inference_images = 0
@@ -118,18 +116,16 @@ class Runner:
                 else None
             )
             self.rules: dict[str, list[Rule]] = build_rules(cfg, self.detector.class_names)
-            self._locators = build_locators(cfg)
-            fu = cfg.fusion
-            groups = tuple(tuple(g) for g in cfg.tracking.class_groups)
-            self.world = WorldTracker(fu.gate_m, fu.lost_s, groups)
-            self._shared_world = SharedWorld(self.world, threading.Lock())
+            placed = bool(build_locators(cfg))  # checks every calibration now, not per source
+            self._world = new_world(cfg)
+            self.world = self._world.tracker
             self.sources: list[Source] = [build_source(s, self._on_health) for s in cfg.sources]
             for src in self.sources:  # opened by their workers: one that cannot ends alone
                 self.metrics.probe(src.id, _probe(src))
             self.metrics.queue("events", self._events.qsize)
             if self._batcher is not None:
                 self.metrics.queue("inference", self._batcher.pending)
-            merge = fu.merge_incidents and bool(self._locators)
+            merge = cfg.fusion.merge_incidents and placed
             self._outlet = AlertOutlet(cfg, self._context, merge)
             if cfg.metrics is not None:
                 self._metrics_server = MetricsServer(cfg.metrics, self.metrics)
@@ -212,114 +208,60 @@ class Runner:
     def _supervised(
         self, src: Source, stop: threading.Event, report: RunReport, on_frame: FrameHook | None
     ) -> None:
-        def restarted(stage: str) -> None:
-            self.metrics.restarted(src.id, stage)
-            report.restarts[src.id] = report.restarts.get(src.id, 0) + 1
-
-        try:
-            src.open()  # here, in the source's own thread: a source that cannot ends alone
-        except SourceError as exc:
-            self._source_failed(src, exc, report)
-            return
-        except Exception as exc:  # a bug in opening: this source ends alone too, and says why
-            log.exception("source %s: opening failed", src.id)
-            self._source_failed(src, SourceError(f"source {src.id}: cannot open: {exc!r}"), report)
-            return
-
-        def work() -> None:
-            try:
-                self._work(src, stop, report, on_frame)
-            except SourceError as exc:  # the source cannot be read on: it ends, the rest run
-                self._source_failed(src, exc, report)
-                raise
-
-        error = supervise(src.id, work, stop, self._on_health, restarted, self._policy)
-        if error is not None:
-            report.errors[src.id] = error
-
-    def _source_failed(self, src: Source, exc: SourceError, report: RunReport) -> None:
-        """A source that ended with an error: one health event, and the error in the report."""
-        report.errors[src.id] = str(exc)
-        kind: HealthKind = "source.truncated" if isinstance(exc, TruncatedFile) else "source.failed"
-        attrs = dict(getattr(exc, "attributes", {}))
-        self._on_health(HealthEvent(kind, src.id, time.monotonic_ns(), str(exc), attrs))
-
-    def _work(
-        self, src: Source, stop: threading.Event, report: RunReport, on_frame: FrameHook | None
-    ) -> None:
-        """One source's worker: frames from its ingest buffer through its pipeline. Raises
-        StageFailed (restart) or EngineError (the source is done for)."""
-        with self._rules_lock:
-            self._pending.pop(src.id, None)
-            if src.id in report.restarts:  # a restarted worker starts with fresh rules
-                self.rules[src.id] = build_rules(self.cfg, self.detector.class_names)[src.id]
-            rules, cfg = self.rules[src.id], self.cfg
-        pipe = SourcePipeline(
-            cfg,
-            src.cfg,
-            self._batcher.detect if self._batcher else self.detector.detect_images,
-            self.detector.class_names,
-            rules,
-            self._locators.get(src.id),
-            self._shared_world,
-            self.metrics,
-            self._snapshots,
-            self._on_health,
-        )
-        base = report.inferences.get(src.id, 0)
+        """One source's worker thread: its loop (engine.runtime.source_loop) to the end."""
         sid = src.id
-        take = self.cfg.detector.batch_max if self.detector.info.batch_dynamic else 1
-        try:
-            while not stop.is_set():
-                if sid in self._pending:
-                    with self._rules_lock:
-                        new_rules, new_cfg = self._pending.pop(sid)
-                    self._put_all(pipe.set_rules(new_rules, new_cfg), stop)
-                frames = self._take(src, take)
-                if not frames:
-                    break
-                done = 0
-                try:
-                    found = pipe.detect(frames)
-                    for frame, dets in zip(frames, found, strict=True):
-                        done += 1
-                        tracks, events = pipe.follow(frame, dets)
-                        self._put_all(events, stop)
-                        self.metrics.stage_done(sid, "rules", frame.capture_ns)
-                        report.frames[sid] = report.frames.get(sid, 0) + 1
-                        report.inferences[sid] = base + pipe.inferences
-                        self.metrics.inferred(sid, base + pipe.inferences)
-                        if on_frame is not None:
-                            pipe.stage = "frame hook"
-                            on_frame(frame, tracks, events)
-                except Exception as exc:  # also ModelError: inference may work again
-                    # the frame that failed is lost; those behind it wait for the restart
-                    self._leftover[sid] = frames[max(done, 1) :]
-                    raise StageFailed(pipe.stage, exc) from exc
-        finally:
-            try:
-                self._put_all(pipe.close(), stop)
-            except Exception:
-                log.exception("source %s: closing its open incidents failed", sid)
 
-    def _take(self, src: Source, most: int) -> list[Frame]:
-        """The next frame (waiting for it) and those already waiting behind it, up to `most`:
-        [] at the end of the source. Frames a failed worker left come first."""
-        left = self._leftover.pop(src.id, [])
-        if left:
-            return left
-        first = src.read()
-        if first is None:
-            return []
-        frames = [first]
-        while len(frames) < most and src.queued > 0:
-            nxt = src.read()
-            if nxt is None:
-                break
-            frames.append(nxt)
-        for _ in frames:
-            self.metrics.frame_in(src.id)
-        return frames
+        def make_pipeline() -> SourcePipeline:
+            with self._rules_lock:
+                self._pending.pop(sid, None)
+                if loop.restarts:  # a restarted worker starts with fresh rules
+                    self.rules[sid] = build_rules(self.cfg, self.detector.class_names)[sid]
+                rules, cfg = self.rules[sid], self.cfg
+            detect = self._batcher.detect if self._batcher else self.detector.detect_images
+            return build_pipeline(
+                cfg,
+                sid,
+                detect,
+                self.detector.class_names,
+                self._world,
+                rules=rules,
+                clock=self.metrics,
+                on_health=self._on_health,
+            )
+
+        def emit(events: list[Event], frame: Frame | None, tracks: Tracks | None) -> None:
+            self._put_all(events, stop)
+            if frame is None or tracks is None:
+                return
+            report.frames[sid] = report.frames.get(sid, 0) + 1
+            report.inferences[sid] = loop.inferences
+            if on_frame is not None and loop.pipeline is not None:
+                loop.pipeline.stage = "frame hook"
+                on_frame(frame, tracks, events)
+
+        def between(pipe: SourcePipeline) -> list[Event]:
+            if sid not in self._pending:
+                return []
+            with self._rules_lock:
+                new_rules, new_cfg = self._pending.pop(sid)
+            return pipe.set_rules(new_rules, new_cfg)
+
+        take = self.cfg.detector.batch_max if self.detector.info.batch_dynamic else 1
+        loop = SourceLoop(
+            src,
+            make_pipeline,
+            emit,
+            self._on_health,
+            batch=take,
+            policy=self._policy,
+            metrics=self.metrics,
+            between=between,
+        )
+        end = loop.run(stop)
+        if loop.restarts:
+            report.restarts[sid] = loop.restarts
+        if end.error is not None:
+            report.errors[sid] = end.error
 
     # --- reload ---------------------------------------------------------------------------------
 

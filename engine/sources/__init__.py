@@ -26,7 +26,16 @@ __all__ = [
 
 
 class Source(Protocol):
-    """What the runner needs of a source."""
+    """What the source loop needs of a source.
+
+    `open` starts its ingest (the only place a source starts a thread); `read` waits for the
+    next frame and returns None at its end or once closed; `close` may be called from any
+    thread, at any time, more than once. A source reports its own lag (`source.lagging`, see
+    `engine.sources.lag`) to the health callback it was built with. `position` is where the
+    stream stands, so that a source built with `resume_from=position + 1` (a source moved to
+    another node) goes on after its last frame: a file's frame index (dropped frames leave
+    gaps), a live feed's count from where it was opened.
+    """
 
     id: str
     cfg: Any
@@ -43,11 +52,16 @@ class Source(Protocol):
     def dropped(self) -> int: ...
     @property
     def queued(self) -> int: ...
+    @property
+    def position(self) -> int: ...
 
 
-def build_source(cfg: SourceConfig, on_health: HealthCallback | None = None) -> Source:
+def build_source(
+    cfg: SourceConfig, on_health: HealthCallback | None = None, resume_from: int = 0
+) -> Source:
     """The source a config names (not opened yet), reporting health (connection states,
-    `source.lagging`) to `on_health`."""
+    `source.lagging`) to `on_health`, resuming at position `resume_from` (a recorded file skips
+    the frames before it; a live feed goes on, counting from there)."""
     if isinstance(cfg, FileSourceConfig):
-        return FileSource(cfg, on_health=on_health)
-    return LiveSource(cfg, on_health)
+        return FileSource(cfg, resume_from, on_health)
+    return LiveSource(cfg, on_health, resume_from)

@@ -84,6 +84,8 @@ class LiveSource:
     Args:
         cfg: the source's configuration.
         on_health: called (from the source's threads) with each health event.
+        start_frame: the `position` this stream resumes at (a source moved to another node:
+            a live feed simply goes on, counting from there).
 
     Raises:
         SourceError: (from `open`) only for what retrying cannot fix: a missing recorded file.
@@ -94,9 +96,12 @@ class LiveSource:
         >>> src.open(); frame = src.read()  # doctest: +SKIP
     """
 
-    def __init__(self, cfg: LiveConfig, on_health: HealthCallback | None = None) -> None:
+    def __init__(
+        self, cfg: LiveConfig, on_health: HealthCallback | None = None, start_frame: int = 0
+    ) -> None:
         self.cfg = cfg
         self.id = cfg.id
+        self.start_frame = start_frame
         self.stats = LiveStats()
         self.fps: float = 0.0
         self.size: tuple[int, int] = (0, 0)
@@ -148,6 +153,11 @@ class LiveSource:
         self._seq += 1
         self.stats.frames = self._seq
         return frame
+
+    @property
+    def position(self) -> int:
+        """Of the last frame read, counted from `start_frame` (start_frame - 1 before any)."""
+        return self.start_frame + self._seq - 1
 
     def close(self, join_timeout_s: float = 0.0) -> None:
         """Stop capturing; a waiting `read` returns None. Safe from any thread."""

@@ -341,6 +341,7 @@ def test_a_truncated_file_on_a_cluster_worker_still_ends_its_incidents(tmp_path:
     )
     hub = Hub(cfg)
     worker = SourceWorker(cfg, "cut", hub, "node-a")
+    worker.start()
     deadline = time.monotonic() + 120
     while not worker.status().done:
         assert time.monotonic() < deadline, "the worker never delivered its records"

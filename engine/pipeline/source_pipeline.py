@@ -1,5 +1,7 @@
-"""One source's processing after ingest: detect (through the shared batcher), track, place on
-the ground, rules, clips and snapshots. Not thread-safe: one per source worker thread.
+"""One source's processing after ingest: detect (directly or through the shared batcher), then
+track, place on the ground and fuse, rules, clips and snapshots. Not thread-safe: one per source
+thread. Built by `engine.pipeline.build_pipeline` only (the runner, the cluster worker and the
+benches alike).
 
 `stage` always names the step in progress, so that when a step raises, the supervisor can say
 which stage failed. Outputs that can fail (clips, snapshots) fail alone: the events go on
@@ -12,10 +14,11 @@ incidents.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from engine.alerts import with_snapshot
 from engine.config import (
@@ -23,7 +26,6 @@ from engine.config import (
     DroneSourceConfig,
     FileSourceConfig,
     RtspSourceConfig,
-    ZmqOutputConfig,
 )
 from engine.detect.inference import DetectFn, SourceInference
 from engine.fusion import WorldTracker
@@ -33,26 +35,28 @@ from engine.record.clips import ClipRecorder, with_clip
 from engine.record.output_health import OutputHealth
 from engine.rules import Rule
 from engine.rules.scene_view import SceneView
-from engine.runtime.metrics import RuntimeMetrics
 from engine.track import ByteTracker, TrackerSettings
 from engine.types import Detections, Event, Frame, HealthEvent, Tracks
 
-__all__ = ["SharedWorld", "SourcePipeline", "wants_snapshots"]
+__all__ = ["SharedWorld", "SourcePipeline", "StageClock"]
 
 log = logging.getLogger(__name__)
 
 
-def wants_snapshots(cfg: Config) -> bool:
-    """A ZeroMQ output sends JPEG snapshots: events carry one of their frame."""
-    return any(isinstance(o, ZmqOutputConfig) and o.snapshots for o in cfg.outputs)
-
-
 @dataclass
 class SharedWorld:
-    """The world tracker shared by all sources, and the lock that guards it."""
+    """The world tracker shared by the sources of one engine, and the lock that guards it."""
 
     tracker: WorldTracker
-    lock: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class StageClock(Protocol):
+    """Where a pipeline reports that a stage finished a frame (the runtime's metrics)."""
+
+    def stage_done(
+        self, source: str, stage: str, capture_ns: int, now_ns: int | None = None
+    ) -> None: ...
 
 
 class SourcePipeline:
@@ -66,7 +70,7 @@ class SourcePipeline:
         rules: this source's rules.
         locator: maps this source's pixels to the ground, or None.
         world: the shared world tracker (used when `locator` is set).
-        metrics: where stage latencies go.
+        clock: where stage latencies go (None: not measured).
         snapshots: attach a JPEG of the frame to each event.
         on_health: receives the health events of this source's outputs (clips, snapshots).
     """
@@ -80,7 +84,7 @@ class SourcePipeline:
         rules: Sequence[Rule],
         locator: Locator | None,
         world: SharedWorld,
-        metrics: RuntimeMetrics,
+        clock: StageClock | None,
         snapshots: bool,
         on_health: Callable[[HealthEvent], None] | None = None,
     ) -> None:
@@ -90,7 +94,8 @@ class SourcePipeline:
         self.last: Frame | None = None
         self._src_cfg = source_cfg
         self._world = world
-        self._metrics = metrics
+        self._clock = clock
+        self.global_ids: dict[int, int] = {}  # the last frame's: track id -> global track id
         self._snapshots = snapshots
         self._on_health = on_health
         self._snapshot_health = OutputHealth("snapshots", self.id, on_health)
@@ -117,7 +122,7 @@ class SourcePipeline:
         moving = source_cfg.moving
         self._moving = moving if moving is not None else isinstance(source_cfg, DroneSourceConfig)
         self.rules: list[Rule] = []
-        self._zones: list[Any] = []
+        self._zones: list[list[tuple[float, float]]] = []
         self._infer: SourceInference | None = None
         self._scene = SceneView(self._moving, [])
         self._clips: ClipRecorder | None = None
@@ -128,47 +133,26 @@ class SourcePipeline:
         """Frames that went to the detector."""
         return self._infer.inferences if self._infer is not None else 0
 
-    def process(self, frame: Frame) -> tuple[Tracks, list[Event]]:
-        """This frame's tracks and the events it caused (positions, clips, snapshots added)."""
-        return self.follow(frame, self.detect([frame])[0])
-
     def detect(self, frames: list[Frame]) -> list[Detections]:
-        """Detections of consecutive frames of this source, in one detector call; then `follow`
-        each, in order."""
-        m, sid = self._metrics, self.id
+        """Detections of consecutive frames of this source, in one detector call; then
+        `analyse` each, in order."""
         self.stage = "detect"
         assert self._infer is not None
         found = self._infer.detections_many(frames)
         now = time.monotonic_ns()
         for frame in frames:
-            m.stage_done(sid, "detect", frame.capture_ns, now)
+            self._stage_done("detect", frame, now)
         return found
 
-    def follow(self, frame: Frame, dets: Detections) -> tuple[Tracks, list[Event]]:
-        """Track, place, rule one detected frame: its tracks and the events it caused."""
-        m, sid = self._metrics, self.id
-        self.stage = "track"
-        tracker = self._tracker
-        tracks = (
-            tracker.update(dets, frame.pts_s) if tracker is not None else Tracks.untracked(dets)
-        )
-        if tracker is not None and tracker.ended:
-            self._forget(tracker.ended)
-        global_ids: dict[int, int] = {}
+    def analyse(self, frame: Frame, dets: Detections) -> tuple[Tracks, list[Event]]:
+        """Everything after detection, for one frame: track, place on the ground and fuse
+        (`global_ids`), rules, then clips and snapshots on the events. Its tracks and the
+        events it caused."""
+        tracks = self._track(frame, dets)
         if self._ground is not None:
-            self.stage = "ground"
-            tracks = self._ground(tracks, frame)
-            site_time = frame.pts_s + self._src_cfg.clock_offset_s
-            with self._world.lock:
-                gids = self._world.tracker.update(sid, tracks, site_time)
-            global_ids = dict(zip(tracks.track_id.tolist(), gids.tolist(), strict=True))
-        m.stage_done(sid, "track", frame.capture_ns)
-        self.stage = "rules"
-        rules = self.rules
-        view = self._scene.view(frame, tracks) if rules else None
-        events = [e for rule in rules for e in rule.step(tracks, frame, view)]
-        if self._locator is not None and events:
-            events = [with_position(e, self._locator, frame, global_ids) for e in events]
+            tracks = self._place(frame, tracks)
+        self._stage_done("track", frame)
+        events = self._apply_rules(frame, tracks)
         if self._clips is not None:
             self.stage = "clips"
             events = self._with_clips(frame, events)
@@ -177,6 +161,42 @@ class SourcePipeline:
         self.last = frame
         self.stage = "publish"
         return tracks, events
+
+    def _stage_done(self, stage: str, frame: Frame, now_ns: int | None = None) -> None:
+        if self._clock is not None:
+            self._clock.stage_done(self.id, stage, frame.capture_ns, now_ns)
+
+    def _track(self, frame: Frame, dets: Detections) -> Tracks:
+        """Identities across frames (untracked detections when tracking is off)."""
+        self.stage = "track"
+        tracker = self._tracker
+        if tracker is None:
+            return Tracks.untracked(dets)
+        tracks = tracker.update(dets, frame.pts_s)
+        if tracker.ended:
+            self._forget(tracker.ended)
+        return tracks
+
+    def _place(self, frame: Frame, tracks: Tracks) -> Tracks:
+        """Tracks on the ground, and their global identities in the shared world."""
+        assert self._ground is not None
+        self.stage = "ground"
+        tracks = self._ground(tracks, frame)
+        site_time = frame.pts_s + self._src_cfg.clock_offset_s
+        with self._world.lock:
+            gids = self._world.tracker.update(self.id, tracks, site_time)
+        self.global_ids = dict(zip(tracks.track_id.tolist(), gids.tolist(), strict=True))
+        return tracks
+
+    def _apply_rules(self, frame: Frame, tracks: Tracks) -> list[Event]:
+        """Every rule's events for this frame, placed on the ground where the source is."""
+        self.stage = "rules"
+        rules = self.rules
+        view = self._scene.view(frame, tracks) if rules else None
+        events = [e for rule in rules for e in rule.step(tracks, frame, view)]
+        if self._locator is not None and events:
+            events = [with_position(e, self._locator, frame, self.global_ids) for e in events]
+        return events
 
     def set_rules(self, rules: Sequence[Rule], cfg: Config) -> list[Event]:
         """Swap in a new rule set (config reload) between frames. Rules equal to a current one

@@ -1,0 +1,85 @@
+"""A simulation as a source: frames rendered on demand, with their truth beside them.
+
+The benchmarks that score events and fusion against the simulator's truth feed the engine's own
+source loop and pipeline from this source, so that what they measure is the engine, not a copy
+of it. Rendering is timed apart (`render_s`), so a bench can report the engine's speed alone.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from engine.sim.render import FrameTruth
+from engine.sim.simulation import Simulation
+from engine.types import Frame
+
+__all__ = ["SimSource"]
+
+
+class SimSource:
+    """Renders a simulation's frames in order, as fast as they are read.
+
+    Args:
+        source_id: the id its frames carry (the source of the config the pipeline is built from).
+        sim: the simulation.
+        cfg: that source's config (what the `Source` protocol exposes; not read here).
+        max_frames: stop after this many frames (None: the whole scenario).
+    """
+
+    def __init__(
+        self, source_id: str, sim: Simulation, cfg: Any = None, max_frames: int | None = None
+    ) -> None:
+        self.id = source_id
+        self.cfg = cfg
+        self.sim = sim
+        self.frames = sim.n_frames if max_frames is None else min(sim.n_frames, max_frames)
+        self.position = -1  # of the last frame read
+        self.truths: list[FrameTruth] = []  # the last frame's
+        self.render_s = 0.0  # seconds spent rendering, all frames
+        self._opened = False
+        self._closed = False
+
+    @property
+    def fps(self) -> float:
+        """The scenario's frame rate."""
+        return float(self.sim.scenario.fps)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the sensor."""
+        w, h = self.sim.scenario.sensor.resolution
+        return int(w), int(h)
+
+    @property
+    def dropped(self) -> int:
+        """Never: every frame is rendered when it is read."""
+        return 0
+
+    @property
+    def queued(self) -> int:
+        """Never any: frames are rendered on demand."""
+        return 0
+
+    def open(self) -> None:
+        """Nothing to start: frames are rendered in the reading thread."""
+        self._opened = True
+
+    def read(self) -> Frame | None:
+        """The next frame, with its telemetry (drones); None at the end or once closed."""
+        if not self._opened:
+            raise RuntimeError(f"source {self.id}: read() before open()")
+        index = self.position + 1
+        if self._closed or index >= self.frames:
+            return None
+        t0 = time.perf_counter()
+        image, self.truths, pose = self.sim.frame(index)
+        self.render_s += time.perf_counter() - t0
+        self.position = index
+        return Frame(
+            self.id, index, self.sim.time_of(index), time.monotonic_ns(), image, pose.telemetry
+        )
+
+    def close(self) -> None:
+        """A later `read` returns None."""
+        self._closed = True
