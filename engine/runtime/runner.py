@@ -4,10 +4,12 @@ Stages, each on its own threads with bounded hand-overs:
 - ingest: one thread per source decodes into a small buffer (live cameras and native-rate files
   drop the oldest frame when the engine is behind, counted; max-rate files wait);
 - inference: one shared thread batches frames of all sources into one detector call;
-- per source, one worker: tracking, ground positions, rules, clips, snapshots;
-- one publisher: stamps events into alerts (journal, then ZeroMQ) and beats the heartbeat.
-A supervisor restarts a source's worker that failed, with backoff, and reports it on the alert
-stream (`stage.failed`, `stage.restarted`); the other sources go on. Metrics per source and
+- per source, one thread runs its source loop (`source_loop.py`) over the pipeline
+  `engine.pipeline.build_pipeline` makes: tracking, ground positions, rules, clips, snapshots;
+- one publisher (`publisher.py`): stamps events into alerts (journal, then ZeroMQ) and beats
+  the heartbeat.
+The source loop restarts a source's pipeline that failed, with backoff, and reports it on the
+alert stream (`stage.failed`, `stage.restarted`); the other sources go on. Metrics per source and
 stage go to Prometheus (`metrics:`) and into the heartbeat. Zones and rules are reloaded from
 the config file between frames. Every blocking call has a timeout, so `stop` ends the run within
 a bound: open incidents are ended, queued alerts published, the journal and sockets closed.
@@ -16,13 +18,10 @@ a bound: open incidents are ended, queued alerts published, the journal and sock
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import zmq
 
@@ -36,38 +35,23 @@ from engine.rules import Rule, build_rules
 from engine.runtime.batcher import InferenceBatcher
 from engine.runtime.metrics import RuntimeMetrics, SourceProbe
 from engine.runtime.metrics_http import MetricsServer
+from engine.runtime.publisher import ENGINE, EventQueue, RunReport, publish_loop
 from engine.runtime.reload import ConfigWatcher, plan_rules
 from engine.runtime.source_loop import SourceLoop
 from engine.runtime.supervisor import RestartPolicy
 from engine.sources import Source, build_source
 from engine.types import Alert, Event, Frame, HealthEvent, Tracks
 
-__all__ = ["FrameHook", "RunReport", "Runner"]
+__all__ = ["FrameHook", "Runner"]
 
 log = logging.getLogger(__name__)
 
-EVENT_QUEUE_SIZE = 10_000
-PUBLISH_BATCH = 500
 SHUTDOWN_S = 10.0  # every thread joined within this, all together
 WATCH_EVERY_S = 1.0  # config file polls
 HEALTH_KEPT = 1000  # health events kept in memory (all are published and journaled)
-ENGINE = "@engine"  # health events about the engine itself (not a valid source id)
 
 
 FrameHook = Callable[[Frame, Tracks, list[Event]], None]
-
-
-@dataclass
-class RunReport:
-    """What a run did."""
-
-    frames: dict[str, int] = field(default_factory=dict)  # processed, per source
-    inferences: dict[str, int] = field(default_factory=dict)  # below frames: motion gating
-    alerts: int = 0
-    errors: dict[str, str] = field(default_factory=dict)
-    restarts: dict[str, int] = field(default_factory=dict)
-    reloads: int = 0
-    elapsed_s: float = 0.0
 
 
 class Runner:
@@ -96,7 +80,7 @@ class Runner:
         self._metrics_server: MetricsServer | None = None
         self._watch = watch
         self._reload_asked = threading.Event()
-        self._events: queue.Queue[Event | HealthEvent] = queue.Queue(maxsize=EVENT_QUEUE_SIZE)
+        self._events = EventQueue()
         self._rules_lock = threading.Lock()
         self._pending: dict[str, tuple[list[Rule], Config]] = {}
         self.health: deque[HealthEvent] = deque(maxlen=HEALTH_KEPT)  # the latest, for callers
@@ -164,8 +148,8 @@ class Runner:
         outlet.wait_for_subscribers()
         sources_done = threading.Event()
         publisher = threading.Thread(
-            target=self._publish_loop,
-            args=(outlet, sources_done, report, on_alert, stop),
+            target=publish_loop,
+            args=(self._events, outlet, self.metrics, sources_done, report, on_alert, stop),
             name="lookout-publisher",
             daemon=True,  # joined within the shutdown bound; never keeps the process alive
         )
@@ -230,7 +214,7 @@ class Runner:
             )
 
         def emit(events: list[Event], frame: Frame | None, tracks: Tracks | None) -> None:
-            self._put_all(events, stop)
+            self._events.put_all(events, stop)
             if frame is None or tracks is None:
                 return
             report.frames[sid] = report.frames.get(sid, 0) + 1
@@ -311,84 +295,12 @@ class Runner:
             )
         )
 
-    # --- events and alerts ----------------------------------------------------------------------
+    # --- events ---------------------------------------------------------------------------------
 
     def _on_health(self, event: HealthEvent) -> None:
-        """From any thread: never blocks capture; a full queue is logged, not waited."""
+        """From any thread: kept for callers, and queued without waiting."""
         self.health.append(event)
-        try:
-            self._events.put_nowait(event)
-        except queue.Full:
-            log.error(
-                "event queue full: health event %s of %s not published", event.kind, event.source_id
-            )
-
-    def _put_all(self, events: list[Event], stop: threading.Event) -> None:
-        for event in events:
-            self._put(event, stop)
-
-    def _put(self, event: Event, stop: threading.Event) -> None:
-        """Queue an event, waiting while the publisher catches up. Only at shutdown, with the
-        queue still full, is an event dropped, and then it is logged as an error."""
-        while True:
-            try:
-                self._events.put(event, timeout=0.5)
-                return
-            except queue.Full:
-                log.warning("event queue full; source %s waits", event.source_id)
-                if stop.is_set() and self._events.full():
-                    log.error("dropping event %s at shutdown: queue full", event.event_id)
-                    return
-
-    def _stats(self) -> dict[str, Any]:
-        return self.metrics.summary()
-
-    def _publish_loop(
-        self,
-        outlet: AlertOutlet,
-        sources_done: threading.Event,
-        report: RunReport,
-        on_alert: Callable[[Alert], None] | None,
-        stop: threading.Event | None = None,
-    ) -> None:
-        """Stamp events in batches (up to PUBLISH_BATCH waiting ones), hand each batch to every
-        sink (the ZeroMQ sink journals it before sending), and let sinks beat their heart. A
-        sink that says the run must stop (a journal failing under `journal_on_failure: stop`)
-        sets `stop` and leaves its error in the report; the events queued meanwhile still go out."""
-        while True:
-            outlet.tick(self._stats)
-            if (fatal := outlet.fatal) and ENGINE not in report.errors:
-                report.errors[ENGINE] = fatal  # the run ends with this error (exit status 1)
-                if stop is not None:
-                    stop.set()
-            try:
-                batch = [self._events.get(timeout=0.1)]
-            except queue.Empty:
-                if sources_done.is_set():
-                    return
-                continue
-            while len(batch) < PUBLISH_BATCH:
-                try:
-                    batch.append(self._events.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                alerts = outlet.publish(batch)
-            except Exception:  # a bug in stamping or merging: the batch is lost, not the stream
-                log.exception("publishing %d events failed; they are lost", len(batch))
-                continue
-            report.alerts += len(alerts)
-            now = time.monotonic_ns()
-            for alert in alerts:
-                e = alert.event
-                if isinstance(e, Event):
-                    self.metrics.stage_done(e.source_id, "alert", e.capture_ns, now)
-                self.metrics.published(e.kind)
-                if on_alert is not None:
-                    try:
-                        on_alert(alert)
-                    except Exception:  # a caller's hook (say, stdout gone) must not stop alerts
-                        log.exception("on_alert failed on alert %d", alert.seq)
+        self._events.put_health(event)
 
     def close(self) -> None:
         """Close sources, the batcher, sinks and the metrics endpoint (idempotent); `run` does it
