@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engine.config_values import Point
+from engine.config.base import Id
+from engine.config.values import Point
 
 __all__ = [
     "AbandonedObjectRuleConfig",
@@ -23,16 +24,6 @@ __all__ = [
     "ZonePresenceRuleConfig",
 ]
 
-ID_PATTERN = r"^[A-Za-z0-9_-]+$"
-Id = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=64,
-        pattern=ID_PATTERN,
-        description="Identifier: letters, digits, '-' and '_' (it becomes part of topics).",
-    ),
-]
 Severity = Literal["info", "warning", "critical"]
 Anchor = Literal["bottom_center", "center"]
 
