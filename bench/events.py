@@ -28,14 +28,15 @@ from typing import Any
 import numpy as np
 import yaml
 
-from engine.config import DetectorConfig, ZoneConfig
-from engine.detect import OnnxDetector
-from engine.rule_config import (
+from engine.config import (
     AbandonedObjectRuleConfig,
     CrowdRuleConfig,
+    DetectorConfig,
     DumpingRuleConfig,
     LoiteringRuleConfig,
+    ZoneConfig,
 )
+from engine.detect import OnnxDetector
 from engine.rules import AbandonedObjectRule, CrowdRule, DumpingRule, LoiteringRule, Rule
 from engine.rules.scene_view import SceneView
 from engine.sim import Simulation

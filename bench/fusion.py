@@ -24,13 +24,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-from engine.config import DetectorConfig, ZoneConfig
+from engine.config import DetectorConfig, DumpingRuleConfig, ZoneConfig
 from engine.detect import OnnxDetector
 from engine.fusion import IncidentMerger, WorldTracker
 from engine.geo import GeoOrigin, GroundHomography
 from engine.geo.locate import Locator
 from engine.geo.positions import GroundTracks, with_position
-from engine.rule_config import DumpingRuleConfig
 from engine.rules import DumpingRule
 from engine.rules.scene_view import SceneView
 from engine.sim import Simulation

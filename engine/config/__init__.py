@@ -40,6 +40,16 @@ from engine.config.outputs import (
     is_loopback,
 )
 from engine.config.root import PATTERN_MEANING, Config, load_config, parse_config
+from engine.config.rules import (
+    AbandonedObjectRuleConfig,
+    CrowdRuleConfig,
+    DumpingRuleConfig,
+    IntrusionRuleConfig,
+    LineCrossingRuleConfig,
+    LoiteringRuleConfig,
+    RuleConfig,
+    ZonePresenceRuleConfig,
+)
 from engine.config.scene import (
     CalibrationConfig,
     CalibrationPoint,
@@ -55,16 +65,6 @@ from engine.config.sources import (
     SourceConfig,
 )
 from engine.config.tracking import TrackingConfig
-from engine.rule_config import (
-    AbandonedObjectRuleConfig,
-    CrowdRuleConfig,
-    DumpingRuleConfig,
-    IntrusionRuleConfig,
-    LineCrossingRuleConfig,
-    LoiteringRuleConfig,
-    RuleConfig,
-    ZonePresenceRuleConfig,
-)
 
 __all__ = [
     "ENDPOINT_PATTERN",

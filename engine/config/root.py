@@ -19,6 +19,7 @@ from engine.config.outputs import (
     OutputConfig,
     RouteConfig,
 )
+from engine.config.rules import RuleConfig
 from engine.config.scene import FusionConfig, GeoConfig, ZoneConfig
 from engine.config.sources import (
     RTSP_PATTERN,
@@ -27,7 +28,6 @@ from engine.config.sources import (
     SourceConfig,
 )
 from engine.config.tracking import TrackingConfig
-from engine.rule_config import RuleConfig
 from engine.yamlconf import CrossFieldError, parse_yaml_model, read_text, union_tags
 
 __all__ = ["PATTERN_MEANING", "Config", "load_config", "parse_config"]

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from engine.config import ZoneConfig
-from engine.rule_config import AbandonedObjectRuleConfig
+from engine.config import AbandonedObjectRuleConfig, ZoneConfig
 from engine.rules.base import (
     Incident,
     TrackMemory,

@@ -20,8 +20,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from engine.config import ZoneConfig
-from engine.rule_config import DumpingRuleConfig
+from engine.config import DumpingRuleConfig, ZoneConfig
 from engine.rules.base import (
     Incident,
     TrackMemory,

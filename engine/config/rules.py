@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from engine.config.base import Id
+from engine.config.base import ConfigModel, Id
 from engine.config.values import Point
 
 __all__ = [
@@ -28,9 +28,8 @@ Severity = Literal["info", "warning", "critical"]
 Anchor = Literal["bottom_center", "center"]
 
 
-class _Rule(BaseModel):
-    # NaN and infinity compare False with everything: a rule holding one never fires
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class _Rule(ConfigModel):
+    """What every rule has: its id, the least score it looks at, and its quiet time."""
 
     id: Id
     min_score: float = Field(0.0, ge=0.0, le=1.0, description="Ignore objects scored below this.")
