@@ -34,6 +34,7 @@ from engine.config import (
     DetectorConfig,
     DumpingRuleConfig,
     LoiteringRuleConfig,
+    TrackingConfig,
     ZoneConfig,
 )
 from engine.detect import OnnxDetector
@@ -41,7 +42,7 @@ from engine.rules import AbandonedObjectRule, CrowdRule, DumpingRule, LoiteringR
 from engine.rules.scene_view import SceneView
 from engine.sim import Simulation
 from engine.sim.scenario import DroneSensor, parse_scenario
-from engine.track import ByteTracker, TrackerSettings
+from engine.track import ByteTracker
 from engine.types import Frame
 
 __all__ = ["KINDS", "SUITE", "Case", "add_arguments", "run", "score"]
@@ -179,7 +180,7 @@ def run_case(case: Case, seed: int, detector: OnnxDetector, max_s: float | None)
             AbandonedObjectRuleConfig(zone="a", **ABANDONED), _zone("a", sim, (), 0), names
         ),
     ]
-    tracker = ByteTracker(TrackerSettings(**TRACKING), names)
+    tracker = ByteTracker(TrackingConfig(**TRACKING), names)
     scene = SceneView(isinstance(sc.sensor, DroneSensor), rules)
     frames = sim.n_frames if max_s is None else min(sim.n_frames, round(max_s * sc.fps))
     alerts: list[dict[str, Any]] = []

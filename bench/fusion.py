@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from engine.config import DetectorConfig, DumpingRuleConfig, ZoneConfig
+from engine.config import DetectorConfig, DumpingRuleConfig, TrackingConfig, ZoneConfig
 from engine.detect import OnnxDetector
 from engine.fusion import IncidentMerger, WorldTracker
 from engine.geo import GeoOrigin, GroundHomography
@@ -34,7 +34,7 @@ from engine.rules import DumpingRule
 from engine.rules.scene_view import SceneView
 from engine.sim import Simulation
 from engine.sim.scenario import parse_scenario
-from engine.track import ByteTracker, TrackerSettings, iou_matrix
+from engine.track import ByteTracker, iou_matrix
 from engine.types import Detections, Frame
 
 __all__ = ["add_arguments", "run"]
@@ -99,7 +99,7 @@ def run_once(
         )
         for s, z in zones.items()
     }
-    trackers = {s: ByteTracker(TrackerSettings(new_track_score=0.35), names) for s in sims}
+    trackers = {s: ByteTracker(TrackingConfig(new_track_score=0.35), names) for s in sims}
     ground = {s: GroundTracks(loc) for s, loc in locators.items()}
     scenes = {"pole3": SceneView(False, [rules["pole3"]]), "drone9": SceneView(True, [])}
     world = WorldTracker(gate_m=2.5)
