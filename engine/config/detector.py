@@ -43,8 +43,8 @@ class MotionConfig(ConfigModel):
 class TilingConfig(ConfigModel):
     """Tiled inference for small objects in large frames: overlapping tiles, merged results."""
 
-    cols: int = Field(2, ge=1, le=8)
-    rows: int = Field(2, ge=1, le=8)
+    cols: int = Field(2, ge=1, le=8, description="Tiles across.")
+    rows: int = Field(2, ge=1, le=8, description="Tiles down.")
     overlap: float = Field(0.2, ge=0, lt=0.9, description="Overlap between neighbouring tiles.")
     full_frame: bool = Field(True, description="Also detect on the whole frame (large objects).")
 
@@ -73,7 +73,7 @@ PROVIDER_ALIASES = {
 class DetectorConfig(ConfigModel):
     """An ONNX object detector run with onnxruntime."""
 
-    type: Literal["onnx"] = "onnx"
+    type: Literal["onnx"] = Field("onnx", description="The only kind: onnxruntime.")
     model: Path = Field(description="ONNX model file.")
     family: Literal["auto", "ultralytics", "yolox"] = Field(
         "auto",

@@ -40,7 +40,7 @@ class CurveConfig(ConfigModel):
 class ZmqOutputConfig(ConfigModel):
     """A ZeroMQ publisher: multipart [topic, JSON, optional JPEG snapshot], journaled first."""
 
-    type: Literal["zmq"] = "zmq"
+    type: Literal["zmq"] = Field("zmq", description="A ZeroMQ publisher.")
     endpoint: str = Field(
         pattern=ENDPOINT_PATTERN,
         description="Where to bind, e.g. tcp://127.0.0.1:5556.",
@@ -140,16 +140,16 @@ class RouteConfig(ConfigModel):
     """An agency and the alerts it is responsible for: any listed kind, zone or source matches
     (nothing listed: every alert). Its copies go out under `@<agency>.<kind>.<site>.<source>.`."""
 
-    agency: Id
+    agency: Id = Field(description="The agency's name; part of its copies' topics.")
     kinds: list[str] = Field(default_factory=list, description="Event kinds, e.g. dumping.")
-    zones: list[Id] = Field(default_factory=list)
-    sources: list[Id] = Field(default_factory=list)
+    zones: list[Id] = Field(default_factory=list, description="Zone ids.")
+    sources: list[Id] = Field(default_factory=list, description="Source ids.")
 
 
 class JsonlOutputConfig(ConfigModel):
     """Alerts appended to a file, one JSON object per line."""
 
-    type: Literal["jsonl"] = "jsonl"
+    type: Literal["jsonl"] = Field("jsonl", description="A JSON-lines file.")
     path: Path = Field(description="File to append to; relative to the config file.")
 
 

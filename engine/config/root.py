@@ -46,25 +46,33 @@ class Config(ConfigModel):
     version: Literal[1] = Field(1, description="Config format version.")
     site: Id = Field("site", description="Site name; part of every alert topic.")
     sources: list[SourceConfig] = Field(min_length=1, description="Video sources.")
-    detector: DetectorConfig
-    zones: list[ZoneConfig] = Field(default_factory=list)
-    rules: list[RuleConfig] = Field(default_factory=list)
-    outputs: list[OutputConfig] = Field(default_factory=list)
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    detector: DetectorConfig = Field(description="The object detector, shared by all sources.")
+    zones: list[ZoneConfig] = Field(
+        default_factory=list, description="Polygons drawn on the sources' images."
+    )
+    rules: list[RuleConfig] = Field(default_factory=list, description="What is flagged.")
+    outputs: list[OutputConfig] = Field(default_factory=list, description="Where alerts go.")
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig, description="Multi-object tracking per source."
+    )
     routing: list[RouteConfig] = Field(
         default_factory=list, description="Agencies and the alerts each is responsible for."
     )
     geo: GeoConfig | None = Field(
         None, description="Site origin: alerts carry latitude/longitude (drones: from telemetry)."
     )
-    fusion: FusionConfig = Field(default_factory=FusionConfig)
+    fusion: FusionConfig = Field(
+        default_factory=FusionConfig, description="Several sensors' views as one picture."
+    )
     clips: ClipsConfig | None = Field(
         None, description="Record a short clip around each incident's start (None: no clips)."
     )
     metrics: MetricsConfig | None = Field(
         None, description="Serve Prometheus metrics over HTTP (None: not served)."
     )
-    supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
+    supervisor: SupervisorConfig = Field(
+        default_factory=SupervisorConfig, description="Restarting a source's failed worker."
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:

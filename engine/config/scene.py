@@ -43,7 +43,9 @@ class CalibrationConfig(ConfigModel):
     homography: list[list[Annotated[float, Field(ge=-1e12, le=1e12)]]] | None = Field(
         None, description="3x3, ground -> image."
     )
-    points: list[CalibrationPoint] | None = Field(None, min_length=4)
+    points: list[CalibrationPoint] | None = Field(
+        None, min_length=4, description="Image points and their places on the ground, fitted."
+    )
     pixel_sigma: float = Field(
         3.0, gt=0, le=100, description="How far off (px, one sigma) an object's foot point is."
     )
@@ -79,8 +81,8 @@ class FusionConfig(ConfigModel):
 class GeoConfig(ConfigModel):
     """The site's origin on the globe: ground metres are east/north of it."""
 
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90, description="Latitude, degrees (WGS 84).")
+    lon: float = Field(ge=-180, le=180, description="Longitude, degrees (WGS 84).")
     alt_m: float = Field(0.0, ge=-500, le=9000, description="Ground height (ellipsoidal).")
 
 

@@ -56,7 +56,7 @@ class _SourceOptions(ConfigModel):
 class FileSourceConfig(_SourceOptions):
     """Recorded footage: MP4, MPEG-TS, MKV, GIF, ... anything FFmpeg demuxes."""
 
-    type: Literal["file"] = "file"
+    type: Literal["file"] = Field("file", description="A recorded file.")
     id: Id
     path: Path = Field(description="Video file; relative paths are relative to the config file.")
     rate: Literal["native", "max"] = Field(
@@ -92,7 +92,9 @@ class _LiveOptions(_SourceOptions):
     buffer_frames: int = Field(
         2, ge=1, le=64, description="Frames held for the engine; when full, the oldest is dropped."
     )
-    backoff_initial_s: float = Field(0.5, gt=0, le=60, description="First reconnect delay.")
+    backoff_initial_s: float = Field(
+        0.5, gt=0, le=60, description="First reconnect delay (then doubling, with jitter)."
+    )
     backoff_max_s: float = Field(30.0, gt=0, le=3600, description="Longest reconnect delay.")
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -104,7 +106,7 @@ class _LiveOptions(_SourceOptions):
 class RtspSourceConfig(_LiveOptions):
     """A live RTSP camera. Reconnects forever; credentials never appear in logs or messages."""
 
-    type: Literal["rtsp"]
+    type: Literal["rtsp"] = Field(description="A live RTSP camera.")
     id: Id
     url: str = Field(
         pattern=RTSP_PATTERN, description="rtsp:// or rtsps:// URL, user:password@ allowed."
@@ -120,7 +122,7 @@ class DroneSourceConfig(_LiveOptions):
     reconnect forever, a file ends at its end.
     """
 
-    type: Literal["drone"]
+    type: Literal["drone"] = Field(description="A drone feed with telemetry.")
     id: Id
     url: str = Field(min_length=1, description="File path, udp://host:port or rtsp:// URL.")
     srt: Path | None = Field(None, description="DJI-style SRT sidecar of a recorded file.")
