@@ -307,7 +307,7 @@ def tiling_rows(tmp: Path) -> list[dict[str, Any]]:
                 samples.append((image, np.array(small, np.float32)))
     rows = []
     for label, tiling in (("whole frame", None), ("2x2 tiles + whole", TilingConfig())):
-        infer = SourceInference(det.detect_images, None, tiling)
+        infer = SourceInference(det.detect_images, None, tiling, (), det.cfg.max_det)
         found = total = 0
         t0 = time.perf_counter()
         for k, (image, gt) in enumerate(samples):

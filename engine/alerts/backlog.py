@@ -49,7 +49,7 @@ class Backlog:
         backlog.clear()                   # now they are journaled
     """
 
-    def __init__(self, max_rows: int = 100_000, max_bytes: int = 256 << 20) -> None:
+    def __init__(self, max_rows: int, max_bytes: int) -> None:
         if max_rows < 1 or max_bytes < 1:
             raise ValueError(f"backlog bounds must be positive, got {max_rows}, {max_bytes}")
         self.max_rows = max_rows

@@ -168,15 +168,16 @@ class Journal:
 
     Args:
         path: the database file (created with its folder).
-        max_age_s: alerts older than this are deleted by `prune`.
-        max_alerts: at most this many alerts are kept (the newest).
+        max_age_s: alerts older than this are deleted by `prune` (None: no age limit).
+        max_alerts: at most this many alerts are kept, the newest (None: no limit). The
+            publisher passes its output's retention (its defaults live in the config).
     """
 
     def __init__(
         self,
         path: Path,
-        max_age_s: float = 7 * 86400,
-        max_alerts: int = 1_000_000,
+        max_age_s: float | None = None,
+        max_alerts: int | None = None,
         readonly: bool = False,
     ) -> None:
         self.path = path
@@ -465,10 +466,12 @@ class Journal:
     def prune(self) -> int:
         """Apply retention; returns how many alerts were deleted."""
         with self._db:
-            old = self._db.execute(
-                "DELETE FROM alerts WHERE written < ?", (time.time() - self.max_age_s,)
-            ).rowcount
-            excess = self.count() - self.max_alerts
+            old = 0
+            if self.max_age_s is not None:
+                old = self._db.execute(
+                    "DELETE FROM alerts WHERE written < ?", (time.time() - self.max_age_s,)
+                ).rowcount
+            excess = 0 if self.max_alerts is None else self.count() - self.max_alerts
             if excess > 0:
                 self._db.execute(
                     "DELETE FROM alerts WHERE (ord, seq) IN (SELECT ord, seq FROM alerts "

@@ -206,16 +206,13 @@ class SourceWorker:
             # each source's own world tracker: global ids across cameras need one place (the
             # single-box runner); on a cluster, positions and per-source ids are what go out
             world = new_world(cfg)
-            sv = cfg.supervisor
             loop = SourceLoop(
                 src,
                 lambda: self._pipeline(detector, world),
                 self._emit,
                 self._on_health,
                 batch=cfg.detector.batch_max if detector.info.batch_dynamic else 1,
-                policy=RestartPolicy(
-                    sv.backoff_initial_s, sv.backoff_max_s, sv.healthy_s, sv.max_restarts
-                ),
+                policy=RestartPolicy.of(cfg.supervisor),
             )
             end = loop.run(self._stop)
             self.error = end.error

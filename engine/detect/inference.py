@@ -39,10 +39,10 @@ class SourceInference:
     def __init__(
         self,
         detect: DetectFn,
-        motion: MotionConfig | None = None,
-        tiling: TilingConfig | None = None,
-        zones: Sequence[Sequence[tuple[float, float]]] = (),
-        max_det: int = 300,
+        motion: MotionConfig | None,
+        tiling: TilingConfig | None,
+        zones: Sequence[Sequence[tuple[float, float]]],
+        max_det: int,
     ) -> None:
         self._detect = detect
         self.gate = MotionGate(motion, zones) if motion else None

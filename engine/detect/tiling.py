@@ -42,8 +42,8 @@ def tile_windows(h: int, w: int, cfg: TilingConfig) -> list[tuple[int, int, int,
 def merge_tiles(
     parts: list[Detections],
     windows: list[tuple[int, int, int, int]],
+    max_det: int,
     iou: float = MERGE_IOU,
-    max_det: int = 300,
 ) -> Detections:
     """One set of detections in frame pixels from per-window detections (window boxes are in
     that window's pixels; a full-frame window is (0, 0, w, h))."""

@@ -38,7 +38,7 @@ class IncidentMerger:
         merge_s: ... and time since the merged incident's last event.
     """
 
-    def __init__(self, merge_m: float = 10.0, merge_s: float = 30.0) -> None:
+    def __init__(self, merge_m: float, merge_s: float) -> None:
         self.merge_m = merge_m
         self.merge_s = merge_s
         self._open: list[_Merged] = []

@@ -54,7 +54,7 @@ class GlobalTrack:
 class WorldTracker:
     """Fuses the tracks of several sensors into global tracks.
 
-    Args:
+    Args (the config's `fusion` section, and `tracking.class_groups`, where their defaults live):
         gate_m: largest ground distance at which a local track may join a global one.
         lost_s: a global track unseen this long ends.
         class_groups: class names that may be the same object (a truck seen as a car).
@@ -62,9 +62,9 @@ class WorldTracker:
 
     def __init__(
         self,
-        gate_m: float = 2.5,
-        lost_s: float = 3.0,
-        class_groups: tuple[tuple[str, ...], ...] = (("car", "truck", "bus", "van"),),
+        gate_m: float,
+        lost_s: float,
+        class_groups: tuple[tuple[str, ...], ...],
     ) -> None:
         self.gate_m = gate_m
         self.lost_s = lost_s

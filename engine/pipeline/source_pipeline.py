@@ -35,7 +35,7 @@ from engine.record.clips import ClipRecorder, with_clip
 from engine.record.output_health import OutputHealth
 from engine.rules import Rule
 from engine.rules.scene_view import SceneView
-from engine.track import ByteTracker, TrackerSettings
+from engine.track import ByteTracker
 from engine.types import Detections, Event, Frame, HealthEvent, Tracks
 
 __all__ = ["SharedWorld", "SourcePipeline", "StageClock"]
@@ -104,21 +104,7 @@ class SourcePipeline:
         self._locator = locator
         self._ground = GroundTracks(locator) if locator is not None else None
         tc = cfg.tracking
-        self._tracker = (
-            ByteTracker(
-                TrackerSettings(
-                    high_score=tc.high_score,
-                    new_track_score=tc.new_track_score,
-                    lost_s=tc.lost_s,
-                    stationary_s=tc.stationary_s,
-                    stationary_lost_s=tc.stationary_lost_s,
-                    class_groups=tuple(tuple(g) for g in tc.class_groups),
-                ),
-                class_names,
-            )
-            if tc.enabled
-            else None
-        )
+        self._tracker = ByteTracker(tc, class_names) if tc.enabled else None
         moving = source_cfg.moving
         self._moving = moving if moving is not None else isinstance(source_cfg, DroneSourceConfig)
         self.rules: list[Rule] = []

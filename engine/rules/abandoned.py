@@ -10,13 +10,12 @@ for `clear_after_s`. Objects unseen for longer are forgotten.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from engine.config import ZoneConfig
-from engine.rule_config import AbandonedObjectRuleConfig
+from engine.config import AbandonedObjectRuleConfig, ZoneConfig
 from engine.rules.base import (
     Incident,
     TrackMemory,
@@ -47,8 +46,8 @@ class _Object:
     first_pts: float
     last_seen_pts: float
     attended_pts: float
-    track_id: int = -1
-    incident: Incident = field(default_factory=Incident)
+    track_id: int  # -1: a region of the background model
+    incident: Incident
 
 
 class AbandonedObjectRule(ZoneRule):

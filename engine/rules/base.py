@@ -146,7 +146,7 @@ class Incident:
     """One incident's lifecycle: an event id from start to end, update pacing and a cooldown
     after it ends so that the same situation is not reported twice in a row."""
 
-    def __init__(self, cooldown_s: float = 0.0) -> None:
+    def __init__(self, cooldown_s: float) -> None:
         self.cooldown_s = cooldown_s
         self.event_id: str | None = None
         self.started_pts = 0.0

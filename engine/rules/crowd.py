@@ -15,8 +15,7 @@ from collections import deque
 
 import numpy as np
 
-from engine.config import ZoneConfig
-from engine.rule_config import CrowdRuleConfig
+from engine.config import CrowdRuleConfig, ZoneConfig
 from engine.rules.base import Incident, TrackMemory, View, ZoneRule, class_ids, in_zone, make_event
 from engine.rules.geometry import anchor_points
 from engine.types import Event, Frame, Tracks

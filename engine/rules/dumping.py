@@ -14,14 +14,13 @@ Stops are forgotten `memory_s` after their vehicle left; debris state goes with 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from engine.config import ZoneConfig
-from engine.rule_config import DumpingRuleConfig
+from engine.config import DumpingRuleConfig, ZoneConfig
 from engine.rules.base import (
     Incident,
     TrackMemory,
@@ -65,9 +64,9 @@ class _Stop:
     since_pts: float
     box: F32  # scene xyxy at the stop
     before: npt.NDArray[np.uint8]  # small copy of the frame when it stopped
+    incident: Incident
     left_pts: float | None = None
     away_since: float | None = None  # gone or moving since (not yet long enough to have left)
-    incident: Incident = field(default_factory=Incident)
     pile_seen_pts: float = 0.0
     left_reported: bool = False
     done: bool = False  # its incident ended: one dumping per stop

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.rule_config import LineCrossingRuleConfig
+from engine.config import LineCrossingRuleConfig
 from engine.rules.base import Incident, View, class_ids, in_zone, make_event
 from engine.rules.geometry import anchor_points
 from engine.types import Event, Frame, Tracks

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.config import ZoneConfig
-from engine.rule_config import LoiteringRuleConfig
+from engine.config import LoiteringRuleConfig, ZoneConfig
 from engine.rules.base import Incident, View, ZoneRule, class_ids, in_zone, make_event
 from engine.rules.geometry import anchor_points
 from engine.types import Event, Frame, Tracks

@@ -87,10 +87,7 @@ class Runner:
         self.inference_calls = 0  # detector calls of the shared batcher (known once closed)
         self.inference_images = 0
         self.metrics = RuntimeMetrics([s.id for s in cfg.sources])
-        sv = cfg.supervisor
-        self._policy = RestartPolicy(
-            sv.backoff_initial_s, sv.backoff_max_s, sv.healthy_s, sv.max_restarts
-        )
+        self._policy = RestartPolicy.of(cfg.supervisor)
         try:
             self.detector: OnnxDetector = build_detector(cfg.detector)
             det = cfg.detector

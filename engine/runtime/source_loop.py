@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from engine.config import SupervisorConfig
 from engine.errors import SourceError
 from engine.pipeline import SourcePipeline, StageClock
 from engine.runtime.supervisor import RestartPolicy, StageFailed, supervise
@@ -70,7 +71,7 @@ class SourceLoop:
             like any failed stage.
         on_health: receives the loop's health events (source and stage failures).
         batch: frames of this source that may go to the detector in one call.
-        policy: how failed stages are restarted (None: the defaults, forever).
+        policy: how failed stages are restarted (None: the `supervisor` section's defaults).
         metrics: the runtime's metrics (None: not measured).
         between: called between batches with the pipeline (a config reload swaps its rules);
             the events it returns are emitted.
@@ -97,7 +98,7 @@ class SourceLoop:
         self._emit = emit
         self._on_health = on_health
         self._batch = max(1, batch)
-        self._policy = policy or RestartPolicy()
+        self._policy = policy or RestartPolicy.of(SupervisorConfig())
         self._metrics = metrics
         self._between = between
         self._leftover: list[Frame] = []  # frames a failed pipeline had not processed

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from engine.config import SupervisorConfig
 from engine.errors import EngineError
 from engine.sources.backoff import Backoff
 from engine.types import HealthEvent
@@ -28,12 +29,18 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RestartPolicy:
-    """How failed stages are restarted."""
+    """How failed stages are restarted: the config's `supervisor` section (its defaults live
+    there), as the supervisor reads it."""
 
-    initial_s: float = 0.5
-    max_s: float = 30.0
-    healthy_s: float = 60.0  # running this long without failing resets the backoff
-    max_restarts: int | None = None  # None: forever (a 24/7 engine keeps trying)
+    initial_s: float
+    max_s: float
+    healthy_s: float  # running this long without failing resets the backoff
+    max_restarts: int | None  # None: forever (a 24/7 engine keeps trying)
+
+    @classmethod
+    def of(cls, sv: SupervisorConfig) -> RestartPolicy:
+        """The policy a config's `supervisor` section states."""
+        return cls(sv.backoff_initial_s, sv.backoff_max_s, sv.healthy_s, sv.max_restarts)
 
 
 class StageFailed(Exception):
@@ -51,7 +58,7 @@ def supervise(
     stop: threading.Event,
     on_health: Callable[[HealthEvent], None],
     on_restart: Callable[[str], None],
-    policy: RestartPolicy = RestartPolicy(),
+    policy: RestartPolicy,
 ) -> str | None:
     """Run `worker` until it returns, restarting it when it fails.
 

@@ -22,10 +22,11 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
+from engine.config.tracking import TrackingConfig
 from engine.track import kalman
 from engine.types import Detections, Tracks
 
-__all__ = ["ByteTracker", "TrackerSettings", "iou_matrix"]
+__all__ = ["ByteTracker", "iou_matrix"]
 
 F32 = npt.NDArray[np.float32]
 
@@ -52,27 +53,16 @@ def iou_matrix(a: F32, b: F32) -> F32:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class TrackerSettings:
-    """ByteTrack's thresholds and Lookout's additions. Matching takes every box from 0.25 (the
-    detectors' default threshold; the paper's 0.5 would starve the first stage), but a track is
-    born only from a confident box, 0.6 as in the paper: a noisy detector then makes far fewer
-    false tracks. The IoU gates are the paper's."""
-
-    high_score: float = 0.25  # first-stage detections
-    low_score: float = 0.1  # second stage: between low and high
-    new_track_score: float = 0.6  # a detection this sure may start a track
-    match_iou: float = 0.2  # first stage: IoU at least this (cost 1 - IoU <= 0.8)
-    low_match_iou: float = 0.5  # second stage
-    unconfirmed_iou: float = 0.3
-    lost_s: float = 1.0  # a moving track unseen this long dies
-    stationary_s: float = 2.0  # still for this long: stationary
-    stationary_lost_s: float = 30.0  # a stationary track survives gaps this long
-    stationary_px: float = 0.1  # "still": moved less than this fraction of its size
-    fps_hint: float = 30.0  # frame period for the Kalman step until timestamps tell
-    # classes a detector confuses with each other: a track may match any class of its group
-    # (a truck seen as a car from above keeps its identity); the track takes the latest class
-    class_groups: tuple[tuple[str, ...], ...] = (("car", "truck", "bus", "van"),)
+# The fixed parts of ByteTrack (the paper's gates; `TrackingConfig` holds what a site tunes).
+# Matching takes every box from `high_score` (0.25, the detectors' default threshold; the paper's
+# 0.5 would starve the first stage), but a track is born only from a confident box
+# (`new_track_score`, 0.6 as in the paper): a noisy detector then makes far fewer false tracks.
+LOW_SCORE = 0.1  # second stage: detections between this and high_score
+MATCH_IOU = 0.2  # first stage: IoU at least this (cost 1 - IoU <= 0.8)
+LOW_MATCH_IOU = 0.5  # second stage
+UNCONFIRMED_IOU = 0.3  # tracks seen once (not yet confirmed): IoU at least this
+STATIONARY_PX = 0.1  # "still": moved less than this fraction of its size
+FPS_HINT = 30.0  # frame period for the Kalman step until timestamps tell
 
 
 @dataclass(slots=True)
@@ -99,25 +89,28 @@ class ByteTracker:
     """Tracks of one source. Not thread-safe: one per source thread.
 
     Args:
-        settings: thresholds and timings.
+        config: the tracking section's thresholds and timings (None: its defaults); its
+            `enabled` is the caller's business. A track may match any class of its
+            `class_groups` (a truck seen as a car from above keeps its identity) and takes the
+            latest class.
         class_names: the detector's names (carried on the tracks).
     """
 
     def __init__(
-        self, settings: TrackerSettings | None = None, class_names: tuple[str, ...] = ()
+        self, config: TrackingConfig | None = None, class_names: tuple[str, ...] = ()
     ) -> None:
-        self.s = settings or TrackerSettings()
+        self.config = config if config is not None else TrackingConfig()
         self.class_names = class_names
         self.ended: list[int] = []  # ids that ended in the last step
         self._tracks: list[_Track] = []
         self._state = _State()
         self._next_id = 1
         self._last_s: float | None = None
-        self._period_s = 1.0 / self.s.fps_hint
+        self._period_s = 1.0 / FPS_HINT
         self._steps = 0  # frame periods measured
         # match key per class id: the first class id of its group, else its own id
         self._group = {i: i for i in range(len(class_names))}
-        for group in self.s.class_groups:
+        for group in self.config.class_groups:
             ids = [class_names.index(n) for n in group if n in class_names]
             for i in ids:
                 self._group[i] = ids[0]
@@ -127,7 +120,7 @@ class ByteTracker:
 
     def update(self, dets: Detections, pts_s: float) -> Tracks:
         """Associate this frame's detections; returns the confirmed tracks seen now."""
-        s = self.s
+        s = self.config
         self.ended = []
         if self._last_s is not None and pts_s > self._last_s:
             step = pts_s - self._last_s
@@ -137,7 +130,7 @@ class ByteTracker:
         dt_frames = (pts_s - self._last_s) / self._period_s if self._last_s is not None else 1.0
         self._last_s = pts_s
         self._predict(max(dt_frames, 0.0))
-        keep = dets.score >= s.low_score
+        keep = dets.score >= LOW_SCORE
         xyxy = dets.xyxy[keep].astype(np.float32)
         score = dets.score[keep]
         cls = dets.class_id[keep]
@@ -171,10 +164,10 @@ class ByteTracker:
                     matched_trk[trk[r]] = True
                     matched_det[det[c]] = True
 
-        assign(all_idx[confirmed], high, s.match_iou, fuse=True)
+        assign(all_idx[confirmed], high, MATCH_IOU, fuse=True)
         rest = all_idx[confirmed & ~matched_trk & self._seen_last_frame()]
-        assign(rest, low, s.low_match_iou, fuse=False)
-        assign(all_idx[~confirmed], high[~matched_det[high]], s.unconfirmed_iou, fuse=True)
+        assign(rest, low, LOW_MATCH_IOU, fuse=False)
+        assign(all_idx[~confirmed], high[~matched_det[high]], UNCONFIRMED_IOU, fuse=True)
         self._correct(pairs, xyxy, score, cls, pts_s)
         # unconfirmed tracks that missed their second hit die at once
         dead = {i for i in all_idx[~confirmed & ~matched_trk]}
@@ -223,7 +216,7 @@ class ByteTracker:
         st = self._state
         mean, cov = kalman.update(st.mean[ti], st.cov[ti], kalman.xyxy_to_xyah(xyxy[di]))
         st.mean[ti], st.cov[ti] = mean, cov
-        s = self.s
+        s = self.config
         for k, (i, d) in enumerate(pairs):
             t = self._tracks[i]
             t.score, t.last_s, t.hits = float(score[d]), now, t.hits + 1
@@ -231,7 +224,7 @@ class ByteTracker:
             cx, cy, _, h = mean[k, :4]
             w = mean[k, 2] * h
             moved = np.hypot(cx - t.anchor_xy[0], cy - t.anchor_xy[1])
-            if moved > s.stationary_px * max(min(w, h), 1.0):
+            if moved > STATIONARY_PX * max(min(w, h), 1.0):
                 t.anchor_xy, t.anchor_s, t.stationary = (float(cx), float(cy)), now, False
             elif now - t.anchor_s >= s.stationary_s:
                 t.stationary = True
@@ -270,7 +263,7 @@ class ByteTracker:
         cand: npt.NDArray[np.intp],
         now: float,
     ) -> None:
-        new = cand[score[cand] >= self.s.new_track_score]
+        new = cand[score[cand] >= self.config.new_track_score]
         if len(new) == 0:
             return
         z = kalman.xyxy_to_xyah(xyxy[new])

@@ -301,7 +301,7 @@ def test_a_run_the_journal_has_not_registered_is_replayed_from_the_backlog_alone
         old.append(
             [JournalRow("e1", s, ("load.site.cam1.",), b'{"seq": %d}' % s, None) for s in (1, 2, 3)]
         )
-    backlog = Backlog()
+    backlog = Backlog(max_rows=1000, max_bytes=1 << 20)
     backlog.add(
         [JournalRow("e2", s, ("load.site.cam1.",), b'{"seq": %d}' % s, None) for s in (1, 2, 3)]
     )

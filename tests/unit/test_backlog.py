@@ -11,7 +11,7 @@ def _row(seq: int, epoch: str = "e2", topic: str = "dumping.s.cam1.", size: int 
 
 
 def test_the_oldest_rows_go_first_and_their_ranges_are_kept() -> None:
-    backlog = Backlog(max_rows=5)
+    backlog = Backlog(max_rows=5, max_bytes=1 << 20)
     assert backlog.add([_row(s) for s in range(1, 6)]) == []
     dropped = backlog.add([_row(s) for s in range(6, 9)])
     assert [r.seq for r in dropped] == [1, 2, 3]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.config import TrackingConfig
 from engine.track import ByteTracker
 from engine.types import Detections
 
@@ -59,3 +60,19 @@ def test_velocity_is_in_pixels_per_second() -> None:
         out = tr.update(_dets([[100 + 6 * k, 200, 160 + 6 * k, 240]], cls=0), k / 30)
     vx, vy = out.velocity[0]
     assert abs(vx - 180) < 10 and abs(vy) < 5 and not out.stationary[0]
+
+
+def _confirmed_after(tracker: ByteTracker, score: float) -> int:
+    """Tracks confirmed after two frames of one still box scored `score`."""
+    box = [[100, 100, 160, 180]]
+    tracker.update(_dets(box, score=score), 0.0)
+    return len(tracker.update(_dets(box, score=score), 1 / 30))
+
+
+def test_the_tracking_section_sets_the_tracker_and_none_means_its_defaults() -> None:
+    assert ByteTracker(None, NAMES).config == TrackingConfig()
+    defaults = TrackingConfig().new_track_score  # 0.6: a 0.7 box starts a track, a 0.5 one not
+    assert _confirmed_after(ByteTracker(class_names=NAMES), defaults + 0.1) == 1
+    assert _confirmed_after(ByteTracker(class_names=NAMES), defaults - 0.1) == 0
+    strict = TrackingConfig(new_track_score=0.95)
+    assert _confirmed_after(ByteTracker(strict, NAMES), defaults + 0.1) == 0

@@ -286,7 +286,7 @@ def test_values_are_checked_for_what_they_mean(edit: tuple[str, str], expected: 
 @given(x=st.floats(allow_nan=True, allow_infinity=True))
 @settings(max_examples=200, deadline=None)
 def test_a_vertex_is_accepted_exactly_when_finite_and_in_range(x: float) -> None:
-    from engine.config_values import PIXEL_LIMIT
+    from engine.config.values import PIXEL_LIMIT
 
     text = GOOD.replace("[[0, 0], [10, 0], [10, 10]]", f"[[0, 0], [10, 0], [{x!r}, 10]]")
     text = text.replace("nan", ".nan").replace("inf", ".inf")

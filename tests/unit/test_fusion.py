@@ -2,11 +2,14 @@
 
 import numpy as np
 
+from engine.config import FusionConfig, TrackingConfig
 from engine.fusion import IncidentMerger, WorldTracker
 from engine.rules.base import make_event
 from engine.types import Frame, Tracks
 
 NAMES = ("person", "car", "truck")
+FUSION = FusionConfig()  # the defaults a deployment gets
+GROUPS = tuple(tuple(g) for g in TrackingConfig().class_groups)
 
 
 def tracks(
@@ -25,7 +28,7 @@ def tracks(
 
 
 def test_same_objects_seen_by_two_sensors_share_global_ids() -> None:
-    w = WorldTracker(gate_m=2.0)
+    w = WorldTracker(2.0, FUSION.lost_s, GROUPS)
     rng = np.random.default_rng(0)
     truth = {1: (0.0, 0.0), 2: (10.0, 0.0), 3: (20.0, 5.0)}
     seen_a, seen_b = {}, {}
@@ -51,7 +54,7 @@ def test_same_objects_seen_by_two_sensors_share_global_ids() -> None:
 
 
 def test_a_local_id_switch_is_bridged_and_classes_in_a_group_match() -> None:
-    w = WorldTracker(gate_m=2.0)
+    w = WorldTracker(2.0, FUSION.lost_s, GROUPS)
     first = w.update("cam", tracks([1], [(0.0, 0.0)], [2]), 0.0)  # a truck
     w.update("drone", tracks([5], [(0.3, 0.1)], [1]), 0.05)  # seen as a car from above
     w.forget("cam", [1])  # the camera's tracker lost it ...
@@ -62,7 +65,7 @@ def test_a_local_id_switch_is_bridged_and_classes_in_a_group_match() -> None:
 
 
 def test_global_tracks_end_when_unseen() -> None:
-    w = WorldTracker(lost_s=1.0)
+    w = WorldTracker(FUSION.gate_m, 1.0, GROUPS)
     w.update("cam", tracks([1], [(0.0, 0.0)]), 0.0)
     w.update("cam", tracks([], []), 2.0)
     assert len(w) == 0 and w.ended
@@ -90,7 +93,7 @@ def event(source: str, eid: str, phase: str, east: float | None, t_ns: int = 0):
 
 
 def test_incident_seen_by_two_sensors_is_one_alert() -> None:
-    m = IncidentMerger(merge_m=10)
+    m = IncidentMerger(10, FUSION.merge_s)
     out = [
         m(event("cam", "a1", "start", 0.0)),
         m(event("drone", "b1", "start", 3.0)),
@@ -109,7 +112,7 @@ def test_incident_seen_by_two_sensors_is_one_alert() -> None:
 
 
 def test_far_apart_or_unplaced_incidents_stay_apart() -> None:
-    m = IncidentMerger(merge_m=10)
+    m = IncidentMerger(10, FUSION.merge_s)
     a = m(event("cam", "a1", "start", 0.0))
     b = m(event("drone", "b1", "start", 50.0))
     c = m(event("drone", "c1", "start", None))
@@ -118,7 +121,7 @@ def test_far_apart_or_unplaced_incidents_stay_apart() -> None:
 
 
 def test_a_start_long_after_the_incident_went_quiet_is_a_new_incident() -> None:
-    m = IncidentMerger(merge_m=10, merge_s=30)
+    m = IncidentMerger(10, 30)
     m(event("cam", "a1", "start", 0.0, t_ns=0))
     late = m(event("drone", "b1", "start", 1.0, t_ns=int(60e9)))
     assert (late.event_id, late.phase) == ("b1", "start")

@@ -66,6 +66,12 @@ def test_retention_keeps_the_newest(tmp_path: Path) -> None:
     assert aged.prune() == 1000 and aged.count() == 0
 
 
+def test_a_journal_opened_without_retention_prunes_nothing(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")  # a reader's (replay, tools): the publisher's sets the limits
+    j.append(_rows("aaaa", range(1, 51)))
+    assert j.prune() == 0 and j.count() == 50
+
+
 def test_resume_point_cuts_a_torn_last_line(tmp_path: Path) -> None:
     out = tmp_path / "console.jsonl"
     assert resume_point(out) is None

@@ -70,7 +70,7 @@ def test_tiles_cover_the_frame_with_overlap_and_merge_removes_border_duplicates(
         np.array([0, 0], np.int32),
         names,
     )
-    merged = merge_tiles([a, b], wins[:2])
+    merged = merge_tiles([a, b], wins[:2], max_det=300)
     assert len(merged) == 2 and merged.score.tolist() == [np.float32(0.9), np.float32(0.7)]
 
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from engine.config import ZoneConfig
-from engine.rule_config import (
+from engine.config import (
     AbandonedObjectRuleConfig,
     CrowdRuleConfig,
     DumpingRuleConfig,
     IntrusionRuleConfig,
     LineCrossingRuleConfig,
     LoiteringRuleConfig,
+    ZoneConfig,
 )
 from engine.rules import (
     AbandonedObjectRule,

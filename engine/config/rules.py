@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from engine.config_values import Point
+from engine.config.base import ConfigModel, Id
+from engine.config.values import Point
 
 __all__ = [
     "AbandonedObjectRuleConfig",
@@ -23,23 +24,19 @@ __all__ = [
     "ZonePresenceRuleConfig",
 ]
 
-ID_PATTERN = r"^[A-Za-z0-9_-]+$"
-Id = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=64,
-        pattern=ID_PATTERN,
-        description="Identifier: letters, digits, '-' and '_' (it becomes part of topics).",
-    ),
+Severity = Annotated[
+    Literal["info", "warning", "critical"],
+    Field(description="How urgent the rule's alerts are: info, warning or critical."),
 ]
-Severity = Literal["info", "warning", "critical"]
-Anchor = Literal["bottom_center", "center"]
+Anchor = Annotated[
+    Literal["bottom_center", "center"],
+    Field(description="Point of each box the rule tests: the feet, or the box centre."),
+]
+Classes = Annotated[list[str], Field(description="Class names that count (empty: every class).")]
 
 
-class _Rule(BaseModel):
-    # NaN and infinity compare False with everything: a rule holding one never fires
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class _Rule(ConfigModel):
+    """What every rule has: its id, the least score it looks at, and its quiet time."""
 
     id: Id
     min_score: float = Field(0.0, ge=0.0, le=1.0, description="Ignore objects scored below this.")
@@ -54,11 +51,11 @@ class _Rule(BaseModel):
 class ZonePresenceRuleConfig(_Rule):
     """Objects of given classes inside a zone: one event from their arrival to their departure."""
 
-    type: Literal["zone_presence"] = "zone_presence"
-    zone: Id = Field(description="The zone watched.")
-    classes: list[str] = Field(
-        default_factory=list, description="Class names that count (empty: every class)."
+    type: Literal["zone_presence"] = Field(
+        "zone_presence", description="Objects of given classes in a zone."
     )
+    zone: Id = Field(description="The zone watched.")
+    classes: Classes = Field(default_factory=list)
     anchor: Anchor = Field(
         "bottom_center",
         description="Point of each box tested against the zone: the feet, or the box centre.",
@@ -79,9 +76,13 @@ class IntrusionRuleConfig(ZonePresenceRuleConfig):
     """Anyone (or any vehicle) inside a closed area: zone presence reported as `intrusion`,
     with the occupancy count, confirmed over a few frames."""
 
-    type: Literal["intrusion"] = "intrusion"  # type: ignore[assignment]
-    classes: list[str] = Field(default_factory=lambda: ["person"])
-    min_frames: int = Field(3, ge=1, le=1000)
+    type: Literal["intrusion"] = Field(  # type: ignore[assignment]
+        "intrusion", description="Anyone in a closed area."
+    )
+    classes: Classes = Field(default_factory=lambda: ["person"])
+    min_frames: int = Field(
+        3, ge=1, le=1000, description="Consecutive frames with objects before the event starts."
+    )
     severity: Severity = "critical"
 
 
@@ -89,7 +90,7 @@ class LineCrossingRuleConfig(_Rule):
     """Objects crossing a line. Crossings in a burst are one incident (start, an update per
     crossing, end after a quiet spell); each carries the direction and the running counts."""
 
-    type: Literal["line_crossing"] = "line_crossing"
+    type: Literal["line_crossing"] = Field("line_crossing", description="Objects crossing a line.")
     source: Id = Field(description="The source whose image the line is drawn on.")
     line: tuple[Point, Point] = Field(description="From A to B, pixels: [[xa, ya], [xb, yb]].")
     direction: Literal["both", "in", "out"] = Field(
@@ -97,7 +98,7 @@ class LineCrossingRuleConfig(_Rule):
         description="'in' is from the right of A->B to its left (as seen in the image), 'out' "
         "the reverse.",
     )
-    classes: list[str] = Field(default_factory=lambda: ["person"])
+    classes: Classes = Field(default_factory=lambda: ["person"])
     anchor: Anchor = "bottom_center"
     hysteresis: float = Field(
         0.15,
@@ -121,9 +122,9 @@ class LoiteringRuleConfig(_Rule):
     """Someone staying in a zone longer than `dwell_s`; brief exits and identity switches (a new
     track where a lost one was) do not restart the clock."""
 
-    type: Literal["loitering"] = "loitering"
-    zone: Id
-    classes: list[str] = Field(default_factory=lambda: ["person"])
+    type: Literal["loitering"] = Field("loitering", description="Someone staying in a zone.")
+    zone: Id = Field(description="The zone watched.")
+    classes: Classes = Field(default_factory=lambda: ["person"])
     anchor: Anchor = "bottom_center"
     dwell_s: float = Field(30.0, gt=0, le=86400, description="Time in the zone that is loitering.")
     grace_s: float = Field(
@@ -144,7 +145,9 @@ class LoiteringRuleConfig(_Rule):
         "detection on a fixed structure than a person (0: anyone).",
     )
     clear_after_s: float = Field(3.0, ge=0, le=3600, description="No loiterer this long: end.")
-    update_every_s: float = Field(0.0, ge=0, le=86400)
+    update_every_s: float = Field(
+        0.0, ge=0, le=86400, description="Seconds between 'update' alerts (0: no updates)."
+    )
     severity: Severity = "warning"
 
 
@@ -156,9 +159,9 @@ class CrowdRuleConfig(_Rule):
     running are at 2-4), so it holds near and far from a fixed camera.
     """
 
-    type: Literal["crowd"] = "crowd"
-    zone: Id
-    classes: list[str] = Field(default_factory=lambda: ["person"])
+    type: Literal["crowd"] = Field("crowd", description="Crowds gathering and dispersing.")
+    zone: Id = Field(description="The zone watched.")
+    classes: Classes = Field(default_factory=lambda: ["person"])
     anchor: Anchor = "bottom_center"
     min_count: int = Field(
         8,
@@ -207,7 +210,9 @@ class CrowdRuleConfig(_Rule):
     memory_s: float = Field(
         15.0, gt=0, le=3600, description="A dispersal needs a crowd seen within this time."
     )
-    clear_after_s: float = Field(5.0, ge=0, le=3600)
+    clear_after_s: float = Field(
+        5.0, ge=0, le=3600, description="Below min_count (or calm) this long: the incident ends."
+    )
     severity: Severity = "warning"
 
     @model_validator(mode="after")
@@ -228,10 +233,14 @@ class DumpingRuleConfig(_Rule):
     shadow). It ends when the vehicle has gone, or after `clear_after_s` without the pile.
     """
 
-    type: Literal["dumping"] = "dumping"
+    type: Literal["dumping"] = Field("dumping", description="Illegal dumping from a vehicle.")
     zone: Id = Field(description="The no-dumping area.")
-    vehicle_classes: list[str] = Field(default_factory=lambda: ["truck", "car"])
-    debris_classes: list[str] = Field(default_factory=lambda: ["debris"])
+    vehicle_classes: list[str] = Field(
+        default_factory=lambda: ["truck", "car"], description="Classes that bring the load."
+    )
+    debris_classes: list[str] = Field(
+        default_factory=lambda: ["debris"], description="Classes of what is dumped."
+    )
     stop_s: float = Field(2.0, gt=0, le=600, description="A vehicle this still is stopped ...")
     stop_speed: float = Field(
         0.08, gt=0, le=10, description="... moving less than this (its box diagonals per second)."
@@ -249,7 +258,9 @@ class DumpingRuleConfig(_Rule):
     use_foreground: bool = Field(
         True, description="Fixed cameras: a new static region of the background model counts."
     )
-    clear_after_s: float = Field(10.0, ge=0, le=3600)
+    clear_after_s: float = Field(
+        10.0, ge=0, le=3600, description="No pile seen this long: the incident ends."
+    )
     severity: Severity = "critical"
 
 
@@ -261,18 +272,31 @@ class AbandonedObjectRuleConfig(_Rule):
     `owner_radius` object sizes.
     """
 
-    type: Literal["abandoned_object"] = "abandoned_object"
-    zone: Id
-    object_classes: list[str] = Field(default_factory=list)
-    owner_classes: list[str] = Field(default_factory=lambda: ["person"])
-    use_foreground: bool = True
-    unattended_s: float = Field(10.0, gt=0, le=86400)
+    type: Literal["abandoned_object"] = Field(
+        "abandoned_object", description="An object left without its owner."
+    )
+    zone: Id = Field(description="The zone watched.")
+    object_classes: list[str] = Field(
+        default_factory=list,
+        description="Classes of objects that may be left (empty: only background regions).",
+    )
+    owner_classes: list[str] = Field(
+        default_factory=lambda: ["person"], description="Classes that may own an object."
+    )
+    use_foreground: bool = Field(
+        True, description="Fixed cameras: a new static region of the background model counts."
+    )
+    unattended_s: float = Field(
+        10.0, gt=0, le=86400, description="Left alone this long: abandoned."
+    )
     owner_radius: float = Field(3.0, ge=0, le=50, description="In sizes of the object.")
     min_size_px: float = Field(6.0, ge=1, le=10000, description="Ignore smaller regions.")
     max_size_px: float = Field(
         160.0, ge=1, le=10000, description="Ignore larger regions (parked vehicles, shadows)."
     )
-    clear_after_s: float = Field(3.0, ge=0, le=3600)
+    clear_after_s: float = Field(
+        3.0, ge=0, le=3600, description="Object gone this long: the incident ends."
+    )
     severity: Severity = "warning"
 
 
