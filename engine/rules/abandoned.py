@@ -51,7 +51,7 @@ class _Object:
     incident: Incident = field(default_factory=Incident)
 
 
-class AbandonedObjectRule(ZoneRule):
+class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
     """Watches one zone for objects left behind.
 
     Args:
@@ -61,8 +61,6 @@ class AbandonedObjectRule(ZoneRule):
     """
 
     kind = "abandoned_object"
-
-    cfg: AbandonedObjectRuleConfig
 
     def __init__(
         self, cfg: AbandonedObjectRuleConfig, zone: ZoneConfig, class_names: tuple[str, ...]
