@@ -347,6 +347,7 @@ def test_a_truncated_file_on_a_cluster_worker_still_ends_its_incidents(tmp_path:
         }
     )
     hub = Hub(cfg)
+    hub.start()
     worker = SourceWorker(cfg, "cut", hub, "node-a")
     deadline = time.monotonic() + 120
     while not worker.status().done:
