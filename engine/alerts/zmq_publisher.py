@@ -130,7 +130,6 @@ class ZmqPublisher:
         self._owed: dict[str, JournalRow] = {}
         # alerts the journal refused, served by replay until a later batch journals them
         self.backlog = Backlog(cfg.journal_backlog_alerts, cfg.journal_backlog_mb << 20)
-        self.backfilled = 0  # alerts journaled after they went out (from the backlog)
         self.never_journaled = 0  # alerts that overflowed the backlog: live only
         self._overflowing = False
         self._retry_at = 0.0  # while failing, the journal is not tried again before this
@@ -424,7 +423,6 @@ class ZmqPublisher:
         self._owed.clear()
         self._overflowing = False
         if held:
-            self.backfilled += len(held)
             log.warning(
                 "journal %s: %d alert(s) published while it failed (%d-%d) are journaled now",
                 self.journal_path,
