@@ -92,6 +92,7 @@ def _publish(a: argparse.Namespace) -> None:
         snapshots=False,
     )
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    pub.start()
     print(f"READY {stamper.epoch}", flush=True)
     pub.wait_for_subscribers()
     time.sleep(a.settle)

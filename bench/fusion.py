@@ -142,13 +142,13 @@ def run_once(
         for e in step.events:
             e = merger(e)
             if e.phase == "start":
-                pos = e.attributes.get("position") or {}
+                pos = e.position
                 alerts.append(
                     {
                         "t": e.pts_s,
                         "sensor": s,
-                        "east": pos.get("east_m"),
-                        "north": pos.get("north_m"),
+                        "east": pos.east_m if pos is not None else None,
+                        "north": pos.north_m if pos is not None else None,
                     }
                 )
 

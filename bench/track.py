@@ -149,7 +149,10 @@ def sim_sequences(tmp: Path) -> list[dict[str, Any]]:
 
 # --- trackers -------------------------------------------------------------------------------
 
-Runner = Callable[[Sequence_, float], list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]]
+# one tracker run over a sequence: per frame, the track ids and their boxes
+TrackerPass = Callable[
+    [Sequence_, float], list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]
+]
 
 
 def run_lookout(
@@ -166,7 +169,7 @@ def run_lookout(
     return out
 
 
-def _sv_runner(make: Callable[[float], Any], method: str) -> Runner:
+def _sv_runner(make: Callable[[float], Any], method: str) -> TrackerPass:
     def run(
         seq: Sequence_, fps: float
     ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
@@ -199,7 +202,7 @@ def _trackers(fps: float) -> Any:
     return ByteTrackTracker(frame_rate=fps)
 
 
-PEERS: dict[str, Runner] = {
+PEERS: dict[str, TrackerPass] = {
     "supervision ByteTrack": _sv_runner(_supervision, "update_with_detections"),
     "trackers ByteTrackTracker": _sv_runner(_trackers, "update"),
 }
@@ -276,7 +279,7 @@ def speed_sequence(n_obj: int = 100, frames: int = 300, seed: int = 5) -> Sequen
     return seq
 
 
-def _ms_per_update(runner: Runner, seq: Sequence_) -> float:
+def _ms_per_update(runner: TrackerPass, seq: Sequence_) -> float:
     runner(seq[:20], 30.0)  # warm (numba, imports)
     t0 = time.perf_counter()
     runner(seq, 30.0)
@@ -291,7 +294,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp = Path(d)
         sequences = tud_sequences() + ([] if args.no_sim else sim_sequences(tmp))
         speed_seq = speed_sequence()
-        trackers: dict[str, Runner] = {"lookout": run_lookout, **PEERS}
+        trackers: dict[str, TrackerPass] = {"lookout": run_lookout, **PEERS}
         results = {
             name: [fn(s["dets"], s["fps"]) for s in sequences] for name, fn in trackers.items()
         }

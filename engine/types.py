@@ -21,10 +21,13 @@ import numpy.typing as npt
 __all__ = [
     "HEALTH_KINDS",
     "Alert",
+    "ClipRef",
+    "ClipStatus",
     "Detections",
     "Event",
     "EventPhase",
     "Frame",
+    "GroundPosition",
     "HealthEvent",
     "HealthKind",
     "Tracks",
@@ -54,6 +57,7 @@ HealthKind = Literal[
     "source.truncated",
 ]
 HEALTH_KINDS: tuple[str, ...] = HealthKind.__args__  # type: ignore[attr-defined]
+ClipStatus = Literal["recording", "written", "failed"]
 
 
 def _check_array(
@@ -233,6 +237,47 @@ class Tracks:
 
 
 @dataclass(frozen=True, slots=True)
+class GroundPosition:
+    """Where on the ground an event happened (engine.geo.locate), as its alert says.
+
+    Attributes:
+        lat_deg: latitude, degrees (WGS 84).
+        lon_deg: longitude, degrees.
+        uncertainty_m: radius of the 95 % circle around it, metres.
+        east_m: metres east of the site origin (config `geo`).
+        north_m: metres north of the site origin.
+    """
+
+    lat_deg: float
+    lon_deg: float
+    uncertainty_m: float
+    east_m: float
+    north_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClipRef:
+    """What became of the video clip recorded for an incident (engine.record.clips).
+
+    Attributes:
+        status: "recording", "written" or "failed".
+        file: the clip's name relative to the clips folder (`<source>/<event id>.mp4`); None
+            when it failed.
+        pre_s: seconds of video before the incident's start that the clip holds.
+        post_s: seconds after the start it goes on for.
+        size_bytes: the written file's size, when this run wrote it.
+        reason: why it failed (status "failed").
+    """
+
+    status: ClipStatus
+    file: str | None = None
+    pre_s: float = 0.0
+    post_s: float = 0.0
+    size_bytes: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """Something a rule noticed, at one moment of one source.
 
@@ -256,6 +301,14 @@ class Event:
         attributes: rule-specific facts (counts, dwell seconds, ...), JSON-serialisable.
         frame_size: (width, height) of the source frame, for the consumer's drawing.
         snapshot: JPEG of the frame that caused this phase (sent as the message's third part).
+        position: where on the ground it happened, when the source maps to the ground.
+        global_id: i64 [n] each object's identity across sensors (-1 where it has none), or
+            None where the source takes no part in fusion.
+        clip: what became of the incident's video clip, when clips are recorded.
+        sensors: the sources that see this incident, when several sensors' incidents merged
+            into one (empty: only `source_id`).
+        sensor_event_id: this source's own id of a merged incident, when it differs from
+            `event_id`.
     """
 
     event_id: str
@@ -274,12 +327,21 @@ class Event:
     attributes: dict[str, Any] = field(default_factory=dict)
     frame_size: tuple[int, int] = (0, 0)
     snapshot: bytes | None = field(default=None, repr=False)
+    position: GroundPosition | None = None
+    global_id: npt.NDArray[np.int64] | None = None
+    clip: ClipRef | None = None
+    sensors: tuple[str, ...] = ()
+    sensor_event_id: str | None = None
 
     def __post_init__(self) -> None:
         _check_array("Event.xyxy", self.xyxy, np.float32, 2, 4)
         _check_array("Event.score", self.score, np.float32, 1)
         _check_array("Event.track_id", self.track_id, np.int64, 1)
         n = len(self.xyxy)
+        if self.global_id is not None:
+            _check_array("Event.global_id", self.global_id, np.int64, 1)
+            if len(self.global_id) != n:
+                raise ValueError(f"Event: global_id has {len(self.global_id)} rows, xyxy {n}")
         if len(self.score) != n or len(self.labels) != n or len(self.track_id) != n:
             raise ValueError(
                 f"Event: per-object fields differ in length: xyxy {n}, score {len(self.score)}, "

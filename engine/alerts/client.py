@@ -198,7 +198,9 @@ class AlertClient:
                 return None
 
     def close(self) -> None:
-        """Close the sockets (and the context, if owned)."""
+        """Close the sockets (and the context, if owned). Idempotent."""
+        if self._sub.closed:
+            return
         self._sub.close(0)
         if self._req is not None:
             self._req.close(0)

@@ -53,6 +53,9 @@ class Sink(Protocol):
 class AlertOutlet:
     """The stamper, the incident merger and the sinks of a config.
 
+    The constructor opens the sinks' files and journals; `start` binds the ZeroMQ endpoints and
+    starts their threads (replay, CURVE); `close` closes every sink.
+
     Args:
         cfg: the config (site, routing, outputs, fusion).
         context: the ZeroMQ context the publishers use (owned by the caller).
@@ -81,6 +84,21 @@ class AlertOutlet:
                     )
                 elif isinstance(out, JsonlOutputConfig):
                     self.sinks.append(JsonlSink(out))
+        except BaseException:
+            self.close()
+            raise
+
+    def start(self) -> None:
+        """Bind every ZeroMQ output and start its threads, before the first `publish`.
+
+        Raises:
+            PublishError: an endpoint cannot be bound (the message names it); then every sink
+                is closed.
+        """
+        try:
+            for sink in self.sinks:
+                if isinstance(sink, ZmqPublisher):
+                    sink.start()
         except BaseException:
             self.close()
             raise

@@ -121,6 +121,8 @@ def parse(raw: bytes) -> ReplayRequest:
 class ReplayServer:
     """Serves replay requests from its own thread and its own journal connection.
 
+    The constructor binds the endpoint; `start` starts the serving thread; `close` stops it.
+
     Args:
         endpoint: where to bind the ROUTER socket.
         journal_path: the journal the publisher writes.
@@ -131,7 +133,7 @@ class ReplayServer:
         max_reply_bytes: byte budget of one reply (past its first alert).
 
     Attributes:
-        served: replies sent. refused: malformed requests answered with an error.
+        served: replies sent.
         dropped: replies not sent (the peer's window was full, or it had gone) and requests of
             stalled peers not served. superseded: requests replaced by a newer one of the
             same peer before they were served.
@@ -150,7 +152,6 @@ class ReplayServer:
         self._backlog = backlog
         self._journal_down = False
         self.served = 0
-        self.refused = 0
         self.dropped = 0
         self.superseded = 0
         self.max_reply_bytes = max_reply_bytes
@@ -165,13 +166,27 @@ class ReplayServer:
             secure(self._sock)
         self._sock.bind(endpoint)
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        """Serve from a thread of its own (once; not after `close`)."""
+        if self._thread is not None or self._closed:
+            return
         self._thread = threading.Thread(target=self._run, name="lookout-replay", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
-        """Stop serving (within ~0.2 s) and close the socket."""
+        """Stop serving (within ~0.2 s; joined for at most 5 s) and close the socket.
+        Idempotent, and safe before `start`."""
+        if self._closed:
+            return
+        self._closed = True
         self._stop.set()
-        self._thread.join(5)
+        if self._thread is None:
+            self._sock.close(0)  # never served: the socket is still this thread's
+        else:
+            self._thread.join(5)  # the thread closes the socket it served on
 
     def _open_journal(self) -> Journal | None:
         """The journal, or None (logged once per episode) while it cannot be opened."""
@@ -268,12 +283,10 @@ class ReplayServer:
     def _serve(self, journal: Journal | None, frames: list[bytes]) -> list[bytes]:
         body = frames[2:] if len(frames) > 2 and frames[1] == b"" else frames[1:]
         if len(body) != 1:
-            self.refused += 1
             return [_error(f"expected one request frame, got {len(body)}")]
         try:
             req = parse(body[0])
         except RequestError as exc:
-            self.refused += 1
             return [_error(str(exc))]
         # the backlog first: a row the publisher journals meanwhile is then in both (dropped
         # once below), never in neither

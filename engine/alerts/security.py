@@ -48,6 +48,9 @@ def _load(path: Path, want_secret: bool) -> tuple[bytes, bytes | None]:
 class CurveServer:
     """The engine's side: an authenticator thread and the server key pair for its sockets.
 
+    The constructor loads the keys; `start` starts the authenticator (before any socket it
+    secures is bound: without it, ZeroMQ lets every CURVE client in); `close` stops it.
+
     The allow-list is held here and asked on every handshake, so `reload` takes effect for the
     next connection; connections already established are the sockets' owner's to drop (the
     publisher rebinds its endpoints when a key was revoked).
@@ -64,9 +67,17 @@ class CurveServer:
         self._allowed = _allowed_keys(self._folder)
         if not self._allowed:
             log.warning("no console keys in %s: no console can connect", self._folder)
-        self._auth = ThreadAuthenticator(context)
-        self._auth.start()
-        self._auth.configure_curve_callback(domain="*", credentials_provider=self)
+        self._context = context
+        self._auth: ThreadAuthenticator | None = None
+
+    def start(self) -> None:
+        """Start the authenticator thread (once; again after `close` it is a new one)."""
+        if self._auth is not None:
+            return
+        auth = ThreadAuthenticator(self._context)
+        auth.start()
+        auth.configure_curve_callback(domain="*", credentials_provider=self)
+        self._auth = auth
         log.info("alert stream encrypted; %d console keys allowed", len(self._allowed))
 
     @property
@@ -92,8 +103,10 @@ class CurveServer:
         sock.curve_server = True
 
     def close(self) -> None:
-        """Stop the authenticator thread."""
-        self._auth.stop()
+        """Stop the authenticator thread (idempotent; nothing to do before `start`)."""
+        auth, self._auth = self._auth, None
+        if auth is not None:
+            auth.stop()
 
 
 def _allowed_keys(folder: Path) -> frozenset[bytes]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from engine.config import RouteConfig
 from engine.redact import redact, redact_value
-from engine.types import Alert, Event, HealthEvent
+from engine.types import Alert, ClipRef, Event, GroundPosition, HealthEvent
 
 __all__ = [
     "HEALTH_TOPIC",
@@ -156,20 +156,89 @@ def alert_to_dict(alert: Alert, durable: bool = True) -> dict[str, Any]:
             "phase": e.phase,
             "severity": e.severity,
             "site": alert.site,
-            "sensors": list(e.attributes.get("sensors") or [e.source_id]),
+            "sensors": list(e.sensors or (e.source_id,)),
             "rule": e.rule_id,
             "zone": e.zone_id,
             "stream_pts_s": round(e.pts_s, 6),
             "frame": {"width": e.frame_size[0], "height": e.frame_size[1]},
             "objects": objects,
-            "position": e.attributes.get("position"),
+            "position": _position_to_wire(e.position),
             "snapshot": {"part": 2, "content_type": "image/jpeg", "bytes": len(e.snapshot)}
             if e.snapshot
             else None,
             "routes": [r.split(".", 1)[0][1:] for r in alert.routes],
-            "attributes": e.attributes,
+            "attributes": _attributes_to_wire(e),
         },
     }
+
+
+# The typed facts an engine adds to a rule's event travel in `attributes` under these keys too
+# (as they did when they were attributes): consumers of schema v2 read them there.
+_TYPED_KEYS = ("position", "global_ids", "clip", "sensors", "sensor_event_id")
+
+
+def _position_to_wire(p: GroundPosition | None) -> dict[str, float] | None:
+    if p is None:
+        return None
+    return {
+        "lat": p.lat_deg,
+        "lon": p.lon_deg,
+        "uncertainty_m": p.uncertainty_m,
+        "east_m": p.east_m,
+        "north_m": p.north_m,
+    }
+
+
+def _clip_to_wire(c: ClipRef) -> dict[str, Any]:
+    out: dict[str, Any] = {"file": c.file, "status": c.status}
+    if c.size_bytes is not None:
+        out["bytes"] = c.size_bytes
+    if c.reason is not None:
+        out["reason"] = c.reason
+    return {**out, "pre_s": c.pre_s, "post_s": c.post_s}
+
+
+def _attributes_to_wire(e: Event) -> dict[str, Any]:
+    """The rule's attributes, then the typed facts under their keys of schema v2."""
+    out = dict(e.attributes)
+    if e.position is not None:
+        out["position"] = _position_to_wire(e.position)
+    if e.global_id is not None:
+        out["global_ids"] = [int(g) for g in e.global_id.tolist()]
+    if e.clip is not None:
+        out["clip"] = _clip_to_wire(e.clip)
+    if e.sensors:
+        out["sensors"] = list(e.sensors)
+    if e.sensor_event_id is not None:
+        out["sensor_event_id"] = e.sensor_event_id
+    return out
+
+
+def _position_from_wire(p: Any) -> GroundPosition | None:
+    try:
+        return GroundPosition(
+            float(p["lat"]),
+            float(p["lon"]),
+            float(p["uncertainty_m"]),
+            float(p["east_m"]),
+            float(p["north_m"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _clip_from_wire(c: Any) -> ClipRef | None:
+    if not isinstance(c, dict) or c.get("status") not in ("recording", "written", "failed"):
+        return None
+    size, reason = c.get("bytes"), c.get("reason")
+    return ClipRef(
+        c["status"],
+        None if c.get("file") is None else str(c["file"]),
+        float(c.get("pre_s", 0.0)),
+        float(c.get("post_s", 0.0)),
+        None if size is None else int(size),
+        None if reason is None else str(reason),
+    )
 
 
 def alert_body(alert: Alert, durable: bool = True) -> bytes:
@@ -180,8 +249,8 @@ def alert_body(alert: Alert, durable: bool = True) -> bytes:
 
 def ending_from_body(body: bytes, reason: str) -> Event:
     """The `end` of the incident whose last alert is `body` (a journaled rule alert): same
-    event id, kind, rule, zone and sensors, no objects, `reason` in its attributes. Used to end
-    the incidents a crashed engine left open.
+    event id, kind, rule, zone, sensors, position and clip, no objects (so no global ids),
+    `reason` in its attributes. Used to end the incidents a crashed engine left open.
 
     Raises:
         ValueError: `body` is not a rule alert of this wire format.
@@ -191,6 +260,9 @@ def ending_from_body(body: bytes, reason: str) -> Event:
         data = message["data"]
         source_id = str(message["source"]).rsplit("/", 1)[-1]
         frame = data.get("frame") or {}
+        attributes = dict(data.get("attributes") or {})
+        typed = {k: attributes.pop(k, None) for k in _TYPED_KEYS}
+        sensor_event_id = typed["sensor_event_id"]
         return Event(
             event_id=str(data["event_id"]),
             kind=str(data["kind"]),
@@ -205,8 +277,12 @@ def ending_from_body(body: bytes, reason: str) -> Event:
             track_id=np.zeros(0, np.int64),
             zone_id=data.get("zone"),
             severity=data.get("severity", "warning"),
-            attributes={**(data.get("attributes") or {}), "reason": reason},
+            attributes={**attributes, "reason": reason},
             frame_size=(int(frame.get("width", 0)), int(frame.get("height", 0))),
+            position=_position_from_wire(data.get("position") or typed["position"]),
+            clip=_clip_from_wire(typed["clip"]),
+            sensors=tuple(str(s) for s in typed["sensors"] or ()),
+            sensor_event_id=None if sensor_event_id is None else str(sensor_event_id),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a rule alert: {exc!r}") from None

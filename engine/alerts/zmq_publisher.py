@@ -85,6 +85,10 @@ def move_aside(path: Path) -> Path:
 class ZmqPublisher:
     """Binds the alert socket (and the replay endpoint) and publishes batches of alerts.
 
+    The constructor opens the journal and checks the keys; `start` binds the endpoints and
+    starts the threads (CURVE's authenticator, the replay server); `close` stops and releases
+    all of it.
+
     Args:
         cfg: endpoints, journal, security, heartbeat.
         context: the ZeroMQ context (one per process, owned by the caller).
@@ -94,8 +98,8 @@ class ZmqPublisher:
             last one this publisher was given.
 
     Raises:
-        PublishError: an endpoint cannot be bound, the journal cannot be opened (or is damaged
-            and `journal_on_failure` is `stop`), or keys are bad.
+        PublishError: the journal cannot be opened (or is damaged and `journal_on_failure` is
+            `stop`), or keys are bad.
     """
 
     def __init__(
@@ -126,7 +130,6 @@ class ZmqPublisher:
         self._owed: dict[str, JournalRow] = {}
         # alerts the journal refused, served by replay until a later batch journals them
         self.backlog = Backlog(cfg.journal_backlog_alerts, cfg.journal_backlog_mb << 20)
-        self.backfilled = 0  # alerts journaled after they went out (from the backlog)
         self.never_journaled = 0  # alerts that overflowed the backlog: live only
         self._overflowing = False
         self._retry_at = 0.0  # while failing, the journal is not tried again before this
@@ -137,18 +140,13 @@ class ZmqPublisher:
         self._replay: ReplayServer | None = None
         self._sock: zmq.Socket | None = None
         self.journal_path = cfg.journal or default_journal(cfg.endpoint)
+        self._context = context
         self.journal = self._open_journal()
         try:
-            self._open(context)
+            self._prepare(context)
         except BaseException:
             self.close()
             raise
-        log.info(
-            "publishing alerts on %s (journal %s%s)",
-            cfg.endpoint,
-            self.journal_path,
-            f", replay on {cfg.replay_endpoint}" if cfg.replay_endpoint else "",
-        )
 
     def _journal_at(self) -> Journal:
         cfg = self.cfg
@@ -228,7 +226,7 @@ class ZmqPublisher:
         out, self._pending = self._pending, []
         return out
 
-    def _open(self, context: zmq.Context) -> None:
+    def _prepare(self, context: zmq.Context) -> None:
         cfg = self.cfg
         self._end_left_open()  # before this epoch's alerts: every open incident is an earlier run's
         if (epoch := self.epoch) and self.journal is not None:
@@ -239,6 +237,32 @@ class ZmqPublisher:
                 self._journal_failed(exc, 1, 0)  # the first append registers the epoch
         if cfg.curve is not None:
             self._curve = CurveServer(cfg.curve, context)
+
+    def start(self) -> None:
+        """Bind the alert endpoint and the replay endpoint, and start their threads (CURVE's
+        authenticator first, so no console connects unchecked). Once; before `send_many`.
+
+        Raises:
+            PublishError: an endpoint cannot be bound (what was started is closed again).
+        """
+        if self._sock is not None:
+            return
+        try:
+            self._bind(self._context)
+        except BaseException:
+            self._unbind()
+            raise
+        log.info(
+            "publishing alerts on %s (journal %s%s)",
+            self.cfg.endpoint,
+            self.journal_path,
+            f", replay on {self.cfg.replay_endpoint}" if self.cfg.replay_endpoint else "",
+        )
+
+    def _bind(self, context: zmq.Context) -> None:
+        cfg = self.cfg
+        if self._curve is not None:
+            self._curve.start()
         self._sock = context.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.SNDHWM, cfg.sndhwm)
         self._sock.setsockopt(zmq.LINGER, 2000)  # bounded flush of queued alerts on close
@@ -259,6 +283,18 @@ class ZmqPublisher:
                 raise PublishError(
                     f"cannot serve replays on {cfg.replay_endpoint}: {exc.strerror}"
                 ) from None
+            self._replay.start()
+
+    def _unbind(self) -> None:
+        """Stop the replay server and the authenticator, close the alert socket (idempotent)."""
+        if self._replay is not None:
+            self._replay.close()
+            self._replay = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._curve is not None:
+            self._curve.close()
 
     def _drain_subscriptions(self, timeout_ms: int) -> None:
         """Read subscribe/unsubscribe notices (XPUB delivers them as messages)."""
@@ -387,7 +423,6 @@ class ZmqPublisher:
         self._owed.clear()
         self._overflowing = False
         if held:
-            self.backfilled += len(held)
             log.warning(
                 "journal %s: %d alert(s) published while it failed (%d-%d) are journaled now",
                 self.journal_path,
@@ -547,18 +582,13 @@ class ZmqPublisher:
                 replay_ep,
                 lambda: ReplayServer(replay_ep, self.journal_path, context, curve, self.backlog),
             )
+            self._replay.start()
 
     def close(self) -> None:
-        """Close sockets (queued alerts go out for up to 2 s), the replay thread, the journal."""
-        if self._replay is not None:
-            self._replay.close()
-            self._replay = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        if self._curve is not None:
-            self._curve.close()
-            self._curve = None
+        """Close sockets (queued alerts go out for up to 2 s), the replay thread, the journal.
+        Idempotent, and safe before `start`."""
+        self._unbind()
+        self._curve = None
         if self.journal is None and len(self.backlog):
             try:  # a last try: the disk may have room by now
                 self.journal = self._open_journal()

@@ -129,14 +129,15 @@ def run(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
     stop_on_signals(stop)
-
-    def stop_when_asked() -> None:
-        stop.wait()
-        console.stop()
-
-    threading.Thread(target=stop_when_asked, daemon=True).start()
     try:
-        console.run()
+        console.start()
     except OSError as exc:
         raise EngineError(f"cannot serve on {args.host}:{args.port}: {exc.strerror}") from None
+    try:
+        while not stop.wait(0.5) and not console.wait(0):
+            pass
+    finally:
+        console.close()
+    if console.failure is not None:
+        raise EngineError(f"the web console stopped: {console.failure}")
     return 0

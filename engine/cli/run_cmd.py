@@ -229,13 +229,15 @@ def _run_cluster(cfg: Config, address: str) -> int:
     for sid, st in sorted(report.sources.items()):
         node = (st["node"] or "-")[:12]
         log.info(
-            "source %s: up to frame %d, %d records, on node %s (moves %d, duplicates dropped %d)",
+            "source %s: up to frame %d, %d records, on node %s (moves %d, duplicates dropped "
+            "%d, batches of outdated workers refused %d)",
             sid,
             st["next_seq"] - 1,
             st["frames"],
             node,
             st["moves"],
             st["duplicates"],
+            st["fenced"],
         )
     lost = len(report.nodes_lost)
     log.info(

@@ -24,6 +24,11 @@ class _Hub:
 
     def __init__(self, cfg_json: str) -> None:
         self._hub = Hub(Config.model_validate_json(cfg_json))
+        try:  # the actor's start is its construction: the driver waits on `ready`
+            self._hub.start()
+        except BaseException:
+            self._hub.close()
+            raise
 
     def ready(self) -> bool:
         return True

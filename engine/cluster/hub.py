@@ -47,10 +47,9 @@ class SourceState:
     next_seq: int = 0  # frame numbers below it were accepted (or dropped before)
     frames: int = 0  # records accepted
     node: str | None = None
-    started_s: float = 0.0
     last_seen_s: float = 0.0
-    duplicates: int = 0
-    fenced: int = 0
+    duplicates: int = 0  # records received again (re-sent after a lost ack), dropped
+    fenced: int = 0  # record batches refused: sent by an outdated incarnation
     moves: int = 0
     finished: bool = False
     open: dict[str, Event] = field(default_factory=dict)  # event id: latest phase
@@ -78,6 +77,17 @@ class Hub:
         # one time base; on a cluster every sensor's incidents go out as they are)
         self._outlet = AlertOutlet(cfg, self._context, merge=False)
         self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Bind the outputs and start the heartbeat thread (once), before workers call in.
+
+        Raises:
+            PublishError: an output cannot be bound.
+        """
+        if self._beat is not None:
+            return
+        self._outlet.start()
         self._beat = threading.Thread(target=self._heartbeat, name="lookout-hub-beat", daemon=True)
         self._beat.start()
 
@@ -107,7 +117,7 @@ class Hub:
                     "silent_s": silent,
                 }
                 events.append(HealthEvent(kind, source_id, time.monotonic_ns(), why, attrs))
-            st.node, st.started_s, st.last_seen_s = node, now, now
+            st.node, st.last_seen_s = node, now
             if events:
                 self._publish(events)
             return st.epoch, st.next_seq
@@ -196,7 +206,8 @@ class Hub:
             )
 
     def status(self) -> dict[str, Any]:
-        """Per source: node, epoch, next frame, finished, duplicates, moves; alerts published."""
+        """Per source: node, epoch, next frame, records, finished, duplicates, fenced, moves,
+        incidents open; alerts published."""
         with self._lock:
             return {
                 "published": self.published,
@@ -223,8 +234,11 @@ class Hub:
 
     def close(self) -> None:
         """End open incidents, flush the outlet (journal, sockets), stop the heartbeat."""
+        if self._stop.is_set():
+            return
         self._stop.set()
-        self._beat.join(5)
+        if self._beat is not None:
+            self._beat.join(5)
         with self._lock:
             ending: list[Event | HealthEvent] = []
             for st in self.sources.values():

@@ -42,6 +42,7 @@ from engine.config.outputs import (
 from engine.config.root import PATTERN_MEANING, Config, load_config, parse_config
 from engine.config.rules import (
     AbandonedObjectRuleConfig,
+    Anchor,
     CrowdRuleConfig,
     DumpingRuleConfig,
     IntrusionRuleConfig,
@@ -73,6 +74,7 @@ __all__ = [
     "PROVIDER_ALIASES",
     "RTSP_PATTERN",
     "AbandonedObjectRuleConfig",
+    "Anchor",
     "CalibrationConfig",
     "CalibrationPoint",
     "ClipsConfig",

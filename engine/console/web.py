@@ -111,6 +111,10 @@ class WebAccess:
 class WebConsole:
     """Serves the login, the page, and relays alerts to logged-in browsers.
 
+    The constructor binds nothing and starts nothing: `start` serves from a thread of its own
+    (`lookout-console`, the HTTP and WebSocket event loop) and relays alerts from another
+    (`lookout-console-relay`); `close` stops both.
+
     Args:
         endpoint, replay, topics, secure: as for `AlertClient`.
         host, port: where to serve HTTP and the WebSocket (port 0: any free one).
@@ -147,7 +151,6 @@ class WebConsole:
         self.endpoint, self.replay, self.topics, self.secure = endpoint, replay, topics, secure
         self.host, self.port = host, port
         self.access = access
-        self.relayed = 0
         self._scheme = "https" if access.tls is not None else "http"
         self._names = _host_names(host, access.allow_hosts)
         self._sessions = Sessions(ttl_s=access.session_ttl_s)
@@ -159,15 +162,57 @@ class WebConsole:
         self._login_page = LOGIN_PAGE.read_bytes()
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.ready = threading.Event()
+        self._ready = threading.Event()
+        self._failed: BaseException | None = None
+        self._thread: threading.Thread | None = None
 
-    def run(self) -> None:
-        """Serve until `stop` (blocks)."""
-        asyncio.run(self._main())
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Serve from a thread of its own; returns once the port is bound (`port` is then the
+        one bound: a port of 0 asked for any free one). Once; not after `close`.
 
-    def stop(self) -> None:
-        """Stop serving; safe from any thread."""
+        Raises:
+            OSError: the address cannot be served on (nothing is left running).
+            TimeoutError: not serving after `timeout_s`.
+        """
+        if self._thread is not None or self._stop.is_set():
+            return
+        self._thread = threading.Thread(target=self._serve, name="lookout-console", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            self.close()
+            raise TimeoutError(f"the web console was not serving after {timeout_s} s")
+        if self._failed is not None:
+            self.close()
+            raise self._failed
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the console stops serving (`close`, or a failure); True if it has."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why it stopped serving on its own, or None."""
+        return self._failed
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop serving and relaying; joins both threads for at most `timeout_s`. Idempotent,
+        safe before `start` and from any thread."""
         self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+    def _serve(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # an address in use, or a bug: start() raises it
+            if self._ready.is_set():
+                log.exception("the web console stopped")
+            self._failed = exc
+        finally:
+            self._ready.set()
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -191,7 +236,7 @@ class WebConsole:
                 ", ".join(sorted(self._names)),
             )
             relay.start()
-            self.ready.set()
+            self._ready.set()
             while not self._stop.is_set():
                 await asyncio.sleep(0.1)
         relay.join(2)
@@ -325,7 +370,6 @@ class WebConsole:
         def send() -> None:
             self._history.append(message)
             broadcast(self._clients, message)
-            self.relayed += 1
 
         loop.call_soon_threadsafe(send)
 

@@ -30,7 +30,7 @@ from engine.detect.decoders import (
 )
 from engine.detect.model_info import ModelInfo, inspect_model
 from engine.detect.nms import nms
-from engine.detect.session import make_runner, open_session
+from engine.detect.session import make_call, open_session
 from engine.errors import ModelError
 from engine.preprocess import LetterboxParams, letterbox_fused, rect_input_shape, unletterbox_boxes
 from engine.types import Detections, Frame
@@ -57,7 +57,7 @@ class OnnxDetector:
         self.cfg = cfg
         self._session, self.provider = open_session(cfg)
         self.info: ModelInfo = inspect_model(self._session, cfg)
-        self._runner = make_runner(self._session, self.provider, cfg)
+        self._call = make_call(self._session, self.provider, cfg)
         self._buffers: dict[tuple[int, int, int], npt.NDArray[np.floating[Any]]] = {}
         self._lock = threading.Lock()  # the batch buffers are reused: one run at a time
         self._grid = yolox_grid(*self.info.input_hw) if self.info.family == "yolox" else None
@@ -93,7 +93,7 @@ class OnnxDetector:
 
     def _infer(self, batch: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
         try:
-            return self._runner.run(batch)
+            return self._call.run(batch)
         except Exception as exc:  # onnxruntime's errors are untyped
             raise ModelError(f"{self.cfg.model.name}: inference failed: {exc}") from exc
 

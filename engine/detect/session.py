@@ -3,7 +3,7 @@
 `open_session(cfg)` keeps the configured providers this onnxruntime build offers, gives each its
 options (TensorRT: fp16, engine and timing cache, a batch profile; CUDA and TensorRT: the GPU
 index; OpenVINO: the device), falls back to the next provider when one fails to initialise, and
-logs one line saying what runs. `make_runner` picks how a batch reaches the model: a plain
+logs one line saying what runs. `make_call` picks how a batch reaches the model: a plain
 `session.run`, or IO binding with a device-side input tensor that is updated in place.
 
 Example:
@@ -26,10 +26,10 @@ from engine.errors import ModelError
 from engine.state import state_dir
 
 __all__ = [
-    "BoundRunner",
-    "PlainRunner",
-    "Runner",
-    "make_runner",
+    "IoBoundCall",
+    "ModelCall",
+    "PlainCall",
+    "make_call",
     "open_session",
     "provider_plan",
 ]
@@ -189,7 +189,7 @@ def open_session(cfg: DetectorConfig) -> tuple[ort.InferenceSession, str]:
     raise ModelError(f"{model}: no execution provider could load it: {'; '.join(failures)}")
 
 
-class Runner(Protocol):
+class ModelCall(Protocol):
     """Runs the model on one input batch and returns its first output on the host."""
 
     def run(self, batch: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
@@ -197,7 +197,7 @@ class Runner(Protocol):
         ...
 
 
-class PlainRunner:
+class PlainCall:
     """`session.run`: onnxruntime copies the host input in and the output out on every call."""
 
     def __init__(self, session: ort.InferenceSession) -> None:
@@ -210,7 +210,7 @@ class PlainRunner:
         return self._session.run([self._output], {self._input: batch})[0]
 
 
-class BoundRunner:
+class IoBoundCall:
     """IO binding: the input lives in a device tensor per shape, updated in place each call;
     the output is allocated on the device and copied to the host once.
 
@@ -249,9 +249,9 @@ class BoundRunner:
         return binding.copy_outputs_to_cpu()[0]
 
 
-def make_runner(session: ort.InferenceSession, provider: str, cfg: DetectorConfig) -> Runner:
+def make_call(session: ort.InferenceSession, provider: str, cfg: DetectorConfig) -> ModelCall:
     """IO binding on the GPU providers (or where the config forces it), else plain runs."""
     on_gpu = provider in _GPU
     if cfg.io_binding == "on" or (cfg.io_binding == "auto" and on_gpu):
-        return BoundRunner(session, "cuda" if on_gpu else "cpu", cfg.device_id)
-    return PlainRunner(session)
+        return IoBoundCall(session, "cuda" if on_gpu else "cpu", cfg.device_id)
+    return PlainCall(session)

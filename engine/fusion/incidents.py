@@ -3,7 +3,7 @@
 An incident's `start` from one sensor opens a merged incident. A `start` of the same kind from
 another sensor within `merge_m` of it (ground positions) and `merge_s` of its last activity
 becomes an `update` of that incident, under its event id, listing every sensor that sees it
-(attribute `sensors`). Later phases of a merged sensor's own incident are renamed likewise; its
+(`Event.sensors`). Later phases of a merged sensor's own incident are renamed likewise; its
 `end` is an `update` until the last sensor's incident ends. Events without a ground position pass
 through unchanged. Times are capture times (one monotonic clock for all sources).
 """
@@ -68,16 +68,20 @@ class IncidentMerger:
                 phase = "update"
             else:
                 self._open.remove(m)
-        attrs = {**event.attributes, "sensors": list(m.sensors)}
-        if event.event_id != m.event_id:
-            attrs["sensor_event_id"] = event.event_id
-        return dataclasses.replace(event, event_id=m.event_id, phase=phase, attributes=attrs)
+        own_id = event.event_id if event.event_id != m.event_id else event.sensor_event_id
+        return dataclasses.replace(
+            event,
+            event_id=m.event_id,
+            phase=phase,
+            sensors=tuple(m.sensors),
+            sensor_event_id=own_id,
+        )
 
     def _join(self, event: Event) -> _Merged | None:
-        pos = event.attributes.get("position")
-        if not isinstance(pos, dict) or "east_m" not in pos:
+        pos = event.position
+        if pos is None:
             return None
-        east, north = float(pos["east_m"]), float(pos["north_m"])
+        east, north = pos.east_m, pos.north_m
         best = None
         for m in self._open:
             if m.kind != event.kind or event.source_id in m.open_by:

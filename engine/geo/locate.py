@@ -20,7 +20,7 @@ from engine.config import CalibrationConfig
 from engine.geo.camera import camera_from_telemetry
 from engine.geo.geodesy import GeoOrigin
 from engine.geo.homography import GroundHomography, fit_homography
-from engine.types import Event, Frame
+from engine.types import Event, Frame, GroundPosition
 
 __all__ = ["PEOPLE", "Locator", "event_point", "foot_points", "homography_of"]
 
@@ -151,8 +151,8 @@ class Locator:
         sigma = math.hypot(self.pixel_sigma * mpp, slant * math.radians(ATTITUDE_SIGMA_DEG))
         return g, K95 * sigma
 
-    def position(self, event: Event, frame: Frame) -> dict[str, Any] | None:
-        """The alert's `position` field: lat, lon, uncertainty_m (and east/north metres)."""
+    def position(self, event: Event, frame: Frame) -> GroundPosition | None:
+        """Where the event stands: lat, lon, the 95 % radius and east/north metres."""
         uv = event_point(event, overhead=self.homography is None)
         if uv is None:
             return None
@@ -161,10 +161,10 @@ class Locator:
             return None
         g, radius = found
         lat, lon, _ = self.origin.to_geodetic(np.array([[g[0], g[1], 0.0]]))[0]
-        return {
-            "lat": round(float(lat), 7),
-            "lon": round(float(lon), 7),
-            "uncertainty_m": round(radius, 2),
-            "east_m": round(float(g[0]), 2),
-            "north_m": round(float(g[1]), 2),
-        }
+        return GroundPosition(
+            lat_deg=round(float(lat), 7),
+            lon_deg=round(float(lon), 7),
+            uncertainty_m=round(radius, 2),
+            east_m=round(float(g[0]), 2),
+            north_m=round(float(g[1]), 2),
+        )

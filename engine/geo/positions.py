@@ -37,15 +37,15 @@ def build_locators(cfg: Config) -> dict[str, Locator]:
 def with_position(
     event: Event, locator: Locator, frame: Frame, global_ids: dict[int, int] | None = None
 ) -> Event:
-    """The event with `attributes.position` (lat, lon, uncertainty) when it can be placed, and
-    `attributes.global_ids` (each object's identity across sensors, -1 where it has none)."""
-    attrs = dict(event.attributes)
+    """The event with its `position` (lat, lon, uncertainty) when it can be placed, and its
+    `global_id` (each object's identity across sensors, -1 where it has none) when the source
+    takes part in fusion (`global_ids`: local track id -> global id)."""
     position = locator.position(event, frame)
-    if position is not None:
-        attrs["position"] = position
+    gid = event.global_id
     if global_ids:
-        attrs["global_ids"] = [global_ids.get(int(t), -1) for t in event.track_id.tolist()]
-    return dataclasses.replace(event, attributes=attrs)
+        ids = [global_ids.get(int(t), -1) for t in event.track_id.tolist()]
+        gid = np.array(ids, np.int64).reshape(-1)
+    return dataclasses.replace(event, position=position or event.position, global_id=gid)
 
 
 class GroundTracks:

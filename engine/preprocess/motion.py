@@ -23,7 +23,8 @@ __all__ = ["MotionGate"]
 
 
 class MotionGate:
-    """Per-source gate; not thread-safe (one per source thread).
+    """Per-source gate; not thread-safe (one per source thread). What it saves is counted
+    where the detector is called: `SourceInference.frames` against `.inferences`.
 
     Args:
         cfg: thresholds and timings.
@@ -35,22 +36,13 @@ class MotionGate:
     ) -> None:
         self.cfg = cfg
         self.zones = [np.asarray(z, np.float32) for z in zones]
-        self.frames = 0
-        self.inferences = 0
-        self.last_score = 0.0
         self._background: npt.NDArray[np.float32] | None = None
         self._mask: npt.NDArray[np.uint8] | None = None
         self._last_run_s = -np.inf
         self._last_motion_s = -np.inf
 
-    @property
-    def saved(self) -> float:
-        """Fraction of frames whose inference was skipped."""
-        return 1.0 - self.inferences / self.frames if self.frames else 0.0
-
     def should_detect(self, image: npt.NDArray[np.uint8], pts_s: float) -> bool:
         """Update the background with this frame; True if the detector should run on it."""
-        self.frames += 1
         step = max(1, min(self.cfg.step_px, image.shape[0], image.shape[1]))
         h, w = image.shape[:2]
         bh, bw = h // step, w // step
@@ -68,7 +60,6 @@ class MotionGate:
             np.float32(self.cfg.pixel_delta),
             self._mask,
         )
-        self.last_score = float(score)
         if score >= self.cfg.min_fraction and score > 0:
             self._last_motion_s = pts_s
         moving = pts_s - self._last_motion_s <= self.cfg.hold_s
@@ -77,7 +68,6 @@ class MotionGate:
         return False
 
     def _run(self, pts_s: float) -> bool:
-        self.inferences += 1
         self._last_run_s = pts_s
         return True
 

@@ -25,7 +25,6 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import av
 import cv2
@@ -36,7 +35,7 @@ from engine.config import ClipsConfig
 from engine.record.h264 import H264Writer
 from engine.record.output_health import OutputHealth
 from engine.state import state_dir
-from engine.types import Event, Frame, HealthEvent
+from engine.types import ClipRef, Event, Frame, HealthEvent
 
 __all__ = ["MIN_FREE_BYTES", "ClipRecorder", "with_clip"]
 
@@ -85,7 +84,7 @@ class ClipRecorder:
         self._largest = 0  # bytes of the largest clip written
         self._ring: deque[tuple[float, npt.NDArray[np.uint8]]] = deque()
         self._open: list[_Clip] = []
-        self._states: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._states: OrderedDict[str, ClipRef] = OrderedDict()
         self._last_kept = -1e9
 
     def _small(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -139,21 +138,21 @@ class ClipRecorder:
             self._failed_state(event_id, f"not recorded: {_why(exc)}")
             return None
         self._open.append(clip)
-        self._remember(event_id, {"status": "recording"})
+        self._remember(event_id, ClipRef("recording"))
         return self.name(event_id)
 
-    def state(self, event_id: str) -> dict[str, Any]:
-        """What became of an event's clip: `status` `recording` or `written` (with `file`), or
+    def state(self, event_id: str) -> ClipRef:
+        """What became of an event's clip: status `recording` or `written` (with `file`), or
         `failed` (with `reason`, no `file`)."""
+        pre_s, post_s = self.cfg.pre_s, self.cfg.post_s
         known = self._states.get(event_id)
         if known is None:  # begun before a worker restart, or long forgotten: ask the disk
             path = self.dir / f"{event_id}.mp4"
             if _size(path) > 0:
-                return {"file": self.name(event_id), "status": "written"}
-            return {"file": None, "status": "failed", "reason": "no clip recorded"}
-        if known["status"] == "failed":
-            return {"file": None, **known}
-        return {"file": self.name(event_id), **known}
+                return ClipRef("written", self.name(event_id), pre_s, post_s)
+            return ClipRef("failed", None, pre_s, post_s, reason="no clip recorded")
+        file = None if known.status == "failed" else self.name(event_id)
+        return dataclasses.replace(known, file=file, pre_s=pre_s, post_s=post_s)
 
     def _check_room(self) -> None:
         need = max(self._min_free, ROOM_FACTOR * self._largest) * (len(self._open) + 1)
@@ -176,7 +175,7 @@ class ClipRecorder:
             return
         os.replace(clip.part, clip.path)
         self._largest = max(self._largest, size)
-        self._remember(clip.event_id, {"status": "written", "bytes": size})
+        self._remember(clip.event_id, ClipRef("written", size_bytes=size))
         self.health.ok()
         self._prune()
 
@@ -190,10 +189,10 @@ class ClipRecorder:
 
     def _failed_state(self, event_id: str, reason: str) -> None:
         log.debug("source %s: clip of %s %s", self.source_id, event_id, reason)
-        self._remember(event_id, {"status": "failed", "reason": reason})
+        self._remember(event_id, ClipRef("failed", reason=reason))
         self.health.failed(reason)
 
-    def _remember(self, event_id: str, state: dict[str, Any]) -> None:
+    def _remember(self, event_id: str, state: ClipRef) -> None:
         self._states[event_id] = state
         self._states.move_to_end(event_id)
         while len(self._states) > STATES_KEPT:
@@ -243,8 +242,7 @@ def _why(exc: BaseException) -> str:
 
 def with_clip(event: Event, clips: ClipRecorder) -> Event:
     """A start event gets a clip begun for it; every phase of the incident says what became of
-    that clip (attribute `clip`: `file` when there is one, `status`, `pre_s`, `post_s`)."""
+    that clip (`Event.clip`: `file` when there is one, `status`, `pre_s`, `post_s`)."""
     if event.phase == "start":
         clips.start(event.event_id, event.pts_s)
-    clip = {**clips.state(event.event_id), "pre_s": clips.cfg.pre_s, "post_s": clips.cfg.post_s}
-    return dataclasses.replace(event, attributes={**event.attributes, "clip": clip})
+    return dataclasses.replace(event, clip=clips.state(event.event_id))

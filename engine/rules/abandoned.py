@@ -50,7 +50,7 @@ class _Object:
     incident: Incident
 
 
-class AbandonedObjectRule(ZoneRule):
+class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
     """Watches one zone for objects left behind.
 
     Args:
@@ -60,8 +60,6 @@ class AbandonedObjectRule(ZoneRule):
     """
 
     kind = "abandoned_object"
-
-    cfg: AbandonedObjectRuleConfig
 
     def __init__(
         self, cfg: AbandonedObjectRuleConfig, zone: ZoneConfig, class_names: tuple[str, ...]

@@ -13,12 +13,12 @@ import uuid
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from engine.config import ZoneConfig
+from engine.config import Anchor, ZoneConfig
 from engine.errors import ConfigError
 from engine.rules.geometry import anchor_points, points_in_polygon
 from engine.types import Event, EventPhase, Frame, Tracks
@@ -29,6 +29,7 @@ __all__ = [
     "TrackMemory",
     "View",
     "ZoneRule",
+    "ZoneRuleConfig",
     "class_ids",
     "covered",
     "in_zone",
@@ -82,16 +83,36 @@ class Rule(Protocol):
         ...
 
 
-class ZoneRule:
+class ZoneRuleConfig(Protocol):
+    """What every zone rule's configuration has (engine.config.rules)."""
+
+    @property
+    def id(self) -> str:
+        """The rule's id."""
+        ...
+
+    @property
+    def zone(self) -> str:
+        """The id of the zone it watches."""
+        ...
+
+
+C = TypeVar("C", bound=ZoneRuleConfig)
+
+
+class ZoneRule(Generic[C]):
     """What every rule that watches a zone holds: its config, id, source, zone and polygon.
+
+    Generic over the rule's configuration model, so that each rule's `self.cfg` has its own
+    type: `class CrowdRule(ZoneRule[CrowdRuleConfig])`.
 
     Args:
         cfg: the rule's configuration (its `id` names the rule).
         zone: the zone it watches, in its source's image pixels.
     """
 
-    def __init__(self, cfg: Any, zone: ZoneConfig) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: C, zone: ZoneConfig) -> None:
+        self.cfg: C = cfg
         self.id: str = cfg.id
         self.source_id: str = zone.source
         self.needs_foreground = False  # rules that read View.foreground set it
@@ -119,7 +140,7 @@ def in_zone(
     tracks: Tracks,
     ids: frozenset[int],
     min_score: float,
-    anchor: Any,
+    anchor: Anchor,
     polygon: npt.NDArray[np.float64] | None,
 ) -> npt.NDArray[np.bool_]:
     """Tracks of the classes `ids` (all when empty), scored >= min_score, whose anchor point

@@ -23,7 +23,7 @@ from engine.types import Event, Frame, Tracks
 __all__ = ["CrowdRule"]
 
 
-class CrowdRule(ZoneRule):
+class CrowdRule(ZoneRule[CrowdRuleConfig]):
     """Watches one zone for crowds forming and scattering.
 
     Args:
@@ -31,8 +31,6 @@ class CrowdRule(ZoneRule):
         zone: the zone it watches.
         class_names: the detector's class names.
     """
-
-    cfg: CrowdRuleConfig
 
     def __init__(
         self, cfg: CrowdRuleConfig, zone: ZoneConfig, class_names: tuple[str, ...]

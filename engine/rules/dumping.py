@@ -87,7 +87,7 @@ def _small(image: npt.NDArray[np.uint8], width: int = 480) -> npt.NDArray[np.uin
     return np.asarray(cv2.resize(image, (width, h), interpolation=cv2.INTER_AREA), np.uint8)
 
 
-class DumpingRule(ZoneRule):
+class DumpingRule(ZoneRule[DumpingRuleConfig]):
     """Watches one no-dumping zone.
 
     Args:
@@ -97,8 +97,6 @@ class DumpingRule(ZoneRule):
     """
 
     kind = "dumping"
-
-    cfg: DumpingRuleConfig
 
     def __init__(
         self, cfg: DumpingRuleConfig, zone: ZoneConfig, class_names: tuple[str, ...]

@@ -38,7 +38,7 @@ class _Stay:
         return max(self.hi[0] - self.lo[0], self.hi[1] - self.lo[1]) / max(self.height, 1.0)
 
 
-class LoiteringRule(ZoneRule):
+class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
     """Watches one zone for people staying too long.
 
     Args:
@@ -48,8 +48,6 @@ class LoiteringRule(ZoneRule):
     """
 
     kind = "loitering"
-
-    cfg: LoiteringRuleConfig
 
     def __init__(
         self, cfg: LoiteringRuleConfig, zone: ZoneConfig, class_names: tuple[str, ...]

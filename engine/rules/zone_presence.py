@@ -18,7 +18,7 @@ from engine.types import Detections, Event, EventPhase, Frame, Tracks
 __all__ = ["ZonePresenceRule"]
 
 
-class ZonePresenceRule(ZoneRule):
+class ZonePresenceRule(ZoneRule[ZonePresenceRuleConfig]):
     """Watches one zone of one source.
 
     Args:
@@ -29,8 +29,6 @@ class ZonePresenceRule(ZoneRule):
     Raises:
         ConfigError: a class in `cfg.classes` is not one the detector knows.
     """
-
-    cfg: ZonePresenceRuleConfig
 
     def __init__(
         self, cfg: ZonePresenceRuleConfig, zone: ZoneConfig, class_names: tuple[str, ...]

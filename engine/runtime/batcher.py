@@ -71,7 +71,10 @@ class InferenceBatcher:
         return self._requests.qsize()
 
     def close(self) -> None:
-        """Stop the inference thread once the waiting requests are served."""
+        """Stop the inference thread once the waiting requests are served (joined for at most
+        10 s). Idempotent."""
+        if self._closed:
+            return
         self._closed = True
         self._requests.put(None)
         self._thread.join(10)

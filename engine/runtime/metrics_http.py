@@ -48,6 +48,7 @@ class MetricsServer:
             raise EngineError(f"metrics: cannot serve on {cfg.listen}: {exc}") from None
         self._server: WSGIServer = server
         self._thread: threading.Thread = thread
+        self._closed = False
         scheme = "https" if cfg.tls_cert else "http"
         self.url = f"{scheme}://{host}:{server.server_port}/metrics"
         if not tls and not _loopback(host):
@@ -59,7 +60,10 @@ class MetricsServer:
         log.info("metrics on %s", self.url)
 
     def close(self) -> None:
-        """Stop serving and join the server thread."""
+        """Stop serving and join the server thread (for at most 5 s). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.config import Config, load_config
+from engine.config import Config, LineCrossingRuleConfig, load_config
 from engine.rules import Rule
 from engine.yamlconf import LIMITS
 
@@ -70,10 +70,11 @@ class ConfigWatcher:
 def rule_signatures(cfg: Config) -> dict[str, str]:
     """Per rule id, its configuration and its zone's, as one comparable string."""
     zones = {z.id: z.model_dump_json() for z in cfg.zones}
-    return {
-        r.id: r.model_dump_json() + "|" + zones.get(getattr(r, "zone", None) or "", "")
-        for r in cfg.rules
-    }
+    out: dict[str, str] = {}
+    for r in cfg.rules:
+        zone = "" if isinstance(r, LineCrossingRuleConfig) else zones.get(r.zone, "")
+        out[r.id] = r.model_dump_json() + "|" + zone
+    return out
 
 
 @dataclass

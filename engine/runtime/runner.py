@@ -64,7 +64,8 @@ class Runner:
 
     Raises:
         EngineError: a model, output or the metrics endpoint cannot be set up; the message
-            names it. Sources are opened by `run`, each in its own worker thread: one that
+            names it (a ZeroMQ endpoint that cannot be bound: from `run`, which binds it).
+            Sources are opened by `run`, each in its own worker thread: one that
             cannot be opened (or read on) ends alone with its error (`source.failed` health
             event, `RunReport.errors`) while the others run to their end.
     """
@@ -142,6 +143,11 @@ class Runner:
         t0 = time.monotonic()
         outlet = self._outlet
         assert outlet is not None
+        try:
+            outlet.start()  # binds the ZeroMQ outputs, starts the replay and CURVE threads
+        except BaseException:  # an endpoint that cannot be bound: nothing else was started
+            self.close()
+            raise
         outlet.wait_for_subscribers()
         sources_done = threading.Event()
         publisher = threading.Thread(

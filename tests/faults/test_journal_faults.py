@@ -116,6 +116,7 @@ def test_full_journal_disk_still_publishes_every_alert_and_says_so(
     )
     ctx = zmq.Context()
     outlet = AlertOutlet(cfg, ctx, merge=False)
+    outlet.start()
     console = _Console(ctx, endpoint)
     try:
         outlet.wait_for_subscribers()
@@ -183,6 +184,7 @@ def test_a_console_joining_while_the_journal_is_full_still_gets_every_alert(
     ctx = zmq.Context()
     stamper = AlertStamper("site")
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    pub.start()
     client = None
     try:
         k = 0
@@ -248,6 +250,7 @@ def test_an_engine_started_on_a_full_disk_publishes_and_journals_once_there_is_r
     ctx = zmq.Context()
     stamper = AlertStamper("site")
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    pub.start()
     try:
         events = pub.take_events()
         assert [e.kind for e in events] == ["journal.failing"]
@@ -276,6 +279,7 @@ def test_alerts_held_since_a_full_disk_start_are_journaled_at_close_if_there_is_
     ctx = zmq.Context()
     stamper = AlertStamper("site")
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    pub.start()
     try:
         pub.send_many([stamper.stamp(e) for e in pub.take_events()])
         pub.send_many([stamper.stamp(_event(k)) for k in range(2)])
@@ -308,6 +312,7 @@ def test_a_run_the_journal_has_not_registered_is_replayed_from_the_backlog_alone
     ctx = zmq.Context()
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     server = ReplayServer(endpoint, path, ctx, backlog=backlog)
+    server.start()
     dealer = ctx.socket(zmq.DEALER)
     dealer.setsockopt(zmq.LINGER, 0)
     dealer.connect(endpoint)
@@ -348,6 +353,7 @@ def test_a_journal_that_cannot_be_opened_again_does_not_stop_publishing(
     ctx = zmq.Context()
     stamper = AlertStamper("site")
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    pub.start()
     try:
         assert pub.journal is None and not pub.journal_ok
         path.unlink()  # freeing the disk; a fresh journal still cannot be made
@@ -374,6 +380,7 @@ class _Refusing:
         self.ctx = zmq.Context()
         self.stamper = AlertStamper("site")
         self.pub = ZmqPublisher(cfg, self.ctx, self.stamper.epoch, "site")
+        self.pub.start()
         self._append = self.pub.journal.append
 
     def send(self, *events: Event) -> None:
@@ -487,6 +494,7 @@ def test_damaged_journal_is_moved_aside_and_publishing_goes_on(
     )
     ctx = zmq.Context()
     outlet = AlertOutlet(cfg, ctx, merge=False)
+    outlet.start()
     console = _Console(ctx, endpoint)
     try:
         outlet.wait_for_subscribers()

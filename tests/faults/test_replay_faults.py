@@ -81,6 +81,7 @@ def test_console_holds_a_gap_while_the_replay_is_blackholed_and_loses_nothing(
     )
     stamper = AlertStamper("site")
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    pub.start()
     live, replay = TcpProxy(pub_port), TcpProxy(replay_port)
     timeout_s = 0.5
     client = AlertClient(
@@ -147,6 +148,7 @@ def test_alerts_the_journal_no_longer_has_are_reported_exactly(
     assert journal.prune() == 30  # 1..30 gone, 31..50 kept
     replay_ep, nobody = _ep(free_port()), _ep(free_port())  # no live publisher: replay only
     server = ReplayServer(replay_ep, path, ctx)
+    server.start()
     try:
         cases = [
             ((), ("e1", 5), [("e1", 6, 30)]),
@@ -202,9 +204,11 @@ def test_alerts_missed_while_the_journal_failed_are_reported_and_the_stream_goes
     )
     stamper = AlertStamper("site")
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    pub.start()
     # a replay server that does not see the publisher's backlog of refused alerts: what a
     # console finds after an engine that crashed while its journal failed
     server = ReplayServer(replay_ep, pub.journal_path, ctx)
+    server.start()
     got: list[Received] = []
 
     def publish(first: int, last: int) -> None:
@@ -369,7 +373,9 @@ def test_filtered_console_asks_again_only_when_the_head_moves(
     )
     stamper = AlertStamper("site")
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
+    pub.start()
     server = ReplayServer(replay_ep, pub.journal_path, ctx)
+    server.start()
     client = AlertClient(_ep(pub_port), replay_ep, ["dumping."], after=(None, 0), context=ctx)
     got: list[Received] = []
 
@@ -418,6 +424,7 @@ del rows
 j.close()
 ctx = zmq.Context()
 server = ReplayServer(endpoint, path, ctx)
+server.start()
 print("READY", flush=True)
 sys.stdin.read()
 print("STATS", server.served, server.dropped, server.superseded, flush=True)

@@ -28,7 +28,7 @@ from engine.record.clips import ClipRecorder, with_clip
 from engine.rules.base import make_event
 from engine.runtime import Runner
 from engine.sources import FileSource
-from engine.types import Alert, HealthEvent
+from engine.types import Alert, ClipRef, Event, HealthEvent
 from tests.conftest import LOOKOUT, REPO, make_frame, make_yolox_model, moving_square_frames
 from tests.integration.test_runner import config
 
@@ -92,6 +92,12 @@ def rule_alerts(alerts: list[Alert]) -> list[Alert]:
     return [a for a in alerts if not a.topic.startswith("health.")]
 
 
+def clip_of(alert: Alert) -> ClipRef:
+    """What a rule alert says became of its incident's clip (every one says, clips being on)."""
+    assert isinstance(alert.event, Event) and alert.event.clip is not None
+    return alert.event.clip
+
+
 def health(alerts: list[Alert], kind: str) -> list[HealthEvent]:
     return [a.event for a in alerts if isinstance(a.event, HealthEvent) and a.event.kind == kind]
 
@@ -99,7 +105,7 @@ def health(alerts: list[Alert], kind: str) -> list[HealthEvent]:
 def assert_named_clips_are_whole(alerts: list[Alert], clips_dir: Path) -> int:
     """Every clip an alert names (and does not say failed) is a non-empty, decodable file;
     no partial file is left. Returns how many clips were named."""
-    named = {a.event.attributes["clip"]["file"] for a in rule_alerts(alerts)} - {None}
+    named = {clip_of(a).file for a in rule_alerts(alerts)} - {None}
     for name in named:
         path = clips_dir / name
         assert path.is_file() and path.stat().st_size > 0, f"alert names {name}: missing/empty"
@@ -127,8 +133,8 @@ def test_a_read_only_clips_folder_fails_alone_and_recovers_when_writable(
     failing = health(alerts, "sink.failing")
     assert len(failing) == 1 and failing[0].attributes["sink"] == "clips"
     assert "Read-only file system" in failing[0].reason
-    first = rules[0].event.attributes["clip"]
-    assert first["file"] is None and first["status"] == "failed"
+    first = clip_of(rules[0])
+    assert first.file is None and first.status == "failed"
     recovered = health(alerts, "sink.recovered")
     assert len(recovered) == 1 and recovered[0].attributes["failures"] >= 1
     assert assert_named_clips_are_whole(alerts, clips_dir) >= INCIDENTS - 3
@@ -147,10 +153,10 @@ def test_a_disk_that_fills_never_leaves_an_alert_naming_a_missing_clip(
     assert phases.count("start") == phases.count("end") == INCIDENTS
     assert health(alerts, "stage.failed") == []
     written = assert_named_clips_are_whole(alerts, disk)
-    states = [a.event.attributes["clip"] for a in rules if a.event.phase == "end"]
-    failed = [s for s in states if s["status"] == "failed"]
+    states = [clip_of(a) for a in rules if a.event.phase == "end"]
+    failed = [s for s in states if s.status == "failed"]
     assert written >= 1 and failed, "some clips fit, then the disk was full"
-    assert all(s["file"] is None and "disk full" in s["reason"] for s in failed)
+    assert all(s.file is None and "disk full" in (s.reason or "") for s in failed)
     failing = health(alerts, "sink.failing")
     assert len(failing) == 1 and failing[0].attributes["sink"] == "clips"
 
@@ -178,7 +184,8 @@ def test_a_clip_cut_short_by_a_full_disk_is_not_left_nor_named(
                 frame=frame,
                 severity="warning",
             )
-            assert with_clip(start, rec).attributes["clip"]["status"] == "recording"
+            clip = with_clip(start, rec).clip
+            assert clip is not None and clip.status == "recording"
     rec.close()
     end = make_event(
         rule_id="r",
@@ -188,9 +195,9 @@ def test_a_clip_cut_short_by_a_full_disk_is_not_left_nor_named(
         frame=make_frame(5.0),
         severity="warning",
     )
-    clip = with_clip(end, rec).attributes["clip"]
-    assert clip["file"] is None and clip["status"] == "failed"
-    assert "No space left on device" in clip["reason"]
+    clip = with_clip(end, rec).clip
+    assert clip is not None and clip.file is None and clip.status == "failed"
+    assert "No space left on device" in (clip.reason or "")
     assert list((disk / "cam1").iterdir()) == []  # neither a 0-byte nor a partial file
     assert [e.kind for e in events] == ["sink.failing"]
 
@@ -340,6 +347,7 @@ def test_a_truncated_file_on_a_cluster_worker_still_ends_its_incidents(tmp_path:
         }
     )
     hub = Hub(cfg)
+    hub.start()
     worker = SourceWorker(cfg, "cut", hub, "node-a")
     worker.start()
     deadline = time.monotonic() + 120

@@ -281,6 +281,7 @@ def test_the_web_console_lets_in_only_a_logged_in_page_of_its_own(tmp_path: Path
         endpoint=endpoint, replay_endpoint=replay, journal=tmp_path / "j.db", wait_subscribers=1
     )
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "station")
+    pub.start()
     console = subprocess.Popen(
         [
             *LOOKOUT,
@@ -408,7 +409,6 @@ def test_many_logins_sent_at_once_cannot_pass_the_rate_limit(tmp_path: Path) -> 
     Before, every guess passed the limiter's check while the others' hashes were still being
     checked (off the event loop), so all 24 were tried; the limit is 5 per client."""
     import contextlib
-    import threading
 
     from websockets.sync.client import connect
 
@@ -421,9 +421,7 @@ def test_many_logins_sent_at_once_cannot_pass_the_rate_limit(tmp_path: Path) -> 
         port=0,
         access=WebAccess(password_hash=hash_password(WEB_PASSWORD)),
     )
-    server = threading.Thread(target=console.run, daemon=True)
-    server.start()
-    assert console.ready.wait(30)
+    console.start()
     port = console.port
     own = f"http://127.0.0.1:{port}"
     tries = 24
@@ -440,8 +438,7 @@ def test_many_logins_sent_at_once_cannot_pass_the_rate_limit(tmp_path: Path) -> 
                 ws.send(json.dumps({"password": "a wrong guess"}))
             replies = [json.loads(ws.recv(60)) for ws in sockets]
     finally:
-        console.stop()
-        server.join(10)
+        console.close()
     tried = [r for r in replies if r.get("error") == "wrong password"]
     waited = [r for r in replies if "too many" in str(r.get("error"))]
     assert len(tried) == 5 and len(waited) == tries - 5, replies

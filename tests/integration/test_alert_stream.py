@@ -84,7 +84,9 @@ def _publisher(tmp_path: Path, **cfg: object) -> tuple[object, object, object, s
     out = ZmqOutputConfig.model_validate(
         {"endpoint": endpoint, "replay_endpoint": replay, "journal": tmp_path / "j.db", **cfg}
     )
-    return ctx, stamper, ZmqPublisher(out, ctx, stamper.epoch, "site"), endpoint, replay
+    pub = ZmqPublisher(out, ctx, stamper.epoch, "site")
+    pub.start()
+    return ctx, stamper, pub, endpoint, replay
 
 
 def test_only_allow_listed_consoles_receive_anything(tmp_path: Path) -> None:

@@ -147,6 +147,7 @@ def test_closed_stdout_is_not_a_crash() -> None:
     ep = f"tcp://127.0.0.1:{free_port()}"
     ctx = zmq.Context()
     pub = ZmqPublisher(ZmqOutputConfig(endpoint=ep, wait_subscribers=1, wait_timeout_s=30), ctx)
+    pub.start()
     proc = subprocess.Popen(
         f"{' '.join(LOOKOUT)} subscribe {ep} --json | head -n 1",
         shell=True,

@@ -55,6 +55,7 @@ def test_an_engine_alert_appears_on_the_web_page_within_a_second(tmp_path: Path)
         stamper.epoch,
         "station",
     )
+    pub.start()
     from engine.console.auth import hash_password
 
     password_file = tmp_path / "console.pass"

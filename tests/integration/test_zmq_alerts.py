@@ -1,6 +1,7 @@
 """Real ZeroMQ peers on 127.0.0.1: topics, bursts without loss, waiting for subscribers."""
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,6 +40,7 @@ def ctx() -> zmq.Context:
 def test_subscriber_of_cam1_never_gets_cam10(ctx: zmq.Context) -> None:
     ep = f"tcp://127.0.0.1:{free_port()}"
     pub = ZmqPublisher(ZmqOutputConfig(endpoint=ep, wait_subscribers=1), ctx)
+    pub.start()
     sub = AlertSubscriber(ep, ["zone_presence.s.cam1."], ctx)
     assert pub.wait_for_subscribers()
     st = AlertStamper("s")
@@ -55,6 +57,7 @@ def test_subscriber_of_cam1_never_gets_cam10(ctx: zmq.Context) -> None:
 def test_burst_of_20000_alerts_arrives_complete_and_in_order(ctx: zmq.Context) -> None:
     ep = f"tcp://127.0.0.1:{free_port()}"
     pub = ZmqPublisher(ZmqOutputConfig(endpoint=ep, wait_subscribers=1), ctx)
+    pub.start()
     sub = AlertSubscriber(ep, [], ctx)
     assert pub.wait_for_subscribers()
     st = AlertStamper("s")
@@ -72,6 +75,7 @@ def test_burst_of_20000_alerts_arrives_complete_and_in_order(ctx: zmq.Context) -
 def test_wait_for_subscribers_times_out(ctx: zmq.Context) -> None:
     ep = f"tcp://127.0.0.1:{free_port()}"
     pub = ZmqPublisher(ZmqOutputConfig(endpoint=ep, wait_subscribers=2, wait_timeout_s=0.3), ctx)
+    pub.start()
     sub = AlertSubscriber(ep, [], ctx)
     try:
         assert not pub.wait_for_subscribers()
@@ -84,6 +88,7 @@ def test_wait_for_subscribers_times_out(ctx: zmq.Context) -> None:
 def test_two_consoles_on_the_same_topic_count_twice(ctx: zmq.Context) -> None:
     ep = f"tcp://127.0.0.1:{free_port()}"
     pub = ZmqPublisher(ZmqOutputConfig(endpoint=ep, wait_subscribers=2, wait_timeout_s=5), ctx)
+    pub.start()
     subs = [AlertSubscriber(ep, [], ctx) for _ in range(2)]
     assert pub.wait_for_subscribers()
     pub.send(AlertStamper("s").stamp(event("cam1")))
@@ -96,8 +101,11 @@ def test_two_consoles_on_the_same_topic_count_twice(ctx: zmq.Context) -> None:
 def test_endpoint_in_use_is_a_publish_error(ctx: zmq.Context) -> None:
     ep = f"tcp://127.0.0.1:{free_port()}"
     first = ZmqPublisher(ZmqOutputConfig(endpoint=ep), ctx)
+    first.start()
+    second = ZmqPublisher(ZmqOutputConfig(endpoint=ep), ctx)
     with pytest.raises(PublishError, match=f"cannot publish on {ep}"):
-        ZmqPublisher(ZmqOutputConfig(endpoint=ep), ctx)
+        second.start()
+    second.close()
     first.close()
 
 
@@ -105,6 +113,7 @@ def test_publisher_is_usable_from_another_thread(ctx: zmq.Context) -> None:
     """The runtime's publisher thread owns the socket after the main thread created it."""
     ep = f"tcp://127.0.0.1:{free_port()}"
     pub = ZmqPublisher(ZmqOutputConfig(endpoint=ep, wait_subscribers=1), ctx)
+    pub.start()
     sub = AlertSubscriber(ep, [], ctx)
     assert pub.wait_for_subscribers()
     t = threading.Thread(target=lambda: pub.send(AlertStamper("s").stamp(event("x"))))
@@ -113,3 +122,32 @@ def test_publisher_is_usable_from_another_thread(ctx: zmq.Context) -> None:
     assert sub.recv(2.0) is not None
     sub.close()
     pub.close()
+
+
+def _threads() -> set[str]:
+    return {t.name for t in threading.enumerate()}
+
+
+def test_constructors_start_no_threads_and_close_is_safe_before_and_after_start(
+    ctx: zmq.Context, tmp_path: Path
+) -> None:
+    from engine.alerts.replay import ReplayServer
+    from engine.console import WebConsole
+    from engine.console.web import WebAccess
+
+    ep, replay = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    cfg = ZmqOutputConfig(endpoint=ep, replay_endpoint=replay, journal=tmp_path / "j.db")
+    before = _threads()
+    never = ZmqPublisher(cfg, ctx)
+    server = ReplayServer(f"tcp://127.0.0.1:{free_port()}", tmp_path / "j.db", ctx)
+    console = WebConsole(ep, replay, port=0, access=WebAccess(password_hash="x"))
+    assert _threads() == before, "a constructor started a thread"
+    for closeable in (never, server, console):  # never started: nothing to stop, twice
+        closeable.close()
+        closeable.close()
+    pub = ZmqPublisher(cfg, ctx)
+    pub.start()
+    assert "lookout-replay" in _threads() - before
+    pub.close()
+    pub.close()
+    assert "lookout-replay" not in _threads(), "close did not join the replay thread"

@@ -35,7 +35,8 @@ def test_clip_holds_pre_and_post_seconds_at_the_clip_rate(tmp_path: Path) -> Non
                 severity="warning",
             )
             event = with_clip(event, rec)
-            clip_name = event.attributes["clip"]["file"]
+            assert event.clip is not None
+            clip_name = event.clip.file
     rec.close()
     assert clip_name == "cam1/e1.mp4"
     with av.open(str(tmp_path / clip_name)) as c:
@@ -72,7 +73,8 @@ def test_later_phases_name_the_same_clip_and_old_clips_are_pruned(tmp_path: Path
         frame=frame_at(45),
         severity="warning",
     )
-    assert with_clip(end, rec).attributes["clip"]["file"] == "cam1/e30.mp4"
+    clip = with_clip(end, rec).clip
+    assert clip is not None and clip.file == "cam1/e30.mp4" and clip.status == "written"
 
 
 def test_parts_left_by_a_run_that_died_mid_clip_are_removed(tmp_path: Path) -> None:

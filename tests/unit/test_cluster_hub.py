@@ -13,7 +13,7 @@ from engine.types import Event
 
 
 def hub(tmp_path: Path) -> Hub:
-    return Hub(
+    h = Hub(
         Config.model_validate(
             {
                 "site": "s",
@@ -23,6 +23,8 @@ def hub(tmp_path: Path) -> Hub:
             }
         )
     )
+    h.start()
+    return h
 
 
 def event(eid: str, phase: str, t: float = 0.0) -> Event:
@@ -78,7 +80,10 @@ def test_a_moved_source_resumes_its_open_incident_ends_old_incarnation_fenced(
     # the old incarnation's late batch (a zombie on a dying node) is refused
     assert h.submit("cam", old, [(2, [event("e1", "update")])]) == FENCED
     assert h.submit("cam", new, [(2, [event("e2", "start")]), (3, [event("e2", "end")])]) == 3
+    st = h.status()["sources"]["cam"]  # what `lookout run --cluster` reports per source
+    assert (st["fenced"], st["moves"], st["next_seq"], st["open"]) == (1, 1, 4, 0)
     h.close()
+    h.close()  # a second close has nothing left to do
     got = published(tmp_path)
     assert got[0] == ("e1", "start") and got[1] == ("e1", "end")  # ended: source_moved
     assert ("source.moved", "") in got and got[-2:] == [("e2", "start"), ("e2", "end")]

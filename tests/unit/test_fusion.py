@@ -1,11 +1,13 @@
 """Fusion: global tracks across sensors, and incidents merged into one alert."""
 
+import dataclasses
+
 import numpy as np
 
 from engine.config import FusionConfig, TrackingConfig
 from engine.fusion import IncidentMerger, WorldTracker
 from engine.rules.base import make_event
-from engine.types import Frame, Tracks
+from engine.types import Frame, GroundPosition, Tracks
 
 NAMES = ("person", "car", "truck")
 FUSION = FusionConfig()  # the defaults a deployment gets
@@ -82,13 +84,7 @@ def event(source: str, eid: str, phase: str, east: float | None, t_ns: int = 0):
         severity="critical",
     )
     if east is not None:
-        e.attributes["position"] = {
-            "lat": 0,
-            "lon": 0,
-            "uncertainty_m": 1,
-            "east_m": east,
-            "north_m": 0.0,
-        }
+        e = dataclasses.replace(e, position=GroundPosition(0.0, 0.0, 1.0, east, 0.0))
     return e
 
 
@@ -106,8 +102,8 @@ def test_incident_seen_by_two_sensors_is_one_alert() -> None:
         ("a1", "update"),
         ("a1", "end"),
     ]
-    assert out[1].attributes["sensors"] == ["cam", "drone"]
-    assert out[1].attributes["sensor_event_id"] == "b1"
+    assert out[1].sensors == ("cam", "drone")
+    assert out[1].sensor_event_id == "b1"
     assert m.merged == 1 and len(m) == 0
 
 

@@ -53,12 +53,12 @@ def test_fixed_camera_alert_lands_within_its_uncertainty_of_the_truth() -> None:
         p, _ = cam.project(np.array([[*truth, 0.0]]))
         pos = loc.position(event_at((float(p[0, 0]), float(p[0, 1]))), frame())
         assert pos is not None
-        err = np.hypot(pos["east_m"] - truth[0], pos["north_m"] - truth[1])
-        assert err < 0.3 and 0 < pos["uncertainty_m"] < 3.0
+        err = np.hypot(pos.east_m - truth[0], pos.north_m - truth[1])
+        assert err < 0.3 and 0 < pos.uncertainty_m < 3.0
         lat, lon, _ = ORIGIN.to_geodetic(np.array([[*truth, 0.0]]))[0]
-        back = ORIGIN.to_enu(pos["lat"], pos["lon"], ORIGIN.alt_m)[0]
+        back = ORIGIN.to_enu(pos.lat_deg, pos.lon_deg, ORIGIN.alt_m)[0]
         assert np.hypot(back[0] - truth[0], back[1] - truth[1]) < 0.31
-        assert abs(pos["lat"] - lat) < 1e-5 and abs(pos["lon"] - lon) < 1e-5
+        assert abs(pos.lat_deg - lat) < 1e-5 and abs(pos.lon_deg - lon) < 1e-5
 
 
 def test_points_in_lat_lon_need_the_site_origin() -> None:
@@ -85,8 +85,8 @@ def test_drone_alert_from_telemetry_within_a_metre_at_60_m() -> None:
         image = np.zeros((cam.height, cam.width, 3), np.uint8)
         pos = loc.position(ev, Frame("d", 0, 12.0, 0, image, pose.telemetry))
         assert pos is not None
-        assert np.hypot(pos["east_m"] - truth[0], pos["north_m"] - truth[1]) < 0.2
-        assert 0.5 < pos["uncertainty_m"] < 5  # attitude error at ~55 m slant range
+        assert np.hypot(pos.east_m - truth[0], pos.north_m - truth[1]) < 0.2
+        assert 0.5 < pos.uncertainty_m < 5  # attitude error at ~55 m slant range
     assert loc.position(ev, frame({})) is None  # no telemetry: no place
 
 

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from engine.config import DetectorConfig
 from engine.detect import OnnxDetector
 from engine.detect.session import (
-    BoundRunner,
-    PlainRunner,
-    make_runner,
+    IoBoundCall,
+    PlainCall,
+    make_call,
     open_session,
     provider_plan,
     trt_profile,
@@ -91,13 +91,13 @@ def test_unloadable_model_is_a_model_error(tmp_path: Path) -> None:
 
 def test_io_binding_equals_plain_runs_and_updates_its_device_buffer_in_place() -> None:
     session, running = open_session(cfg())
-    plain, bound = PlainRunner(session), BoundRunner(session, "cpu")
+    plain, bound = PlainCall(session), IoBoundCall(session, "cpu")
     rng = np.random.default_rng(0)
     for shape in [(2, 3, 320, 320), (2, 3, 320, 320), (1, 3, 192, 320)]:  # reuse, then a new shape
         batch = rng.random(shape, dtype=np.float32)
         np.testing.assert_array_equal(bound.run(batch), plain.run(batch))
-    assert isinstance(make_runner(session, running, cfg()), PlainRunner)
-    assert isinstance(make_runner(session, running, cfg(io_binding="on")), BoundRunner)
+    assert isinstance(make_call(session, running, cfg()), PlainCall)
+    assert isinstance(make_call(session, running, cfg(io_binding="on")), IoBoundCall)
 
 
 def test_detector_with_io_binding_and_warm_up_finds_the_same_boxes(
