@@ -30,7 +30,7 @@ class _Request:
 
 
 class InferenceBatcher:
-    """One inference thread serving many source threads.
+    """One inference thread serving many source threads, from `start` until `close`.
 
     Args:
         detector: the shared detector.
@@ -47,7 +47,11 @@ class InferenceBatcher:
         self._closed = False
         self._requests: queue.Queue[_Request | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="lookout-inference", daemon=True)
-        self._thread.start()
+
+    def start(self) -> None:
+        """Start the inference thread (once)."""
+        if self._thread.ident is None and not self._closed:
+            self._thread.start()
 
     def detect(self, images: list[npt.NDArray[np.uint8]]) -> list[Detections]:
         """Detections for these images (blocks until their batch ran); errors re-raised here.
@@ -57,6 +61,8 @@ class InferenceBatcher:
         """
         if self._closed:
             raise ModelError("inference stopped: the engine is shutting down")
+        if self._thread.ident is None:
+            raise ModelError("inference not started (InferenceBatcher.start)")
         req = _Request(images)
         self._requests.put(req)
         while True:
@@ -77,7 +83,8 @@ class InferenceBatcher:
             return
         self._closed = True
         self._requests.put(None)
-        self._thread.join(10)
+        if self._thread.ident is not None:
+            self._thread.join(10)
 
     def _run(self) -> None:
         while True:

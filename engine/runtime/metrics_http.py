@@ -25,17 +25,30 @@ log = logging.getLogger(__name__)
 
 
 class MetricsServer:
-    """Serves a runner's metrics until closed.
+    """Serves a runner's metrics from `start` until `close`.
 
     Args:
         cfg: where to listen, and TLS.
         metrics: the runner's metrics.
-
-    Raises:
-        EngineError: the address cannot be bound (in use, not this host's).
     """
 
     def __init__(self, cfg: MetricsConfig, metrics: RuntimeMetrics) -> None:
+        self.cfg = cfg
+        self._metrics = metrics
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.url: str | None = None  # once serving
+
+    def start(self) -> None:
+        """Bind and serve (its own thread) until `close`.
+
+        Raises:
+            EngineError: the address cannot be bound (in use, not this host's).
+        """
+        if self._server is not None or self._closed:
+            return
+        cfg = self.cfg
         host, _, port = cfg.listen.rpartition(":")
         tls: dict[str, Any] = {}
         if cfg.tls_cert is not None:
@@ -43,12 +56,10 @@ class MetricsServer:
         if cfg.client_ca is not None:
             tls.update(client_cafile=str(cfg.client_ca), client_auth_required=True)
         try:
-            server, thread = start_http_server(int(port), host, metrics.registry, **tls)
+            server, thread = start_http_server(int(port), host, self._metrics.registry, **tls)
         except (OSError, ValueError) as exc:
             raise EngineError(f"metrics: cannot serve on {cfg.listen}: {exc}") from None
-        self._server: WSGIServer = server
-        self._thread: threading.Thread = thread
-        self._closed = False
+        self._server, self._thread = server, thread
         scheme = "https" if cfg.tls_cert else "http"
         self.url = f"{scheme}://{host}:{server.server_port}/metrics"
         if not tls and not _loopback(host):
@@ -60,13 +71,16 @@ class MetricsServer:
         log.info("metrics on %s", self.url)
 
     def close(self) -> None:
-        """Stop serving and join the server thread (for at most 5 s). Idempotent."""
+        """Stop serving and join the server thread (for at most 5 s). Idempotent; safe before
+        `start`."""
         if self._closed:
             return
         self._closed = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
 
 
 def _loopback(host: str) -> bool:

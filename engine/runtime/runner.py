@@ -64,8 +64,8 @@ class Runner:
 
     Raises:
         EngineError: a model, output or the metrics endpoint cannot be set up; the message
-            names it (a ZeroMQ endpoint that cannot be bound: from `run`, which binds it).
-            Sources are opened by `run`, each in its own worker thread: one that
+            names it (an endpoint that cannot be bound, ZeroMQ or metrics: from `run`, which
+            binds them). Sources are opened by `run`, each in its own worker thread: one that
             cannot be opened (or read on) ends alone with its error (`source.failed` health
             event, `RunReport.errors`) while the others run to their end.
     """
@@ -117,7 +117,7 @@ class Runner:
 
     @property
     def metrics_url(self) -> str | None:
-        """Where the Prometheus endpoint serves (None when not configured)."""
+        """Where the Prometheus endpoint serves (None when not configured, or before `run`)."""
         return self._metrics_server.url if self._metrics_server is not None else None
 
     def request_reload(self) -> None:
@@ -143,9 +143,13 @@ class Runner:
         t0 = time.monotonic()
         outlet = self._outlet
         assert outlet is not None
-        try:
+        try:  # every thread of the run starts here, none in the constructor
             outlet.start()  # binds the ZeroMQ outputs, starts the replay and CURVE threads
-        except BaseException:  # an endpoint that cannot be bound: nothing else was started
+            if self._metrics_server is not None:
+                self._metrics_server.start()
+            if self._batcher is not None:
+                self._batcher.start()
+        except BaseException:  # an endpoint that cannot be bound: what started is closed
             self.close()
             raise
         outlet.wait_for_subscribers()

@@ -85,12 +85,15 @@ def test_a_worker_that_keeps_failing_is_given_up_alone(tmp_path: Path) -> None:
 def test_metrics_are_served_and_summarised(tmp_path: Path) -> None:
     text = three_sources(tmp_path, "metrics: {listen: '127.0.0.1:0'}\n")
     runner = Runner(parse_config(text))
-    url = runner.metrics_url
-    assert url is not None and url.startswith("http://127.0.0.1:")
+    assert runner.metrics_url is None  # nothing serves before the run
     scraped: list[str] = []
+    served: list[str] = []
 
     def on_frame(frame: Frame, _tracks: Tracks, _events: list[Event]) -> None:
         if frame.source_id == "a" and frame.seq == 40:
+            url = runner.metrics_url
+            assert url is not None and url.startswith("http://127.0.0.1:")
+            served.append(url)
             with urllib.request.urlopen(url, timeout=5) as resp:
                 scraped.append(resp.read().decode())
 
@@ -121,8 +124,9 @@ def test_metrics_are_served_and_summarised(tmp_path: Path) -> None:
     assert a["frames"] == FRAMES and a["dropped"] == 0
     assert a["latency_ms_p99"] >= a["latency_ms_p50"] > 0
     assert summary["process"]["rss_mb"] > 50 and summary["process"]["threads"] >= 1
+    assert runner.metrics_url is None
     with pytest.raises(OSError):  # closed with the run
-        urllib.request.urlopen(url, timeout=2)
+        urllib.request.urlopen(served[0], timeout=2)
 
 
 def test_a_native_rate_file_behind_the_engine_drops_and_says_so(tmp_path: Path) -> None:

@@ -80,6 +80,7 @@ def test_batcher_groups_frames_of_several_sources_and_returns_each_its_own(tmp_p
     images = [np.random.default_rng(k).integers(0, 255, (48, 64, 3), np.uint8) for k in range(8)]
     direct = det.detect_images(images)
     batcher = InferenceBatcher(det, max_batch=8, max_wait_ms=200)
+    batcher.start()
     got: dict[int, Detections] = {}
     go = threading.Barrier(8)
 
