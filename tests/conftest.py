@@ -10,9 +10,9 @@ import av
 import numpy as np
 import pytest
 
-from bench.assets import assets_dir, missing_reason
-from bench.rtsp_process import free_port
 from engine.types import Detections, Frame, Tracks
+from tests.support.assets import assets_dir, missing_reason
+from tests.support.rtsp_process import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 LOOKOUT = [sys.executable, "-m", "engine.cli.main"]
