@@ -32,6 +32,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("bench", help="run a benchmark suite (from a source checkout)")
     root = bench_checkout()
     if root is None:
+        p.description = "The benchmarks run from a source checkout only; this is an install."
         p.add_argument("suite", nargs=argparse.REMAINDER, help="the suite and its options")
         p.set_defaults(func=_no_checkout)
         return
