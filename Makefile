@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # environment so the engine never does. torch 2.14.1 / torchvision 0.29.1 run on the CPU.
 TRAIN_VENV ?= .venv-train
 
-$(BIN)/lookout: pyproject.toml
+$(BIN)/lookout: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,bench,cluster]'
@@ -50,7 +50,7 @@ system-deps:
 test: setup system-deps ultralytics-env lint
 	$(BIN)/pytest -q
 
-$(TRAIN_VENV)/bin/lookout: pyproject.toml
+$(TRAIN_VENV)/bin/lookout: pyproject.toml setup.py
 	$(PYTHON) -m venv $(TRAIN_VENV)
 	$(TRAIN_VENV)/bin/pip install --quiet --upgrade pip
 	$(TRAIN_VENV)/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1
@@ -83,10 +83,10 @@ bench-results: setup ultralytics-env
 bench-soak: setup
 	$(BIN)/lookout --log-level WARNING bench soak --minutes 30 --json $(RESULTS)/soak.json
 
-## lint: ruff (lint and format check) and mypy over engine, bench and models; `make test` runs it first
+## lint: ruff (lint and format check) and mypy over engine, bench, models and setup.py; `make test` runs it first
 lint: setup
-	$(BIN)/ruff check engine bench tests models
-	$(BIN)/ruff format --check engine bench tests models
+	$(BIN)/ruff check engine bench tests models setup.py
+	$(BIN)/ruff format --check engine bench tests models setup.py
 	$(BIN)/mypy
 
 clean:

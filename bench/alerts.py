@@ -1,6 +1,6 @@
 """The alert stream under load: nothing lost, rate sustained, publish-to-receive latency.
 
-Every run is real processes on 127.0.0.1 (bench/alert_load.py): the engine's publisher
+Every run is real processes on 127.0.0.1 (tests/support/alert_load.py): the engine's publisher
 (journal, then send) and consoles with the gap-filling client.
 - `killed console`: N alerts flat out; the console (`lookout subscribe --replay --out`) is
   SIGKILLed at 20 % and restarted; its file must end with every alert once, in order.
@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.rtsp_process import free_port
+from tests.support.alert_load import COMMAND as LOAD
+from tests.support.rtsp_process import free_port
 
 __all__ = ["add_arguments", "run"]
 
-LOAD = [sys.executable, "-m", "bench.alert_load"]
 LOOKOUT = [sys.executable, "-m", "engine.cli.main"]
 
 

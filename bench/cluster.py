@@ -25,13 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.assets import assets_dir, missing_reason
-from bench.ray_local import LocalCluster  # sets Ray's environment: before Ray is imported
-from bench.rtsp_process import free_port
 from bench.streams import watch_whole_frame
 from engine.config import Config
 from engine.errors import EngineError
 from engine.runtime import Runner
+from tests.support.assets import assets_dir, missing_reason
+from tests.support.ray_local import LocalCluster  # sets Ray's environment: before Ray is imported
+from tests.support.rtsp_process import free_port
 
 __all__ = ["add_arguments", "run"]
 

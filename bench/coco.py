@@ -18,11 +18,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bench.assets import assets_dir
 from engine.config import DetectorConfig
 from engine.detect import OnnxDetector
 from engine.detect.coco_names import COCO_ALIASES
 from engine.errors import ConfigError
+from tests.support.assets import assets_dir
 
 __all__ = ["REFERENCE", "add_arguments", "evaluate", "run"]
 

@@ -39,10 +39,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench.assets import missing_reason
 from bench.faults_rig import CLIP, MODEL, Case, Settings, make_clip
 from bench.faults_scenarios import SCENARIOS, Skipped
 from engine.errors import EngineError
+from tests.support.assets import missing_reason
 
 __all__ = ["add_arguments", "run"]
 

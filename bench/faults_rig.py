@@ -38,8 +38,8 @@ from typing import Any
 
 import yaml
 
-from bench.assets import assets_dir
-from bench.rtsp_process import free_port
+from tests.support.assets import assets_dir
+from tests.support.rtsp_process import free_port
 
 __all__ = [
     "CLIP",

@@ -19,7 +19,6 @@ from typing import Any
 
 import zmq
 
-from bench.assets import assets_dir
 from bench.faults_rig import (
     CLIP,
     RULE_KIND,
@@ -32,6 +31,7 @@ from bench.faults_rig import (
     read_jsonl,
     umount,
 )
+from tests.support.assets import assets_dir
 
 __all__ = ["SCENARIOS", "Skipped", "tally"]
 

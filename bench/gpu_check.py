@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from bench.assets import assets_dir
 from engine.config import DetectorConfig
 from engine.detect import OnnxDetector
 from engine.errors import ModelError
 from engine.types import Detections
+from tests.support.assets import assets_dir
 
 __all__ = ["add_arguments", "frames", "match_fraction", "run"]
 

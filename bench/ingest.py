@@ -1,7 +1,7 @@
 """Live ingest cost: CPU per stream and camera-to-frame latency, Lookout (PyAV) beside OpenCV.
 
-A real GStreamer RTSP server on 127.0.0.1 (bench/rtsp_server.py, its own process, not counted)
-serves 720p and 1080p cameras whose frames carry their send time and number in the pixels.
+A real GStreamer RTSP server on 127.0.0.1 (tests/support/rtsp_server.py, its own process, not
+counted) serves 720p and 1080p cameras whose frames carry their send time and number in the pixels.
 Each reader runs alone for `--seconds`, taking BGR frames as an engine would; we count this
 process's CPU time over the wall time (100 % = one core), the latency from the stamp to the
 moment the frame is handed over (p50/p99), and frames lost (gaps in the numbers). Readers:
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.rtsp_process import RtspServer, available
-from bench.stamp import latency_us, read_stamp
+from tests.support.rtsp_process import RtspServer, available
+from tests.support.stamp import latency_us, read_stamp
 
 __all__ = ["add_arguments", "run"]
 

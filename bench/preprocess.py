@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from bench.assets import assets_dir
 from engine.preprocess import InputLayout, letterbox_fused, letterbox_into, rect_input_shape
+from tests.support.assets import assets_dir
 
 __all__ = ["add_arguments", "reference_letterbox", "run"]
 

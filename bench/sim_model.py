@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.assets import assets_dir
 from engine.config import DetectorConfig
 from engine.detect import OnnxDetector
 from engine.sim import Simulation, load_scenario
 from engine.sim.randomize import random_scenario
+from tests.support.assets import assets_dir
 
 __all__ = ["add_arguments", "heldout_images", "run", "score"]
 

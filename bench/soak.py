@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import yaml
 
-from bench.assets import missing_reason
 from bench.streams import CLIPS, MODEL, stream_config
 from engine.config import load_config
 from engine.errors import EngineError
@@ -30,6 +29,7 @@ from engine.runtime import Runner
 from engine.runtime.metrics import process_stats
 from engine.runtime.reload import ConfigWatcher
 from engine.types import Event, Frame, Tracks
+from tests.support.assets import missing_reason
 
 __all__ = ["add_arguments", "run"]
 

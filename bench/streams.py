@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from bench.assets import assets_dir, missing_reason
-from bench.rtsp_process import free_port
 from engine.config import Config
 from engine.errors import EngineError
 from engine.runtime import Runner
 from engine.runtime.metrics import process_stats
 from engine.types import Event, Frame, Tracks
+from tests.support.assets import assets_dir, missing_reason
+from tests.support.rtsp_process import free_port
 
 __all__ = ["CLIPS", "MODEL", "Probe", "add_arguments", "run", "stream_config", "watch_whole_frame"]
 

@@ -10,9 +10,10 @@ import av
 import numpy as np
 import pytest
 
-from bench.assets import assets_dir, missing_reason
-from bench.rtsp_process import free_port
 from engine.types import Detections, Frame, Tracks
+from tests.support.assets import assets_dir, missing_reason
+from tests.support.rtsp_process import free_port
+from tests.support.wheel import Installed, build_wheel, copy_sources, install_wheel
 
 REPO = Path(__file__).resolve().parents[1]
 LOOKOUT = [sys.executable, "-m", "engine.cli.main"]
@@ -29,6 +30,14 @@ def assets() -> Callable[..., Path]:
         return assets_dir() / relative[0]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def installed_lookout(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """This checkout as a wheel, installed (not editable) in a fresh virtualenv; once a session."""
+    root = tmp_path_factory.mktemp("wheel")
+    wheel = build_wheel(copy_sources(REPO, root / "src"), root / "dist")
+    return install_wheel(wheel, root / "venv")
 
 
 __all__ = ["LOOKOUT", "REPO", "free_port"]

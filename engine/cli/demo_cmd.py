@@ -1,14 +1,17 @@
 """`lookout demo`: the whole engine on rendered incidents with the bundled model, no network.
 
-Renders (or reuses) the demo scenarios, runs `pipelines/demo.yaml` on them, publishes alerts over
-ZeroMQ, prints them as they happen with a progress line, and writes an annotated video per
-source and an alerts log under `out/demo/`.
+Renders (or reuses) the demo scenarios, runs the demo pipeline (`pipelines/demo.yaml`) on them,
+publishes alerts over ZeroMQ, prints them as they happen with a progress line, and writes the
+rendered footage, an annotated video per source, clips and an alerts log under `--out` (default
+`out/demo/` in the current folder). The pipeline, the bundled model and the scenarios come from
+`engine.resources`: the checkout's folders, or the copies an installed wheel carries.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import threading
 import time
@@ -18,21 +21,21 @@ from typing import Any
 from engine.alerts.wire import alert_to_dict
 from engine.cli.shutdown import stop_on_signals
 from engine.cli.subscribe_cmd import format_alert_line
-from engine.config import FileSourceConfig, ZmqOutputConfig, load_config
+from engine.config import Config, FileSourceConfig, JsonlOutputConfig, ZmqOutputConfig, load_config
 from engine.errors import ConfigError, EngineError
 from engine.record import AnnotatedVideo
+from engine.resources import demo_pipeline, scenarios_dir
 from engine.runtime import Runner
 from engine.types import Alert, Event, Frame, Tracks
 
 __all__ = ["register"]
 
-REPO = Path(__file__).resolve().parents[2]
-PIPELINE = REPO / "pipelines" / "demo.yaml"
 SCENARIOS = {
-    "drone7": REPO / "configs" / "scenarios" / "dumping_drone.yaml",
-    "gatecam2": REPO / "configs" / "scenarios" / "crowd_station_gate.yaml",
-    "pole3": REPO / "configs" / "scenarios" / "dumping_fixed.yaml",
+    "drone7": "dumping_drone.yaml",
+    "gatecam2": "crowd_station_gate.yaml",
+    "pole3": "dumping_fixed.yaml",
 }
+"""Source id of the demo pipeline -> the scenario (in `scenarios_dir()`) rendered for it."""
 
 
 def register(sub: Any) -> None:
@@ -40,6 +43,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="run the engine on rendered incidents (no network needed)")
     p.add_argument("--publish", help="ZeroMQ endpoint for alerts (default tcp://127.0.0.1:5560)")
     p.add_argument("--rerender", action="store_true", help="render the footage again")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out/demo"),
+        help="where footage, annotated videos, clips and the alerts log go (default out/demo)",
+    )
     p.set_defaults(func=run)
 
 
@@ -49,7 +58,7 @@ def _render_if_needed(video: Path, scenario: Path, force: bool) -> None:
     stamp = video.parent / "scenario.sha256"
     digest = hashlib.sha256(scenario.read_bytes()).hexdigest()
     if not force and video.exists() and stamp.exists() and stamp.read_text() == digest:
-        print(f"reusing rendered {video.relative_to(REPO)}")
+        print(f"reusing rendered {_shown(video)}")
         return
     sc = load_scenario(scenario)
     t0 = time.monotonic()
@@ -62,24 +71,24 @@ def _render_if_needed(video: Path, scenario: Path, force: bool) -> None:
     render_scenario(sc, video.parent, progress=progress)
     sys.stderr.write("\n")
     stamp.write_text(digest)
-    print(f"rendered {sc.name} in {time.monotonic() - t0:.0f} s -> {video.relative_to(REPO)}")
+    print(f"rendered {sc.name} in {time.monotonic() - t0:.0f} s -> {_shown(video)}")
 
 
 def run(args: argparse.Namespace) -> int:
     """Render, run, print; exits non-zero if a source failed."""
-    cfg = load_config(PIPELINE)
+    out_dir = args.out.resolve()
+    cfg = _rebased(load_config(demo_pipeline()), out_dir)
     if not cfg.detector.model.is_file():
         raise ConfigError(f"bundled model missing: {cfg.detector.model} (see models/README.md)")
     for src in cfg.sources:
         assert isinstance(src, FileSourceConfig), "the demo pipeline reads rendered files"
-        _render_if_needed(src.path, SCENARIOS[src.id], args.rerender)
+        _render_if_needed(src.path, scenarios_dir() / SCENARIOS[src.id], args.rerender)
     if args.publish:
         outputs = [
             o.model_copy(update={"endpoint": args.publish}) if isinstance(o, ZmqOutputConfig) else o
             for o in cfg.outputs
         ]
         cfg = cfg.model_copy(update={"outputs": outputs})
-    out_dir = REPO / "out" / "demo"
     log_path = out_dir / "alerts.jsonl"
     log_path.unlink(missing_ok=True)  # one demo, one log
     runner = Runner(cfg)
@@ -119,12 +128,43 @@ def run(args: argparse.Namespace) -> int:
     sys.stderr.write("\n")
     frames = sum(report.frames.values())
     print(f"done: {frames} frames in {report.elapsed_s:.1f} s, {report.alerts} alerts")
-    print(f"alerts log: {log_path.relative_to(REPO)}")
+    print(f"alerts log: {_shown(log_path)}")
     for v in videos.values():
-        print(f"annotated video: {v.path.relative_to(REPO)}")
+        print(f"annotated video: {_shown(v.path)}")
     if report.errors:
         raise EngineError("\n".join(report.errors.values()))
     return 0
+
+
+def _rebased(cfg: Config, out_dir: Path) -> Config:
+    """The pipeline with what it reads and writes under `out/demo/` (beside `pipelines/`) moved
+    to `out_dir`: rendered footage, clips and the alerts log; the model stays where it is."""
+    written = demo_pipeline().parent.parent / "out" / "demo"
+
+    def move(path: Path) -> Path:
+        path = Path(os.path.normpath(path))
+        return out_dir / path.relative_to(written) if path.is_relative_to(written) else path
+
+    sources = [
+        s.model_copy(update={"path": move(s.path)}) if isinstance(s, FileSourceConfig) else s
+        for s in cfg.sources
+    ]
+    outputs = [
+        o.model_copy(update={"path": move(o.path)}) if isinstance(o, JsonlOutputConfig) else o
+        for o in cfg.outputs
+    ]
+    update: dict[str, object] = {"sources": sources, "outputs": outputs}
+    if cfg.clips is not None and cfg.clips.dir is not None:
+        update["clips"] = cfg.clips.model_copy(update={"dir": move(cfg.clips.dir)})
+    return cfg.model_copy(update=update)
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the current folder when it is inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _frame_count(path: Path) -> int:

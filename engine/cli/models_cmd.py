@@ -8,16 +8,20 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import ModelError
+from engine.resources import model_cards_dir
 
 __all__ = ["register"]
-
-CARDS = Path(__file__).resolve().parents[2] / "models"
 
 
 def register(sub: Any) -> None:
     """Add the subcommand."""
     p = sub.add_parser("models", help="list, verify and export the supported detector models")
-    p.add_argument("--cards", type=Path, default=CARDS, help="folder of model cards (*.yaml)")
+    p.add_argument(
+        "--cards",
+        type=Path,
+        default=None,
+        help="folder of model cards (*.yaml; default: the cards shipped with Lookout)",
+    )
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     ls = verbs.add_parser("list", help="every card, and where its weights are found")
     ls.add_argument(
@@ -39,15 +43,19 @@ def register(sub: Any) -> None:
     e.set_defaults(func=_export)
 
 
+def _cards_dir(args: argparse.Namespace) -> Path:
+    return Path(args.cards) if args.cards is not None else model_cards_dir()
+
+
 def _search_dirs(args: argparse.Namespace) -> list[Path]:
     extra = [Path(d) for d in os.environ.get("LOOKOUT_MODEL_PATH", "").split(os.pathsep) if d]
-    return [args.cards, *args.dir, *extra]
+    return [_cards_dir(args), *args.dir, *extra]
 
 
 def _card(args: argparse.Namespace, name: str) -> Any:
     from engine.detect.cards import load_cards
 
-    cards = {c.name: c for c in load_cards(args.cards)}
+    cards = {c.name: c for c in load_cards(_cards_dir(args))}
     if name not in cards:
         raise ModelError(f"no model card named {name!r}; known: {', '.join(sorted(cards))}")
     return cards[name]
@@ -57,7 +65,7 @@ def _list(args: argparse.Namespace) -> int:
     from engine.detect.cards import load_cards
 
     rows = []
-    for card in load_cards(args.cards):
+    for card in load_cards(_cards_dir(args)):
         found = next((d / card.file for d in _search_dirs(args) if (d / card.file).is_file()), None)
         size = f"{card.input.size[1]}x{card.input.size[0]}"
         batch = "dyn" if card.input.batch == "dynamic" else str(card.input.batch)
@@ -83,7 +91,7 @@ def _list(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from engine.detect.cards import load_cards, verify
 
-    cards = load_cards(args.cards)
+    cards = load_cards(_cards_dir(args))
     card = _card(args, args.card) if args.card else None
     report = verify(args.file, cards, card)
     name = report.card.name if report.card else "no card"

@@ -27,7 +27,6 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.alert_load import load_event
 from engine.alerts import AlertStamper, ZmqPublisher
 from engine.alerts.client import AlertClient, LostRange, Received
 from engine.alerts.journal import Journal, JournalRow
@@ -35,6 +34,7 @@ from engine.alerts.replay import ReplayServer
 from engine.config import ZmqOutputConfig
 from tests.conftest import free_port
 from tests.faults.tcp_proxy import TcpProxy
+from tests.support.alert_load import load_event
 
 
 def _ep(port: int) -> str:

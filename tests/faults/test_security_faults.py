@@ -266,9 +266,9 @@ def test_the_web_console_lets_in_only_a_logged_in_page_of_its_own(tmp_path: Path
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
-    from bench.alert_load import load_event
     from engine.alerts import AlertStamper, ZmqPublisher
     from engine.config import ZmqOutputConfig
+    from tests.support.alert_load import load_event
 
     endpoint, replay, port = (
         f"tcp://127.0.0.1:{free_port()}",

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from tests.conftest import LOOKOUT, free_port
-
-LOAD = [sys.executable, "-m", "bench.alert_load"]
+from tests.support.alert_load import COMMAND as LOAD
 
 
 def _lines(path: Path) -> int:
@@ -92,9 +90,9 @@ def _publisher(tmp_path: Path, **cfg: object) -> tuple[object, object, object, s
 def test_only_allow_listed_consoles_receive_anything(tmp_path: Path) -> None:
     import zmq
 
-    from bench.alert_load import load_event
     from engine.alerts.client import AlertClient
     from engine.alerts.security import secure_client
+    from tests.support.alert_load import load_event
 
     keys, allowed = tmp_path / "keys", tmp_path / "allowed"
     for name in ("engine", "police", "intruder"):
@@ -141,7 +139,7 @@ def test_malformed_replay_requests_get_errors_and_disturb_nothing(tmp_path: Path
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from bench.alert_load import load_event
+    from tests.support.alert_load import load_event
 
     ctx, stamper, pub, _, replay = _publisher(tmp_path)
     pub.send_many([stamper.stamp(load_event(k)) for k in range(1, 21)])  # type: ignore[attr-defined]

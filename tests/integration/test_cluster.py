@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.ray_local import LocalCluster  # sets Ray's environment: before Ray is imported
-from bench.rtsp_process import free_port
 from bench.streams import watch_whole_frame
 from engine.alerts.client import AlertClient, Received
+from tests.support.ray_local import LocalCluster  # sets Ray's environment: before Ray is imported
+from tests.support.rtsp_process import free_port
 
 pytestmark = [pytest.mark.assets, pytest.mark.slow]
 

@@ -1,60 +1,66 @@
-"""The README's main command: `lookout demo` renders, runs and alerts, with nothing but the repo."""
+"""The README's main command: `lookout demo` renders, runs and alerts, with nothing but the
+package: it runs here as `pip install .` leaves it (a wheel in a fresh virtualenv), from an empty
+folder, and writes into that folder only."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import av
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "out" / "demo"
+from tests.conftest import REPO, free_port
+from tests.support.wheel import Installed
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict[str, Any]]]:
-    from tests.conftest import free_port
+class Demo(NamedTuple):
+    """What one `lookout demo` printed, the alerts it logged, and the folder it wrote."""
 
+    out: str
+    alerts: list[dict[str, Any]]
+    folder: Path
+
+
+def _installed_files(venv: Path) -> set[Path]:
+    """The virtualenv's files, less the byte-code and numba caches the interpreter writes."""
+    return {p for p in venv.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+
+
+@pytest.fixture(scope="module")
+def demo(installed_lookout: Installed, tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    cwd = tmp_path_factory.mktemp("cwd")
+    before = _installed_files(installed_lookout.venv)
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli.main",
-            "--log-level",
-            "WARNING",
-            "demo",
-            "--publish",
-            endpoint,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=tmp_path_factory.mktemp("cwd"),
+    proc = installed_lookout.run(
+        "--log-level", "WARNING", "demo", "--publish", endpoint, cwd=cwd, timeout=900
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    alerts = [json.loads(x) for x in (DEMO / "alerts.jsonl").read_text().splitlines()]
-    return proc.stdout, alerts
+    assert _installed_files(installed_lookout.venv) == before  # nothing into site-packages
+    assert [p.name for p in cwd.iterdir()] == ["out"]
+    folder = cwd / "out" / "demo"
+    alerts = [json.loads(x) for x in (folder / "alerts.jsonl").read_text().splitlines()]
+    return Demo(proc.stdout, alerts, folder)
 
 
-def test_demo_completes_prints_and_records(demo: tuple[str, list[dict[str, Any]]]) -> None:
-    out, alerts = demo
+def test_demo_completes_prints_and_records(demo: Demo) -> None:
+    out, alerts, folder = demo
+    assert "alerts log: out/demo/alerts.jsonl" in out, out
     assert "done: 1875 frames" in out, out
     printed = [line for line in out.splitlines() if line.startswith("#")]
     assert len(alerts) == len(printed) >= 1
     assert [a["seq"] for a in alerts] == list(range(1, len(alerts) + 1))
     for name, frames in (("drone7", 600), ("gatecam2", 675), ("pole3", 600)):
-        with av.open(str(DEMO / f"{name}_annotated.mp4")) as c:
+        with av.open(str(folder / f"{name}_annotated.mp4")) as c:
             assert sum(1 for _ in c.decode(video=0)) == frames
 
 
-def _truth(scenario: str) -> dict[str, Any]:
-    return json.loads((DEMO / "render" / scenario / "truth.json").read_text())
+def _truth(demo: Demo, scenario: str) -> dict[str, Any]:
+    return json.loads((demo.folder / "render" / scenario / "truth.json").read_text())
 
 
 def _starts(alerts: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -64,10 +70,10 @@ def _starts(alerts: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 def test_demo_crowd_alerts_come_at_the_right_moments(
-    demo: tuple[str, list[dict[str, Any]]],
+    demo: Demo,
 ) -> None:
-    _, alerts = demo
-    truth = {e["kind"]: e for e in _truth("crowd_station_gate")["events"]}
+    alerts = demo.alerts
+    truth = {e["kind"]: e for e in _truth(demo, "crowd_station_gate")["events"]}
     gathering = _starts(alerts, "crowd_gathering")
     dispersal = _starts(alerts, "crowd_dispersal")
     assert len(gathering) == 1 and len(dispersal) == 1, alerts
@@ -79,14 +85,14 @@ def test_demo_crowd_alerts_come_at_the_right_moments(
     assert pos is not None and pos["uncertainty_m"] > 0
     assert np.hypot(pos["east_m"] - g["place_m"][0], pos["north_m"] - g["place_m"][1]) < 5.0
     assert gathering[0]["attributes"]["clip"]["file"].startswith("gatecam2/")
-    assert (DEMO / "clips" / gathering[0]["attributes"]["clip"]["file"]).is_file()
+    assert (demo.folder / "clips" / gathering[0]["attributes"]["clip"]["file"]).is_file()
 
 
 def test_demo_dumping_on_the_lot_is_flagged_with_the_truck_and_the_pile(
-    demo: tuple[str, list[dict[str, Any]]],
+    demo: Demo,
 ) -> None:
-    _, alerts = demo
-    truth = _truth("dumping_fixed")
+    alerts = demo.alerts
+    truth = _truth(demo, "dumping_fixed")
     event = truth["events"][0]
     starts = [a for a in _starts(alerts, "dumping") if a["sensors"] == ["pole3"]]
     assert len(starts) == 1, starts
@@ -109,10 +115,10 @@ def test_demo_dumping_on_the_lot_is_flagged_with_the_truck_and_the_pile(
     "remove this mark when a model meets the target",
 )
 def test_demo_dumping_alert_comes_at_the_right_moment_and_place(
-    demo: tuple[str, list[dict[str, Any]]],
+    demo: Demo,
 ) -> None:
-    _, alerts = demo
-    truth = _truth("dumping_drone")
+    alerts = demo.alerts
+    truth = _truth(demo, "dumping_drone")
     event = truth["events"][0]
     starts = [a for a in _starts(alerts, "dumping") if a["sensors"] == ["drone7"]]
     assert len(starts) == 1, starts
@@ -134,12 +140,10 @@ def _iou(a: list[float], b: list[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def test_bench_run_scores_the_demo_footage_against_its_truth(
-    demo: tuple[str, list[dict[str, Any]]], tmp_path: Path
-) -> None:
+def test_bench_run_scores_the_demo_footage_against_its_truth(demo: Demo, tmp_path: Path) -> None:
     """`lookout bench run --events`: the demo pipeline's own config on its rendered footage,
     scored against the simulator's truth (crowd gathering and dispersal at the gates)."""
-    render = DEMO / "render" / "crowd_station_gate"
+    render = demo.folder / "render" / "crowd_station_gate"
     proc = subprocess.run(
         [
             sys.executable,

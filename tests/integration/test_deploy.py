@@ -4,7 +4,6 @@ the systemd unit, and the README) start; the unit passes `systemd-analyze verify
 
 import configparser
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_video, moving_square_frames
+from tests.support.wheel import build_wheel, install_wheel
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "configs" / "deploy"
@@ -118,38 +118,7 @@ def test_the_image_build_context_installs_and_runs_the_command(tmp_path: Path) -
                     shutil.copytree(REPO / src, ctx / src, ignore=skip)
                 else:
                     shutil.copy2(REPO / src, ctx / src)
-    wheels = tmp_path / "wheels"
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(ctx)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert build.returncode == 0, build.stderr[-2000:]
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    # the dependencies: this environment's (an image has them from the same pip install)
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    deps = [p for p in map(Path, sys.path) if p.name == "site-packages" and p.is_dir()]
-    (site / "deps.pth").write_text("\n".join(map(str, deps)) + "\n")
-    wheel = next(wheels.glob("lookout-*.whl"))
-    install = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(venv / "bin/python"),
-            "install",
-            "--quiet",
-            "--no-deps",
-            str(wheel),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert install.returncode == 0, install.stderr[-2000:]
+    installed = install_wheel(build_wheel(ctx, tmp_path / "wheels"), tmp_path / "venv")
     etc = tmp_path / "etc" / "lookout"
     etc.mkdir(parents=True)
     clip = make_video(tmp_path / "clip.mp4", moving_square_frames(20))
@@ -159,15 +128,9 @@ def test_the_image_build_context_installs_and_runs_the_command(tmp_path: Path) -
         f"detector: {{model: '{ctx / 'models' / 'lookout_sim_yolo11n.onnx'}'}}\n"
         f"outputs: [{{type: jsonl, path: '{tmp_path / 'alerts.jsonl'}'}}]\n"
     )
-    env = {**os.environ, "LOOKOUT_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": ""}
-    args = [
-        str(venv / "bin" / "lookout"),
-        *[str(config) if a == str(Path(COMMAND[1])) else a for a in COMMAND],
-    ]
-    run = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    args = [str(config) if a == str(Path(COMMAND[1])) else a for a in COMMAND]
+    run = installed.run(*args, cwd=tmp_path, env={"LOOKOUT_STATE_DIR": str(tmp_path / "state")})
     assert run.returncode == 0, run.stderr[-2000:]
     assert "done: 20 frames from 1 sources" in run.stderr
     # it ran the installed copy, not this checkout
-    probe = [str(venv / "bin" / "python"), "-c", "import engine; print(engine.__file__)"]
-    where = subprocess.run(probe, capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert str(site) in where.stdout, where.stdout + where.stderr
+    assert installed.engine_file(tmp_path).is_relative_to(installed.site_packages)

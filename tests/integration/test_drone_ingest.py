@@ -14,12 +14,12 @@ import av
 import numpy as np
 import pytest
 
-from bench.rtsp_process import free_port
-from bench.stamp import read_stamp, stamp_i420
 from engine.config import DroneSourceConfig
 from engine.sources import LiveSource
 from engine.telemetry import misb0601
 from engine.types import Frame, HealthEvent
+from tests.support.rtsp_process import free_port
+from tests.support.stamp import read_stamp, stamp_i420
 
 W, H, FPS, SECONDS = 320, 240, 10, 6
 CLOCK = 90_000

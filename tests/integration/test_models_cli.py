@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.assets import assets_dir
 from engine.detect.cards import load_card, load_cards
 from engine.errors import ConfigError
+from tests.support.assets import assets_dir
 
 REPO = Path(__file__).resolve().parents[2]
 LOOKOUT = [sys.executable, "-m", "engine.cli.main"]

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.assets import assets_dir, missing_reason
 from bench.peers import TRAIN_PYTHON, agreement, detections_of, ort_limit, run_ultralytics
 from engine.config import DetectorConfig
 from engine.detect import build_detector
 from tests.conftest import make_video
+from tests.support.assets import assets_dir, missing_reason
 
 pytestmark = [pytest.mark.assets, pytest.mark.slow]
 

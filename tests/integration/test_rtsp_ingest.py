@@ -1,6 +1,6 @@
 """Live RTSP ingest against a real GStreamer RTSP server on 127.0.0.1 that the tests start.
 
-The server's frames carry their send time and number in the pixels (bench/stamp.py), so lost
+The server's frames carry their send time and number in the pixels (tests/support/stamp.py), so lost
 frames and camera-to-frame latency are counted exactly, not guessed.
 """
 
@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from bench.rtsp_process import RtspServer, available
-from bench.stamp import latency_us, read_stamp
 from engine.config import RtspSourceConfig
 from engine.sources import LiveSource
 from engine.types import HealthEvent
+from tests.support.rtsp_process import RtspServer, available
+from tests.support.stamp import latency_us, read_stamp
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 

@@ -36,9 +36,9 @@ def test_an_engine_alert_appears_on_the_web_page_within_a_second(tmp_path: Path)
     import zmq
     from selenium.webdriver.common.by import By
 
-    from bench.alert_load import load_event
     from engine.alerts import AlertStamper, ZmqPublisher
     from engine.config import ZmqOutputConfig
+    from tests.support.alert_load import load_event
 
     endpoint, replay, port = (
         f"tcp://127.0.0.1:{free_port()}",

@@ -1,4 +1,4 @@
-"""Start, kill, freeze and restart the loopback RTSP server (bench/rtsp_server.py) from Python.
+"""Start, kill, freeze and restart the loopback RTSP server (rtsp_server.py beside) from Python.
 
 Used by the ingest tests and `lookout bench ingest`. The server runs under the system
 interpreter, where GStreamer's Python bindings are; `available()` says whether they are.

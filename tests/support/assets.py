@@ -11,7 +11,7 @@ from pathlib import Path
 
 __all__ = ["assets_dir", "missing_reason"]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def assets_dir() -> Path:

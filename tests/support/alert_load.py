@@ -1,7 +1,11 @@
 """Load for the alert stream: a publisher of N alerts as fast as possible, and counting consoles.
 
-    python -m bench.alert_load publish --endpoint E --replay R --count N --journal DB [--hold]
-    python -m bench.alert_load consume --endpoint E [--replay R] --expect N --report OUT.json
+    python tests/support/alert_load.py publish --endpoint E --replay R --count N --journal DB \
+        [--hold]
+    python tests/support/alert_load.py consume --endpoint E [--replay R] --expect N \
+        --report OUT.json
+
+(`COMMAND` is that command line for a subprocess, whatever the current folder.)
 
 The publisher uses the engine's own stamper and ZeroMQ publisher (journal first, then send),
 waits for `--wait-subscribers`, publishes, prints `DONE <n> <seconds>`, and with `--hold` keeps
@@ -25,7 +29,10 @@ from typing import Any
 import numpy as np
 import zmq
 
-__all__ = ["load_event", "main"]
+__all__ = ["COMMAND", "load_event", "main"]
+
+COMMAND = [sys.executable, str(Path(__file__).resolve())]
+"""Runs this file as its own process (the engine must be importable there, as it is here)."""
 
 
 def load_event(k: int) -> Any:

@@ -2,11 +2,12 @@
 
 Runs under the system interpreter (`/usr/bin/python3`, where the `gi` bindings live; Debian
 packages gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-ugly, python3-gi). Each mount is a live
-H.264 camera of the given size and rate whose frames carry a stamp (see bench/stamp.py): the
+H.264 camera of the given size and rate whose frames carry a stamp (see tests/support/stamp.py): the
 server's monotonic clock in microseconds and the frame's number, so that a client can measure
 camera-to-frame latency and count lost frames exactly.
 
-    /usr/bin/python3 bench/rtsp_server.py --port 8554 --mount cam1:1280x720@30 --mount cam2:...
+    /usr/bin/python3 tests/support/rtsp_server.py --port 8554 --mount cam1:1280x720@30 \
+        --mount cam2:...
 
 Prints `READY <port>` when it serves. Credentials: `--user U --password P` requires them (basic
 auth) on every mount.
