@@ -9,9 +9,8 @@ timeout: `source.stalled`) from a slow engine (frames dropped: `source.lagging`)
 is `source.offline`, the first frames `source.online`, frames after an outage `source.recovered`.
 Credentials are redacted from every log line and message.
 
-Drone feeds carry telemetry: MISB ST 0601 KLV packets in a data stream of the same MPEG-TS, or
-a DJI SRT sidecar next to a recorded file. Each frame gets the telemetry at its timestamp,
-interpolated between samples; damaged packets are counted and skipped, never fatal.
+Drone feeds carry telemetry (KLV in the stream, or a DJI SRT sidecar): each frame gets the
+telemetry at its timestamp (`engine.sources.frame_telemetry`).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,19 +25,16 @@ from typing import Any
 
 import av
 import av.error
-import numpy as np
-import numpy.typing as npt
 
 from engine.config import DroneSourceConfig, RtspSourceConfig
-from engine.errors import SourceError, TelemetryError
+from engine.errors import SourceError
 from engine.redact import redact
 from engine.sources.backoff import Backoff
 from engine.sources.buffer import FrameBuffer
 from engine.sources.damage import PacketDamage
 from engine.sources.file import decode_or_skip
+from engine.sources.frame_telemetry import Captured, FrameTelemetry
 from engine.sources.lag import LagReporter
-from engine.telemetry import dji_srt, misb0601
-from engine.telemetry.align import TelemetryTrack
 from engine.types import Frame, HealthEvent, HealthKind
 
 __all__ = ["HealthCallback", "LiveSource", "LiveStats"]
@@ -48,7 +43,6 @@ log = logging.getLogger(__name__)
 
 HealthCallback = Callable[[HealthEvent], None]
 WATCHDOG_PERIOD_S = 0.1
-TELEMETRY_WAIT_S = 0.5  # a frame waits this much stream time for its KLV sample
 LiveConfig = RtspSourceConfig | DroneSourceConfig
 
 
@@ -67,15 +61,6 @@ class LiveStats:
     telemetry_unknown_tags: int = 0
     telemetry_damaged_items: int = 0
     state: str = "connecting"
-
-
-@dataclass(slots=True)
-class _Captured:
-    pts_s: float  # stream time within the session, from its first frame
-    stream_s: float  # the stream's own timestamp (what KLV packets are stamped with)
-    capture_ns: int
-    image: npt.NDArray[np.uint8]
-    telemetry: dict[str, Any]
 
 
 class LiveSource:
@@ -108,7 +93,7 @@ class LiveSource:
         self.url = redact(cfg.url)  # for messages
         self._on_health = on_health
         self._is_file = isinstance(cfg, DroneSourceConfig) and cfg.is_file
-        self._buffer: FrameBuffer[_Captured] = FrameBuffer(
+        self._buffer: FrameBuffer[Captured] = FrameBuffer(
             cfg.buffer_frames if not self._is_file else 8, drop_oldest=not self._is_file
         )
         self._closed = threading.Event()
@@ -249,11 +234,14 @@ class LiveSource:
         self.size = (video.codec_context.width, video.codec_context.height)
         klv = [s for s in container.streams.data]
         cfg = self.cfg
-        track = (
-            TelemetryTrack(cfg.telemetry_max_gap_s) if isinstance(cfg, DroneSourceConfig) else None
+        drone = isinstance(cfg, DroneSourceConfig)
+        telemetry = FrameTelemetry(
+            self.id,
+            self.stats,
+            bool(klv) if drone else None,
+            cfg.telemetry_max_gap_s if isinstance(cfg, DroneSourceConfig) else 1.0,
+            cfg.srt if isinstance(cfg, DroneSourceConfig) else None,
         )
-        sidecar = self._sidecar_track()
-        pending: deque[_Captured] = deque()
         start_pts: float | None = None
         t0_wall: float | None = None
         self._last_packet_ns = time.monotonic_ns()
@@ -263,8 +251,8 @@ class LiveSource:
             self._last_packet_ns = time.monotonic_ns()
             if packet.stream.type == "data":
                 if packet.size and packet.pts is not None and packet.time_base is not None:
-                    self._add_klv(track, float(packet.pts * packet.time_base), bytes(packet))
-                    self._flush(pending, track, sidecar, bool(klv), final=False)
+                    telemetry.add_klv(float(packet.pts * packet.time_base), bytes(packet))
+                    self._deliver_ready(telemetry)
                 continue
             for vf in decode_or_skip(packet, self.id, self.stats, self._damage):
                 assert isinstance(vf, av.VideoFrame)
@@ -278,74 +266,16 @@ class LiveSource:
                     if delay > 0 and self._closed.wait(delay):
                         return
                 image = vf.to_ndarray(format="bgr24")
-                pending.append(_Captured(t, t_abs, time.monotonic_ns(), image, {}))  # type: ignore[arg-type]
+                telemetry.add_frame(Captured(t, t_abs, time.monotonic_ns(), image, {}))  # type: ignore[arg-type]
                 self.stats.captured += 1
-                self._flush(pending, track, sidecar, bool(klv), final=False)
-        self._flush(pending, track, sidecar, bool(klv), final=True)
+                self._deliver_ready(telemetry)
+        self._deliver_ready(telemetry, final=True)
 
-    def _sidecar_track(self) -> TelemetryTrack | None:
-        """The SRT sidecar's records by video time (None without one)."""
-        cfg = self.cfg
-        if not isinstance(cfg, DroneSourceConfig) or cfg.srt is None:
-            return None
-        track = TelemetryTrack(max_gap_s=cfg.telemetry_max_gap_s, keep_s=float("inf"))
-        records, problems = dji_srt.parse_srt(cfg.srt.read_text(errors="replace"))
-        for p in problems:
-            log.warning("source %s: SRT %s: %s", self.id, cfg.srt.name, p)
-        self.stats.telemetry_errors += len(problems)
-        for rec in records:
-            values: dict[str, Any] = dict(rec.values)
-            if rec.utc is not None:
-                values["utc"] = rec.utc.isoformat()
-            track.add(rec.start_s, values)
-        return track
+    def _deliver_ready(self, telemetry: FrameTelemetry, final: bool = False) -> None:
+        for item in telemetry.ready(final):
+            self._deliver(item)
 
-    def _add_klv(self, track: TelemetryTrack | None, t: float, data: bytes) -> None:
-        if track is None:
-            return
-        self.stats.telemetry_packets += 1
-        try:
-            packet = misb0601.decode_packet(data)
-        except TelemetryError as exc:
-            self.stats.telemetry_errors += 1
-            if self.stats.telemetry_errors <= 5 or self.stats.telemetry_errors % 100 == 0:
-                log.warning(
-                    "source %s: telemetry packet skipped (%d so far): %s",
-                    self.id,
-                    self.stats.telemetry_errors,
-                    exc,
-                )
-            return
-        self.stats.telemetry_unknown_tags += len(packet.unknown_tags)
-        self.stats.telemetry_damaged_items += len(packet.damaged)
-        track.add(t, packet.values)
-
-    def _flush(
-        self,
-        pending: deque[_Captured],
-        track: TelemetryTrack | None,
-        sidecar: TelemetryTrack | None,
-        wait_klv: bool,
-        final: bool,
-    ) -> None:
-        """Hand over frames whose telemetry is known (or that waited long enough)."""
-        while pending:
-            head = pending[0]
-            if wait_klv and not final and track is not None:
-                newest = pending[-1].stream_s
-                latest = track.latest_s
-                if (
-                    latest is None or latest < head.stream_s
-                ) and newest - head.stream_s < TELEMETRY_WAIT_S:
-                    return
-            pending.popleft()
-            if sidecar is not None:
-                head.telemetry.update(sidecar.at(head.pts_s))
-            if track is not None:
-                head.telemetry.update(track.at(head.stream_s))
-            self._deliver(head)
-
-    def _deliver(self, item: _Captured) -> None:
+    def _deliver(self, item: Captured) -> None:
         if self._is_file:
             while not self._buffer.put(item, timeout_s=0.5):
                 if self._closed.is_set():
