@@ -21,7 +21,7 @@ from engine.config import Config
 from engine.detect.inference import DetectFn
 from engine.errors import EngineError
 from engine.pipeline import SourcePipeline, build_pipeline, new_world
-from engine.runtime.source_loop import Emit, SourceLoop
+from engine.runtime.source_loop import Emit, Emitted, SourceLoop
 from engine.runtime.supervisor import StageFailed
 from engine.sim import Simulation
 from engine.sim.source import SimSource
@@ -134,9 +134,9 @@ def _scorer(
 ) -> Emit:
     """The emit of one sensor's loop: its step handed to `on_step`, timed apart."""
 
-    def emit(events: list[Event], frame: Frame | None, tracks: Tracks | None) -> None:
+    def emit(out: Emitted) -> None:
         t = time.perf_counter()
-        on_step(SensorStep(source, pipes[0], events, frame, tracks))
+        on_step(SensorStep(source, pipes[0], out.events, out.frame, out.tracks))
         spent[0] += time.perf_counter() - t
 
     return emit

@@ -23,10 +23,10 @@ from engine.cluster.hub import FENCED
 from engine.config import Config
 from engine.detect import OnnxDetector, build_detector
 from engine.pipeline import SharedWorld, SourcePipeline, build_pipeline, new_world
-from engine.runtime.source_loop import SourceLoop
+from engine.runtime.source_loop import Emitted, SourceLoop
 from engine.runtime.supervisor import RestartPolicy
 from engine.sources import FileSource, Source, build_source
-from engine.types import Event, Frame, HealthEvent, Tracks
+from engine.types import Event, HealthEvent
 
 __all__ = ["HubLink", "SourceWorker", "WorkerStatus"]
 
@@ -152,8 +152,9 @@ class SourceWorker:
         src = self._src
         if src is not None:
             src.close()  # a read waiting for an absent camera returns now
-        self._thread.join(timeout_s)
-        self._sender.join(timeout_s)
+        for thread in (self._thread, self._sender):
+            if thread.ident is not None:  # started
+                thread.join(timeout_s)
 
     # --- the frame loop -------------------------------------------------------------------------
 
@@ -180,19 +181,18 @@ class SourceWorker:
         if backlog > MAX_OUTBOX and backlog % MAX_OUTBOX == 1:  # the hub has been away long
             log.warning("source %s: %d records wait for the hub", self.id, backlog)
 
-    def _emit(self, events: list[Event], frame: Frame | None, _tracks: Tracks | None) -> None:
+    def _emit(self, out: Emitted) -> None:
         """A frame's record: its position in the stream (a file's frames are numbered by their
         position in it, so dropped ones leave gaps and a moved source resumes exactly there; a
         live feed's count on from where it was) and its events. Events without a frame (a
         restart ended incidents) go with the next record."""
         if self.fenced:
             return
-        if frame is None:
-            self._carry += events
+        if out.position is None:
+            self._carry += out.events
             return
-        assert self._src is not None
-        self._last = self._src.position
-        events, self._carry = self._carry + events, []
+        self._last = out.position
+        events, self._carry = self._carry + out.events, []
         self._queue((self._last, events))
         self.frames += 1
 
@@ -217,7 +217,8 @@ class SourceWorker:
             end = loop.run(self._stop)
             self.error = end.error
             self._crashed = end.error is not None and not end.source_failed
-            self._end_stream(src)
+            if end.opened:  # a source that never opened had no frame and no incident
+                self._end_stream(src)
         except Exception as exc:  # building the detector or the pipeline: the actor restarts
             self.error = f"{type(exc).__name__}: {exc}"
             log.exception("source %s: worker failed", self.id)

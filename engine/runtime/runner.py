@@ -37,7 +37,7 @@ from engine.runtime.metrics import RuntimeMetrics, SourceProbe
 from engine.runtime.metrics_http import MetricsServer
 from engine.runtime.publisher import ENGINE, EventQueue, RunReport, publish_loop
 from engine.runtime.reload import ConfigWatcher, plan_rules
-from engine.runtime.source_loop import SourceLoop
+from engine.runtime.source_loop import Emitted, SourceLoop
 from engine.runtime.supervisor import RestartPolicy
 from engine.sources import Source, build_source
 from engine.types import Alert, Event, Frame, HealthEvent, Tracks
@@ -84,6 +84,7 @@ class Runner:
         self._events = EventQueue()
         self._rules_lock = threading.Lock()
         self._pending: dict[str, tuple[list[Rule], Config]] = {}
+        self._loops: dict[str, SourceLoop] = {}  # each source's, while the run lasts
         self.health: deque[HealthEvent] = deque(maxlen=HEALTH_KEPT)  # the latest, for callers
         self.inference_calls = 0  # detector calls of the shared batcher (known once closed)
         self.inference_images = 0
@@ -188,6 +189,9 @@ class Runner:
                 src.close()
             for w in workers:
                 _join(w, deadline)
+            for sid, src_loop in self._loops.items():  # also of a worker that missed the bound
+                if src_loop.restarts:
+                    report.restarts[sid] = src_loop.restarts
             sources_done.set()
             _join(publisher, deadline)
             self.close()
@@ -220,15 +224,15 @@ class Runner:
                 on_health=self._on_health,
             )
 
-        def emit(events: list[Event], frame: Frame | None, tracks: Tracks | None) -> None:
-            self._events.put_all(events, stop)
-            if frame is None or tracks is None:
+        def emit(out: Emitted) -> None:
+            self._events.put_all(out.events, stop)
+            if out.frame is None or out.tracks is None:
                 return
             report.frames[sid] = report.frames.get(sid, 0) + 1
             report.inferences[sid] = loop.inferences
             if on_frame is not None and loop.pipeline is not None:
                 loop.pipeline.stage = "frame hook"
-                on_frame(frame, tracks, events)
+                on_frame(out.frame, out.tracks, out.events)
 
         def between(pipe: SourcePipeline) -> list[Event]:
             if sid not in self._pending:
@@ -248,9 +252,8 @@ class Runner:
             metrics=self.metrics,
             between=between,
         )
+        self._loops[sid] = loop
         end = loop.run(stop)
-        if loop.restarts:
-            report.restarts[sid] = loop.restarts
         if end.error is not None:
             report.errors[sid] = end.error
 

@@ -15,7 +15,8 @@ What the loop does, the same for every caller:
   kept for the next one, and a new pipeline is made; a source that cannot be read on ends the
   loop (`source.failed`, or `source.truncated` for a file that ends early);
 - at the end (the source's, or `stop`), the pipeline is closed and the events that ends are
-  emitted (emit receives them without a frame).
+  emitted (emit receives them without a frame); a source that cannot be read on says so
+  (`source.failed`) after the incidents it opened have ended.
 Lag (`source.lagging`) and resume positions are the source's own (`engine.sources.Source`).
 """
 
@@ -35,13 +36,24 @@ from engine.runtime.supervisor import RestartPolicy, StageFailed, supervise
 from engine.sources import Source, TruncatedFile
 from engine.types import Event, Frame, HealthEvent, HealthKind, Tracks
 
-__all__ = ["Emit", "LoopEnd", "LoopMetrics", "SourceLoop"]
+__all__ = ["Emit", "Emitted", "LoopEnd", "LoopMetrics", "SourceLoop"]
 
 log = logging.getLogger(__name__)
 
-# A frame's events with the frame and its tracks; events that end incidents (at a restart, a
-# reload or the end) come without a frame.
-Emit = Callable[[list[Event], Frame | None, Tracks | None], None]
+
+@dataclass(frozen=True)
+class Emitted:
+    """What the loop hands to `emit`: a frame's events with the frame, its tracks and its
+    `position` in the stream (the source's, as read: a record number that resumes exactly);
+    or events that end incidents (at a restart, a reload or the end), without a frame."""
+
+    events: list[Event]
+    frame: Frame | None = None
+    tracks: Tracks | None = None
+    position: int | None = None
+
+
+Emit = Callable[[Emitted], None]
 
 
 class LoopMetrics(StageClock, Protocol):
@@ -58,6 +70,7 @@ class LoopEnd:
 
     error: str | None  # what ended it for good; None: the source's end, or stop
     source_failed: bool = False  # the source itself could not be opened or read on
+    opened: bool = True  # False: the source could not even be opened (no frame, no pipeline)
 
 
 class SourceLoop:
@@ -67,7 +80,7 @@ class SourceLoop:
         source: the source (not opened yet).
         make_pipeline: builds the source's pipeline (`engine.pipeline.build_pipeline`); called
             at the start and again after each restart.
-        emit: receives each frame's events (see `Emit`); if it raises, the stage is restarted
+        emit: receives each frame's events (`Emitted`); if it raises, the stage is restarted
             like any failed stage.
         on_health: receives the loop's health events (source and stage failures).
         batch: frames of this source that may go to the detector in one call.
@@ -101,7 +114,7 @@ class SourceLoop:
         self._policy = policy or RestartPolicy.of(SupervisorConfig())
         self._metrics = metrics
         self._between = between
-        self._leftover: list[Frame] = []  # frames a failed pipeline had not processed
+        self._leftover: list[tuple[Frame, int]] = []  # (frame, position) a failed pipeline left
         self._inferences_before = 0  # of pipelines closed already
 
     @property
@@ -115,10 +128,11 @@ class SourceLoop:
         try:
             self.source.open()  # in the caller's thread: a source that cannot ends alone
         except SourceError as exc:
-            return self._source_failed(exc)
+            return self._source_failed(exc, opened=False)
         except Exception as exc:  # a bug in opening: this source ends alone too, and says why
             log.exception("source %s: opening failed", self.id)
-            return self._source_failed(SourceError(f"source {self.id}: cannot open: {exc!r}"))
+            why = SourceError(f"source {self.id}: cannot open: {exc!r}")
+            return self._source_failed(why, opened=False)
         failed: list[LoopEnd] = []
 
         def work() -> None:
@@ -126,6 +140,7 @@ class SourceLoop:
                 while not stop.is_set() and self.step():
                     pass
             except SourceError as exc:  # cannot be read on: the source ends, nothing retries
+                self.finish()  # the incidents it opened end first, then the source says why
                 failed.append(self._source_failed(exc))
                 raise
             finally:
@@ -146,23 +161,24 @@ class SourceLoop:
             self.pipeline = self._make()
         pipe = self.pipeline
         if self._between is not None:
-            self._emit_guarded(pipe, self._between(pipe), None, None)
-        frames = self._take()
-        if not frames:
+            self._emit_guarded(pipe, self._between(pipe))
+        taken = self._take()
+        if not taken:
             return False
+        frames = [f for f, _ in taken]
         done = 0
         try:
             found = pipe.detect(frames)
-            for frame, dets in zip(frames, found, strict=True):
+            for (frame, position), dets in zip(taken, found, strict=True):
                 done += 1
                 tracks, events = pipe.analyse(frame, dets)
-                self._emit(events, frame, tracks)
                 self.frames += 1
-                if self._metrics is not None:
+                if self._metrics is not None:  # the pipeline's time: before what emit does
                     self._metrics.stage_done(self.id, "rules", frame.capture_ns)
                     self._metrics.inferred(self.id, self.inferences)
+                self._emit(Emitted(events, frame, tracks, position))
         except Exception as exc:  # also ModelError: inference may work again
-            self._leftover = frames[max(done, 1) :]
+            self._leftover = taken[max(done, 1) :]
             raise StageFailed(pipe.stage, exc) from exc
         return True
 
@@ -177,24 +193,24 @@ class SourceLoop:
         except Exception:
             log.exception("source %s: closing its open incidents failed", self.id)
             return
-        self._emit_guarded(pipe, events, None, None)
+        self._emit_guarded(pipe, events)
 
-    def _emit_guarded(
-        self, pipe: SourcePipeline, events: list[Event], frame: Frame | None, tracks: Tracks | None
-    ) -> None:
+    def _emit_guarded(self, pipe: SourcePipeline, events: list[Event]) -> None:
+        """Events without a frame (incidents ended by a reload or the close)."""
         if not events:
             return
         try:
-            self._emit(events, frame, tracks)
+            self._emit(Emitted(events))
         except Exception as exc:
-            if frame is None and self.pipeline is None:  # at close: nothing left to restart
+            if self.pipeline is None:  # at close: nothing left to restart
                 log.exception("source %s: %d closing events not emitted", self.id, len(events))
                 return
             raise StageFailed(pipe.stage, exc) from exc
 
-    def _take(self) -> list[Frame]:
-        """The next frame (waiting for it) and those already waiting behind it, up to `batch`:
-        [] at the end of the source. Frames a failed pipeline left come first."""
+    def _take(self) -> list[tuple[Frame, int]]:
+        """The next frame (waiting for it) and those already waiting behind it, up to `batch`,
+        each with its position: [] at the end of the source. Frames a failed pipeline left
+        come first."""
         if self._leftover:
             left, self._leftover = self._leftover, []
             return left
@@ -202,23 +218,23 @@ class SourceLoop:
         first = src.read()
         if first is None:
             return []
-        frames = [first]
-        while len(frames) < self._batch and src.queued > 0:
+        taken = [(first, src.position)]
+        while len(taken) < self._batch and src.queued > 0:
             nxt = src.read()
             if nxt is None:
                 break
-            frames.append(nxt)
+            taken.append((nxt, src.position))
         if self._metrics is not None:
-            for _ in frames:
+            for _ in taken:
                 self._metrics.frame_in(self.id)
-        return frames
+        return taken
 
     def _restarted(self, stage: str) -> None:
         self.restarts += 1
         if self._metrics is not None:
             self._metrics.restarted(self.id, stage)
 
-    def _source_failed(self, exc: SourceError) -> LoopEnd:
+    def _source_failed(self, exc: SourceError, opened: bool = True) -> LoopEnd:
         """A source that ended with an error: one health event, and the error."""
         kind: HealthKind = "source.failed"
         attrs: dict[str, object] = {"stage": "source"}
@@ -226,4 +242,4 @@ class SourceLoop:
             kind = "source.truncated"
             attrs.update(exc.attributes)
         self._on_health(HealthEvent(kind, self.id, time.monotonic_ns(), str(exc), attrs))
-        return LoopEnd(str(exc), source_failed=True)
+        return LoopEnd(str(exc), source_failed=True, opened=opened)

@@ -1,5 +1,8 @@
 """A simulation as a source: frames rendered on demand, with their truth beside them.
 
+Frames are stamped as captured at the scenario's own pace (first frame at `open`), however
+fast they are rendered, so every run of a bench sees the same timestamps.
+
 The benchmarks that score events and fusion against the simulator's truth feed the engine's own
 source loop and pipeline from this source, so that what they measure is the engine, not a copy
 of it. Rendering is timed apart (`render_s`), so a bench can report the engine's speed alone.
@@ -37,6 +40,7 @@ class SimSource:
         self.position = -1  # of the last frame read
         self.truths: list[FrameTruth] = []  # the last frame's
         self.render_s = 0.0  # seconds spent rendering, all frames
+        self._t0_ns = 0  # capture time of the first frame; the others by scenario time
         self._opened = False
         self._closed = False
 
@@ -64,6 +68,7 @@ class SimSource:
     def open(self) -> None:
         """Nothing to start: frames are rendered in the reading thread."""
         self._opened = True
+        self._t0_ns = time.monotonic_ns()
 
     def read(self) -> Frame | None:
         """The next frame, with its telemetry (drones); None at the end or once closed."""
@@ -76,9 +81,11 @@ class SimSource:
         image, self.truths, pose = self.sim.frame(index)
         self.render_s += time.perf_counter() - t0
         self.position = index
-        return Frame(
-            self.id, index, self.sim.time_of(index), time.monotonic_ns(), image, pose.telemetry
-        )
+        t = self.sim.time_of(index)
+        # captured as a camera would: by scenario time, so what compares capture times (the
+        # incident merger's window) does not depend on how fast this machine renders
+        capture_ns = self._t0_ns + round(t * 1e9)
+        return Frame(self.id, index, t, capture_ns, image, pose.telemetry)
 
     def close(self) -> None:
         """A later `read` returns None."""

@@ -35,16 +35,16 @@ def built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _config(tmp_path: Path) -> Config:
+    """Two files of 12 frames; a detector with a dynamic batch axis, so that frames already
+    decoded go to it several at a time."""
     video = make_video(tmp_path / "a.mp4", moving_square_frames(12))
-    model = make_yolox_model(tmp_path / "m.onnx")
+    model = make_yolox_model(tmp_path / "m.onnx", dynamic_batch=True)
+    src = {"type": "file", "path": str(video), "rate": "max", "buffer_frames": 8}
     return Config.model_validate(
         {
             "site": "s",
-            "sources": [
-                {"id": "one", "type": "file", "path": str(video), "rate": "max"},
-                {"id": "two", "type": "file", "path": str(video), "rate": "max"},
-            ],
-            "detector": {"model": str(model), "class_names": ["a", "b"]},
+            "sources": [{"id": "one", **src}, {"id": "two", **src}],
+            "detector": {"model": str(model), "class_names": ["a", "b"], "batch_max": 8},
         }
     )
 
@@ -96,6 +96,10 @@ def test_the_cluster_worker_builds_its_pipeline_with_the_builder(
         hub.close()
     assert worker.status().frames == 12
     assert built == ["one"]
+    # each frame of a batch is its own record, numbered by its position in the file: the hub
+    # takes all 12 and the end record, none as a duplicate
+    st = hub.status()["sources"]["one"]
+    assert (st["frames"], st["duplicates"], st["next_seq"]) == (13, 0, 13)
 
 
 @pytest.mark.skipif(not BUNDLED.is_file(), reason="the bundled model is not in this checkout")
