@@ -91,7 +91,10 @@ def run_sims(
     loops: list[SourceLoop] = []
     spent = [0.0]  # seconds in rendering and scoring, to subtract
     for sid, sim in sims.items():
-        source = SimSource(sid, sim, max_frames=max_frames)
+        scfg = next((c for c in cfg.sources if c.id == sid), None)
+        if scfg is None:
+            raise EngineError(f"bench run: no source {sid!r} in the config")
+        source = SimSource(scfg, sim, max_frames=max_frames)
         pipes: list[SourcePipeline] = []  # the latest, also while it closes
         detect = detect_of(source)
 

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         s.id: AnnotatedVideo(out_dir / f"{s.id}_annotated.mp4", s.fps, zones[s.id])
         for s in runner.sources
     }
-    totals = {s.id: _frame_count(s.cfg.path) for s in runner.sources}
+    totals = {s.id: _frame_count(s.path) for s in cfg.sources if isinstance(s, FileSourceConfig)}
     done: dict[str, int] = {}
     lock = threading.Lock()
     stop = threading.Event()

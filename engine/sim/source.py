@@ -11,8 +11,8 @@ of it. Rendering is timed apart (`render_s`), so a bench can report the engine's
 from __future__ import annotations
 
 import time
-from typing import Any
 
+from engine.config import SourceConfig
 from engine.sim.render import FrameTruth
 from engine.sim.simulation import Simulation
 from engine.types import Frame
@@ -24,16 +24,13 @@ class SimSource:
     """Renders a simulation's frames in order, as fast as they are read.
 
     Args:
-        source_id: the id its frames carry (the source of the config the pipeline is built from).
+        cfg: the config of the source it stands for (its id is the one its frames carry).
         sim: the simulation.
-        cfg: that source's config (what the `Source` protocol exposes; not read here).
         max_frames: stop after this many frames (None: the whole scenario).
     """
 
-    def __init__(
-        self, source_id: str, sim: Simulation, cfg: Any = None, max_frames: int | None = None
-    ) -> None:
-        self.id = source_id
+    def __init__(self, cfg: SourceConfig, sim: Simulation, max_frames: int | None = None) -> None:
+        self.id = cfg.id
         self.cfg = cfg
         self.sim = sim
         self.frames = sim.n_frames if max_frames is None else min(sim.n_frames, max_frames)

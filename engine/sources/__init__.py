@@ -6,7 +6,7 @@ telemetry (both reconnect forever and report their health).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from engine.config import FileSourceConfig, SourceConfig
 from engine.sources.file import FileSource, SourceStats, TruncatedFile
@@ -38,7 +38,9 @@ class Source(Protocol):
     """
 
     id: str
-    cfg: Any
+
+    @property
+    def cfg(self) -> SourceConfig: ...
 
     @property
     def fps(self) -> float: ...
