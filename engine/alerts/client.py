@@ -17,6 +17,7 @@ request sent after a live alert (or a heartbeat's head) arrived holds every aler
 will ever have up to there; an unfiltered console then reports the seqs it did not get as lost
 and delivers the live alerts after them. Started with `after=(epoch, seq)` (say, from the end of
 its own output file), it first catches up on what it missed while it was away.
+The replay request (ids, timeouts, backoff) and the ledger of lost ranges are engine.alerts.gaps.
 
     client = AlertClient("tcp://host:5556", replay="tcp://host:5557", topics=["@police."])
     while (got := client.recv(timeout_s=1.0)) is not None: ...
@@ -26,58 +27,28 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import zmq
 
+from engine.alerts.gaps import (
+    Losses,
+    LostRange,
+    Position,
+    Received,
+    ReplayAsker,
+    ReplayFailed,
+)
 from engine.alerts.security import SocketSetup
 
 __all__ = ["AlertClient", "LostRange", "Received"]
 
 log = logging.getLogger(__name__)
 
-REPLAY_LIMIT = 5000
-MAX_LOST_KEPT = 1000  # lost ranges listed (the count goes on)
 DRAIN_MAX = 1000  # live messages read per poll
-
-Position = tuple[str | None, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """One alert as delivered: its topic, JSON body (parsed), JPEG snapshot, and whether it came
-    from the replay endpoint rather than live."""
-
-    topic: str
-    alert: dict[str, Any]
-    snapshot: bytes | None
-    replayed: bool
-
-    @property
-    def position(self) -> tuple[str, int]:
-        """(epoch, seq)."""
-        return str(self.alert["epoch"]), int(self.alert["seq"])
-
-
-@dataclass(frozen=True, slots=True)
-class LostRange:
-    """Alerts this console will never get: seqs `first`..`last` of `epoch` (`last` None: to
-    the end of that epoch). For a console with a topic filter the range counts journal seqs,
-    which may include alerts that were not on its topics."""
-
-    epoch: str
-    first: int
-    last: int | None
-    reason: str
-
-    def __str__(self) -> str:
-        end = "end of epoch" if self.last is None else str(self.last)
-        return f"epoch {self.epoch} seq {self.first}..{end} ({self.reason})"
 
 
 class AlertClient:
@@ -126,19 +97,13 @@ class AlertClient:
         self.replayed = 0
         self.duplicates = 0
         self.gaps = 0
-        self.retries = 0
         self.refetched = 0
-        self.unrecoverable = 0
-        self.lost: list[LostRange] = []
+        self._losses = Losses()
+        self.lost: list[LostRange] = self._losses.lost  # newest MAX_LOST_KEPT
         self.heartbeat: dict[str, Any] | None = None
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
-        self._secure = secure
-        self._timeout_s = replay_timeout_s
-        self._backoff_s = backoff_s
-        self._backoff_max_s = backoff_max_s
         self._buffer_max = buffer_max
-        self._rng = random.Random()
         self._out: deque[Received] = deque()  # ready to deliver, in order
         self._held: deque[Received] = deque()  # live alerts held while a gap is open
         self._epochs: dict[str, int] = {}  # epoch -> its place in the order seen
@@ -146,13 +111,10 @@ class AlertClient:
         self._gap = after is not None and replay is not None
         self._gap_replayed = 0
         self._target: Position | None = None  # a heartbeat's head or held alert not checked yet
-        self._lost_to: Position | None = None  # reported lost up to here (past `last`)
-        self._asked: Position | None = None  # the position of the request in flight
         self._asked_target: Position | None = None  # the head known when it was sent
-        self._req_id = 0
-        self._deadline = 0.0  # when the request in flight has timed out
-        self._next_try = 0.0
-        self._failures = 0
+        self._asker = ReplayAsker(
+            replay or "", self._ctx, secure, replay_timeout_s, backoff_s, backoff_max_s
+        )
         self._sub = self._ctx.socket(zmq.SUB)
         self._sub.setsockopt(zmq.LINGER, 0)
         self._sub.setsockopt(zmq.RCVHWM, 0)  # never drop on our side
@@ -161,7 +123,6 @@ class AlertClient:
         for t in (*self.topics, "health.") if self.topics else ("",):
             self._sub.setsockopt(zmq.SUBSCRIBE, t.encode())
         self._sub.connect(endpoint)
-        self._req: zmq.Socket | None = None
 
     # --- public -------------------------------------------------------------------------------
 
@@ -169,6 +130,16 @@ class AlertClient:
     def gap_open(self) -> bool:
         """True while alerts are missing and delivery waits for the replay endpoint."""
         return self._gap
+
+    @property
+    def retries(self) -> int:
+        """Replay requests that failed (and were asked again)."""
+        return self._asker.retries
+
+    @property
+    def unrecoverable(self) -> int:
+        """How many ranges of alerts were lost (`lost` lists the newest)."""
+        return self._losses.count
 
     def recv(self, timeout_s: float) -> Received | None:
         """The next alert in order, or None if none within `timeout_s` (also while a gap waits
@@ -182,11 +153,11 @@ class AlertClient:
             wait = min(deadline, self._next_event()) - now
             poller = zmq.Poller()
             poller.register(self._sub, zmq.POLLIN)
-            if self._asked is not None and self._req is not None:
-                poller.register(self._req, zmq.POLLIN)
+            if (req := self._asker.socket) is not None:
+                poller.register(req, zmq.POLLIN)
             ready = dict(poller.poll(max(0, int(wait * 1000) + (wait > 0))))
-            if self._req is not None and ready.get(self._req):
-                self._on_reply(self._req.recv_multipart())
+            if req is not None and ready.get(req):
+                self._on_reply(req.recv_multipart())
             if ready.get(self._sub):
                 for _ in range(DRAIN_MAX):
                     try:
@@ -202,8 +173,7 @@ class AlertClient:
         if self._sub.closed:
             return
         self._sub.close(0)
-        if self._req is not None:
-            self._req.close(0)
+        self._asker.close()
         if self._own_ctx:
             self._ctx.term()
 
@@ -304,7 +274,7 @@ class AlertClient:
     def _deliver(self, got: Received) -> None:
         pos = got.position
         if not self.topics and self.replay_endpoint:
-            self._lose_skipped(pos)
+            self._losses.skipped(self.last, self._checked, pos)
         self._note_epoch(pos[0])
         self.last = pos
         self._check_to(pos)
@@ -316,74 +286,48 @@ class AlertClient:
         if not self._gap:
             self._gap = True
             self._gap_replayed = 0
-            self._next_try = 0.0
+            self._asker.next_try = 0.0
 
     def _next_event(self) -> float:
-        if self._asked is not None:
-            return self._deadline
+        if self._asker.asked is not None:
+            return self._asker.deadline
         if self._gap:
-            return self._next_try
+            return self._asker.next_try
         return float("inf")
 
     def _drive(self, now: float) -> None:
         """Time out the request in flight; send the next one when it is due."""
-        if self._asked is not None and now >= self._deadline:
-            self._fail(now, f"no answer from {self.replay_endpoint} within {self._timeout_s} s")
-        if self._gap and self._asked is None and now >= self._next_try:
+        asker = self._asker
+        if asker.asked is not None and now >= asker.deadline:
+            self._fail(now, f"no answer from {self.replay_endpoint} within {asker.timeout_s} s")
+        if self._gap and asker.asked is None and now >= asker.next_try:
             self._ask(now)
 
     def _ask(self, now: float) -> None:
         assert self.replay_endpoint is not None
-        if self._req is None:
-            self._req = self._ctx.socket(zmq.DEALER)
-            self._req.setsockopt(zmq.LINGER, 0)
-            if self._secure:
-                self._secure(self._req)
-            self._req.connect(self.replay_endpoint)
         start = self._checked if self._checked is not None else self.last
         assert start is not None
-        self._req_id += 1
-        req = {
-            "op": "replay",
-            "epoch": start[0],
-            "after": start[1],
-            "topics": list(self.topics),
-            "limit": REPLAY_LIMIT,
-            "id": self._req_id,
-        }
-        try:
-            self._req.send_multipart([b"", json.dumps(req).encode()], zmq.NOBLOCK)
-        except zmq.Again:
-            self._asked, self._deadline = start, now
+        if not self._asker.ask(start, self.topics, now):
             self._fail(now, "the replay socket cannot send")
             return
-        self._asked, self._deadline = start, now + self._timeout_s
         # the heartbeat (a held alert) went out after its head was journaled or refused by the
         # journal, so this reply covers it
         self._asked_target, self._target = self._target, None
 
     def _fail(self, now: float, reason: str) -> None:
-        """A request got no usable answer: a fresh socket (a late answer must not be taken for
-        the next one, and a stuck connection is dropped) and a retry after a backoff."""
-        assert self._asked is not None and self.last is not None
-        self._asked = None
+        """A request got no usable answer: asked again after a backoff (on a fresh socket)."""
+        assert self._asker.asked is not None and self.last is not None
         if self._asked_target is not None and self._target is None:
             self._target = self._asked_target  # still to be checked
         self._asked_target = None
-        if self._req is not None:
-            self._req.close(0)
-            self._req = None
-        self._failures += 1
-        self.retries += 1
-        delay = min(self._backoff_max_s, self._backoff_s * 2 ** (self._failures - 1))
-        delay *= self._rng.uniform(0.5, 1.0)
-        self._next_try = now + delay
-        if self._failures & (self._failures - 1) == 0:  # 1, 2, 4, 8...: a bounded log
+        delay = self._asker.fail(now)
+        failures = self._asker.failures
+        if failures & (failures - 1) == 0:  # 1, 2, 4, 8...: a bounded log
             log.warning(
                 "gap after epoch %s seq %d not filled (attempt %d: %s); delivery waits, %d live "
                 "alerts held; asking again in %.2f s",
                 *self.last,
-                self._failures,
+                failures,
                 reason,
                 len(self._held),
                 delay,
@@ -391,48 +335,32 @@ class AlertClient:
 
     def _on_reply(self, frames: list[bytes]) -> None:
         now = time.monotonic()
-        frames = frames[1:] if frames and frames[0] == b"" else frames
         try:
-            header = json.loads(frames[0])
-            if not isinstance(header, dict):
-                raise ValueError("the header is not an object")
-            if self._asked is None or header.get("id", self._req_id) != self._req_id:
-                return  # an answer to an older request
-            if not header.get("ok"):
-                self._fail(now, f"replay refused: {str(header.get('error'))[:200]}")
-                return
-            body = frames[1:]
-            if len(body) != 3 * int(header.get("count", len(body) // 3)):
-                raise ValueError(f"{len(body)} frames for {header.get('count')} alerts")
-            rows = [
-                Received(body[k].decode(), json.loads(body[k + 1]), body[k + 2] or None, True)
-                for k in range(0, len(body), 3)
-            ]
-            for r in rows:
-                r.position  # noqa: B018 - a row without epoch/seq is a bad reply
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            self._fail(now, f"unreadable reply: {exc}")
+            reply = self._asker.read(frames)
+        except ReplayFailed as exc:
+            self._fail(now, str(exc))
             return
-        asked = self._asked
-        self._asked = None
-        if self._failures:
-            n = self._failures
+        if reply is None:
+            return  # an answer to an older request
+        header, rows = reply
+        n = self._asker.failures
+        asked = self._asker.answered()
+        if n:
             log.info("replay after epoch %s seq %d answered after %d failed attempts", *asked, n)
-        self._failures = 0
-        self._report_gone(asked, header)
+        self._losses.gone(asked, header, bool(self.topics))
         for got in rows:
             self._replayed(got)
         asked_target, self._asked_target = self._asked_target, None
         if header.get("more"):
             self._target = self._target or asked_target
-            self._next_try = 0.0  # the next page at once
+            self._asker.next_try = 0.0  # the next page at once
             return
         head = header.get("head") or {}
         if isinstance(head.get("epoch"), str) and isinstance(head.get("seq"), int):
             self._check_to((head["epoch"], head["seq"]))
         self._check_to(asked_target)
         if self._target is not None and not self._at_or_before(self._target, self._checked):
-            self._next_try = 0.0  # a heartbeat told of more while this one was in flight
+            self._asker.next_try = 0.0  # a heartbeat told of more while this one was in flight
             return
         self._target = None
         self._gap = False
@@ -441,21 +369,7 @@ class AlertClient:
         for got in held:  # in arrival order; may open the next gap and hold the rest again
             self._on_alert(got)
         if not self._gap and not self.topics:
-            self._lose_tail()
-
-    def _report_gone(self, asked: Position, header: dict[str, Any]) -> None:
-        """What the journal says it no longer holds after `asked`."""
-        epoch, seq = asked
-        if epoch is None:
-            return
-        if not header.get("known_epoch", True):
-            self._lose(epoch, seq + 1, None, "the journal no longer holds that epoch")
-            return
-        first = header.get("first") or {}
-        oldest = first.get("seq") if first.get("epoch") == epoch else None
-        # unfiltered consoles see it exactly in the rows (a jump in seq)
-        if self.topics and isinstance(oldest, int) and oldest > seq + 1:
-            self._lose(epoch, seq + 1, oldest - 1, "pruned from the journal")
+            self._losses.tail(self.last, self._checked)
 
     def _replayed(self, got: Received) -> None:
         pos = got.position
@@ -476,42 +390,3 @@ class AlertClient:
         self.replayed += 1
         self._gap_replayed += 1
         self._deliver(got)
-
-    def _lose_skipped(self, pos: Position) -> None:
-        """An unfiltered console delivers `pos` only once the journal was asked: the seqs
-        between the last one delivered and `pos` are not in it (published while it failed, or
-        pruned), so they are lost."""
-        last = self.last
-        if last is None or last[0] is None or pos[0] is None:
-            return
-        if pos[0] == last[0]:
-            done = last[1]
-            if self._lost_to is not None and self._lost_to[0] == pos[0]:
-                done = max(done, self._lost_to[1])
-            if pos[1] > done + 1:
-                self._lose(pos[0], done + 1, pos[1] - 1, "not in the journal")
-            return
-        self._lose_tail()  # the rest of the last epoch, as far as the journal was checked
-        if pos[1] > 1:
-            self._lose(pos[0], 1, pos[1] - 1, "not in the journal: before its oldest alert")
-
-    def _lose_tail(self) -> None:
-        """The journal was checked past the last alert delivered (a heartbeat's head, a live
-        alert held): the seqs in between that neither the journal nor the live stream brought
-        are lost."""
-        last, checked = self.last, self._checked
-        if last is None or checked is None or last[0] is None or checked[0] != last[0]:
-            return
-        done = last[1]
-        if self._lost_to is not None and self._lost_to[0] == last[0]:
-            done = max(done, self._lost_to[1])
-        if checked[1] > done:
-            self._lose(last[0], done + 1, checked[1], "not in the journal")
-            self._lost_to = checked
-
-    def _lose(self, epoch: str, first: int, last: int | None, reason: str) -> None:
-        r = LostRange(epoch, first, last, reason)
-        self.unrecoverable += 1
-        self.lost.append(r)
-        del self.lost[:-MAX_LOST_KEPT]
-        log.error("alerts lost to this console: %s", r)

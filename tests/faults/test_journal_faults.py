@@ -25,6 +25,7 @@ import zmq
 from engine.alerts import AlertStamper, ZmqPublisher
 from engine.alerts.backlog import Backlog
 from engine.alerts.client import AlertClient, Received
+from engine.alerts.durable import DurableJournal
 from engine.alerts.journal import Journal, JournalRow
 from engine.alerts.outlet import AlertOutlet
 from engine.alerts.replay import ReplayServer
@@ -346,10 +347,10 @@ def test_a_journal_that_cannot_be_opened_again_does_not_stop_publishing(
         endpoint=f"tcp://127.0.0.1:{free_port()}", journal=path, heartbeat_s=0, journal_retry_s=0
     )
 
-    def full(self: ZmqPublisher) -> Journal:
+    def full(self: DurableJournal) -> Journal:
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(ZmqPublisher, "_journal_at", full)
+    monkeypatch.setattr(DurableJournal, "_journal_at", full)
     ctx = zmq.Context()
     stamper = AlertStamper("site")
     pub = ZmqPublisher(cfg, ctx, stamper.epoch, "site")
