@@ -1,8 +1,11 @@
-"""Train YOLO11n from scratch on a rendered dataset, on the CPU, and export ONNX.
+"""Train YOLO11 on a rendered dataset, on the CPU, and export ONNX: from scratch, or (`--init`)
+fine-tuned from COCO YOLO11n's weights taken from its ONNX export (coco_init.py).
 
 Runs in an environment with the `export` extra (ultralytics, torch); the engine never needs it.
 
     python -m models.sim_detector.train --data DIR/data.yaml --imgsz 480 --epochs 40 --out models/
+    python -m models.sim_detector.train --data DIR/data.yaml --init yolo11n_coco_320.onnx \
+        --calibrate coco128/images --out models/
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _architecture(width: float, runs: Path) -> Path:
@@ -39,6 +43,44 @@ def _offline_font(config_dir: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
         shutil.copy(font, target)
+
+
+def coco_start(onnx: Path, data: Path, calibrate: Path | None, imgsz: int, runs: Path) -> Path:
+    """A checkpoint of COCO YOLO11n rebuilt for the dataset's classes, batch norms calibrated
+    on real images (`calibrate`, COCO128 say); the path of the checkpoint."""
+    import yaml
+
+    from models.sim_detector.coco_init import (
+        calibrate_batchnorm,
+        letterbox,
+        rebuild,
+        save_checkpoint,
+    )
+
+    names = yaml.safe_load(data.read_text())["names"]
+    classes = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+    model = rebuild(onnx, classes)
+    if calibrate is not None:
+        files = sorted(f for f in calibrate.iterdir() if f.suffix.lower() in (".jpg", ".png"))
+        calibrate_batchnorm(model, [letterbox(f, imgsz) for f in files[:64]])
+    path = runs / "coco_start.pt"
+    save_checkpoint(model, path)
+    return path
+
+
+def prebuilt_trainer(model: Any) -> type:
+    """A detection trainer that trains `model` as it is. Ultralytics' own `get_model` builds a
+    new model from the architecture for the dataset's class count and copies the weights whose
+    shapes match, which would drop COCO's class branch (its width follows the class count)."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    class PrebuiltTrainer(DetectionTrainer):
+        def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> Any:
+            if model.nc != self.data["nc"]:
+                raise ValueError(f"the start has {model.nc} classes, the data {self.data['nc']}")
+            return model
+
+    return PrebuiltTrainer
 
 
 def portable_checkpoint(src: Path, dst: Path) -> None:
@@ -82,6 +124,10 @@ def main() -> None:
         default=0.125,
         help="channel width multiple of YOLO11 (n is 0.25); 0.125 keeps it ~3 MB",
     )
+    p.add_argument(
+        "--init", type=Path, help="start from this Ultralytics YOLO11n ONNX export (COCO weights)"
+    )
+    p.add_argument("--calibrate", type=Path, help="with --init: real images for the batch norms")
     a = p.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "1")
     _offline_font(Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(a.runs / "yolo_config"))))
@@ -92,7 +138,12 @@ def main() -> None:
         # ultralytics sets one torch thread on the CPU; two are ~1.7x faster on 2 cores
         torch.set_num_threads(a.threads)
 
-    model = YOLO(str(_architecture(a.width, a.runs)))
+    trainer: type | None = None
+    if a.init is not None:
+        model = YOLO(str(coco_start(a.init, a.data, a.calibrate, a.imgsz, a.runs)))
+        trainer = prebuilt_trainer(model.model)
+    else:
+        model = YOLO(str(_architecture(a.width, a.runs)))
     model.add_callback("on_train_start", threads)
     t0 = time.monotonic()
     model.train(
@@ -114,6 +165,7 @@ def main() -> None:
         close_mosaic=10,
         pretrained=False,
         verbose=False,
+        trainer=trainer,
     )
     train_s = time.monotonic() - t0
     epochs = int(getattr(model.trainer, "epoch", -1)) + 1
