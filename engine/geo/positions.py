@@ -8,12 +8,12 @@ from collections import deque
 
 import numpy as np
 
-from engine.config import Config, DroneSourceConfig
+from engine.config import Config, DroneSourceConfig, SourceConfig
 from engine.geo.geodesy import GeoOrigin
 from engine.geo.locate import Locator, foot_points, homography_of
 from engine.types import Event, Frame, Tracks
 
-__all__ = ["GroundTracks", "build_locators", "with_position"]
+__all__ = ["GroundTracks", "build_locator", "build_locators", "with_position"]
 
 
 def build_locators(cfg: Config) -> dict[str, Locator]:
@@ -22,16 +22,28 @@ def build_locators(cfg: Config) -> dict[str, Locator]:
     Raises:
         ConfigError: a calibration that fits no plane, or lat/lon points without `geo`.
     """
-    origin = GeoOrigin(cfg.geo.lat, cfg.geo.lon, cfg.geo.alt_m) if cfg.geo else None
     out: dict[str, Locator] = {}
     for s in cfg.sources:
-        if s.calibration is not None:
-            hom = homography_of(s.calibration, origin)
-            if origin is not None:
-                out[s.id] = Locator(origin, hom, s.calibration.pixel_sigma)
-        elif origin is not None and isinstance(s, DroneSourceConfig):
-            out[s.id] = Locator(origin, None)
+        locator = build_locator(cfg, s)
+        if locator is not None:
+            out[s.id] = locator
     return out
+
+
+def build_locator(cfg: Config, source: SourceConfig) -> Locator | None:
+    """The locator of one source (None when it cannot be placed: no site origin, or a fixed
+    camera without calibration).
+
+    Raises:
+        ConfigError: a calibration that fits no plane, or lat/lon points without `geo`.
+    """
+    origin = GeoOrigin(cfg.geo.lat, cfg.geo.lon, cfg.geo.alt_m) if cfg.geo else None
+    if source.calibration is not None:
+        hom = homography_of(source.calibration, origin)  # checked also without an origin
+        return Locator(origin, hom, source.calibration.pixel_sigma) if origin is not None else None
+    if origin is not None and isinstance(source, DroneSourceConfig):
+        return Locator(origin, None)
+    return None
 
 
 def with_position(

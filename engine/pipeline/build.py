@@ -15,7 +15,7 @@ from engine.config import Config, ZmqOutputConfig
 from engine.detect.inference import DetectFn
 from engine.errors import ConfigError
 from engine.fusion import WorldTracker
-from engine.geo.positions import build_locators
+from engine.geo.positions import build_locator
 from engine.pipeline.source_pipeline import SharedWorld, SourcePipeline, StageClock
 from engine.rules import Rule, build_rules
 from engine.types import HealthEvent
@@ -74,7 +74,7 @@ def build_pipeline(
         detect,
         class_names,
         rules,
-        build_locators(cfg).get(source_id),
+        build_locator(cfg, source_cfg),  # this source's alone: the others are not fitted again
         world,
         clock,
         wants_snapshots(cfg),
