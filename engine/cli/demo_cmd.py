@@ -2,19 +2,22 @@
 
 Renders (or reuses) the demo scenarios, runs the demo pipeline (`pipelines/demo.yaml`) on them,
 publishes alerts over ZeroMQ, prints them as they happen with a progress line, and writes the
-rendered footage, an annotated video per source, clips and an alerts log under `--out` (default
-`out/demo/` in the current folder). The pipeline, the bundled model and the scenarios come from
-`engine.resources`: the checkout's folders, or the copies an installed wheel carries.
+rendered footage, an annotated video and a track log per source, clips and an alerts log under
+`--out` (default `out/demo/` in the current folder). The pipeline, the bundled model and the
+scenarios come from `engine.resources`: the checkout's folders, or the copies an installed wheel
+carries.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import multiprocessing
 import os
 import sys
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from engine.cli.subscribe_cmd import format_alert_line
 from engine.config import Config, FileSourceConfig, JsonlOutputConfig, ZmqOutputConfig, load_config
 from engine.errors import ConfigError, EngineError
 from engine.record import AnnotatedVideo
+from engine.record.track_log import TrackLog
 from engine.resources import demo_pipeline, scenarios_dir
 from engine.runtime import Runner
 from engine.types import Alert, Event, Frame, Tracks
@@ -52,26 +56,41 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _render_if_needed(video: Path, scenario: Path, force: bool) -> None:
+def _render_all(todo: dict[Path, Path], force: bool) -> None:
+    """Render each scenario (value) whose video (key) is missing or stale, in parallel: one
+    process per core, as rendering is pure CPU and the scenarios are independent."""
+    stale = {}
+    for video, scenario in todo.items():
+        stamp = video.parent / "scenario.sha256"
+        digest = hashlib.sha256(scenario.read_bytes()).hexdigest()
+        if not force and video.exists() and stamp.exists() and stamp.read_text() == digest:
+            print(f"reusing rendered {_shown(video)}")
+        else:
+            stale[video] = (scenario, digest)
+    if not stale:
+        return
+    workers = max(1, min(len(stale), os.cpu_count() or 1))
+    print(f"rendering {len(stale)} scenarios in {workers} processes ...", flush=True)
+    t0 = time.monotonic()
+    context = multiprocessing.get_context("spawn")  # no threads or sockets inherited
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        jobs = {pool.submit(_render_one, s, v.parent): v for v, (s, _) in stale.items()}
+        for job in as_completed(jobs):
+            video = jobs[job]
+            name, seconds = job.result()
+            (video.parent / "scenario.sha256").write_text(stale[video][1])
+            print(f"rendered {name} in {seconds:.0f} s -> {_shown(video)}", flush=True)
+    print(f"rendering took {time.monotonic() - t0:.0f} s", flush=True)
+
+
+def _render_one(scenario: Path, out: Path) -> tuple[str, float]:
+    """Render one scenario into `out` (in a worker process); (its name, seconds)."""
     from engine.sim import load_scenario, render_scenario
 
-    stamp = video.parent / "scenario.sha256"
-    digest = hashlib.sha256(scenario.read_bytes()).hexdigest()
-    if not force and video.exists() and stamp.exists() and stamp.read_text() == digest:
-        print(f"reusing rendered {_shown(video)}")
-        return
     sc = load_scenario(scenario)
     t0 = time.monotonic()
-
-    def progress(done: int, total: int) -> None:
-        if done % 30 == 0 or done == total:
-            sys.stderr.write(f"\rrendering {sc.name}: {done}/{total} frames")
-            sys.stderr.flush()
-
-    render_scenario(sc, video.parent, progress=progress)
-    sys.stderr.write("\n")
-    stamp.write_text(digest)
-    print(f"rendered {sc.name} in {time.monotonic() - t0:.0f} s -> {_shown(video)}")
+    render_scenario(sc, out)
+    return sc.name, time.monotonic() - t0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,9 +99,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = _rebased(load_config(demo_pipeline()), out_dir)
     if not cfg.detector.model.is_file():
         raise ConfigError(f"bundled model missing: {cfg.detector.model} (see models/README.md)")
+    todo = {}
     for src in cfg.sources:
         assert isinstance(src, FileSourceConfig), "the demo pipeline reads rendered files"
-        _render_if_needed(src.path, scenarios_dir() / SCENARIOS[src.id], args.rerender)
+        todo[src.path] = scenarios_dir() / SCENARIOS[src.id]
+    _render_all(todo, args.rerender)
     if args.publish:
         outputs = [
             o.model_copy(update={"endpoint": args.publish}) if isinstance(o, ZmqOutputConfig) else o
@@ -97,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         s.id: AnnotatedVideo(out_dir / f"{s.id}_annotated.mp4", s.fps, zones[s.id])
         for s in runner.sources
     }
+    logs = {s.id: TrackLog(out_dir / f"{s.id}_tracks.jsonl") for s in runner.sources}
     totals = {s.id: _frame_count(s.path) for s in cfg.sources if isinstance(s, FileSourceConfig)}
     done: dict[str, int] = {}
     lock = threading.Lock()
@@ -105,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
     def on_frame(frame: Frame, tracks: Tracks, events: list[Event]) -> None:
         videos[frame.source_id].add(frame, tracks, events)
+        logs[frame.source_id].add(frame, tracks)
         with lock:
             done[frame.source_id] = frame.seq + 1
             if frame.seq % 25 == 0:
@@ -125,12 +148,16 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for v in videos.values():
             v.close()
+        for log in logs.values():
+            log.close()
     sys.stderr.write("\n")
     frames = sum(report.frames.values())
     print(f"done: {frames} frames in {report.elapsed_s:.1f} s, {report.alerts} alerts")
     print(f"alerts log: {_shown(log_path)}")
     for v in videos.values():
         print(f"annotated video: {_shown(v.path)}")
+    for log in logs.values():
+        print(f"tracks: {_shown(log.path)}")
     if report.errors:
         raise EngineError("\n".join(report.errors.values()))
     return 0

@@ -1,9 +1,10 @@
 """Domain randomisation: random scenarios (layouts, sensors, light, incidents) from one seed.
 
 Used to render training data for detectors and, with seeds never used for training, held-out
-evaluation sets. Every scene puts its activity in front of its sensor: fixed cameras look at the
-scene's centre from 15-35 m; drones fly over it at 18-45 m, straight down or oblique. Debris
-piles lie around (besides dumping incidents) and bushes and trees stand as look-alikes.
+evaluation sets. Every scene puts its activity in front of its sensor: fixed cameras (street,
+pole and station-hall mounts) look at the scene's centre from 8-45 m; drones fly over it at 22-90 m,
+straight down or oblique. Day, dusk, night, rain. Debris piles lie around (besides dumping
+incidents) with bushes, trees and bins beside them as look-alikes.
 """
 
 from __future__ import annotations
@@ -23,10 +24,19 @@ def _rot(points: list[tuple[float, float]], angle: float) -> list[tuple[float, f
     return [(round(x * c - y * s, 2), round(x * s + y * c, 2)) for x, y in points]
 
 
+# fixed-camera mounts: (distance to the scene's centre m, height m, horizontal fov deg)
+_MOUNTS: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, float]]] = {
+    "street": ((15, 35), (4, 12), (55, 85)),  # a camera on a building or mast
+    "pole": ((20, 45), (10, 22), (45, 75)),  # a tall pole over a junction or yard
+    "hall": ((8, 20), (2.5, 5), (70, 95)),  # a station hall or platform camera, low and wide
+}
+
+
 def _fixed_camera(rng: np.random.Generator) -> dict[str, Any]:
+    mount = _MOUNTS[str(rng.choice(["street", "street", "pole", "hall"]))]
     bearing = rng.uniform(0, 2 * math.pi)
-    dist = rng.uniform(15, 35)
-    height = rng.uniform(4, 12)
+    dist = rng.uniform(*mount[0])
+    height = rng.uniform(*mount[1])
     x, y = dist * math.sin(bearing), dist * math.cos(bearing)
     yaw = (math.degrees(bearing) + 180 + rng.uniform(-15, 15)) % 360
     pitch = -math.degrees(math.atan2(height, dist)) + rng.uniform(-6, 4)
@@ -34,7 +44,7 @@ def _fixed_camera(rng: np.random.Generator) -> dict[str, Any]:
         "type": "fixed_camera",
         "id": "cam",
         "resolution": [960, 540],
-        "hfov_deg": float(rng.uniform(55, 85)),
+        "hfov_deg": float(rng.uniform(*mount[2])),
         "position_m": [x, y, height],
         "yaw_deg": yaw,
         "pitch_deg": max(-85.0, pitch),
@@ -45,18 +55,37 @@ def _fixed_camera(rng: np.random.Generator) -> dict[str, Any]:
 def _drone(rng: np.random.Generator) -> dict[str, Any]:
     a = rng.uniform(-12, 12, 2)
     b = a + rng.uniform(-15, 15, 2)
-    oblique = rng.random() < 0.3
+    oblique = rng.random() < 0.4
     return {
         "type": "drone",
         "id": "drone",
         "resolution": [960, 540],
         "hfov_deg": float(rng.uniform(50, 70)),
-        "altitude_m": float(rng.uniform(18, 45)),
+        "altitude_m": float(rng.uniform(22, 90)),
         "path": [a.tolist(), b.tolist()],
-        "speed_mps": float(rng.uniform(0, 4)),
-        "gimbal_elevation_deg": float(rng.uniform(-75, -55)) if oblique else -90.0,
+        "speed_mps": float(rng.uniform(0, 6)),
+        "gimbal_elevation_deg": float(rng.uniform(-80, -35)) if oblique else -90.0,
         "wobble_deg": float(rng.uniform(0.5, 2.5)),
     }
+
+
+def _lookalikes(rng: np.random.Generator, piles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bushes, trees and bins standing next to some of the piles, so that the detector learns
+    the difference where it matters."""
+    out = []
+    for pile in piles:
+        if rng.random() < 0.6:
+            d = rng.uniform(2.5, 6.0)
+            a = rng.uniform(0, 2 * math.pi)
+            x, y = pile["position"]
+            out.append(
+                {
+                    "kind": str(rng.choice(["bush", "bush", "tree", "bin"])),
+                    "position": [x + d * math.cos(a), y + d * math.sin(a)],
+                    "yaw_deg": float(rng.uniform(0, 360)),
+                }
+            )
+    return out
 
 
 def random_scenario(seed: int, duration_s: float = 40.0) -> Scenario:
@@ -67,11 +96,12 @@ def random_scenario(seed: int, duration_s: float = 40.0) -> Scenario:
     road = _rot([(-70, offset), (0, offset + rng.uniform(-4, 4)), (70, offset)], turn)
     lot = _rot([(-10, offset + 6), (10, offset + 6), (11, offset + 22), (-11, offset + 22)], turn)
     plaza = _rot([(-20, offset - 6), (20, offset - 6), (20, offset - 30), (-20, offset - 30)], turn)
-    sensor = _fixed_camera(rng) if rng.random() < 0.6 else _drone(rng)
+    sensor = _fixed_camera(rng) if rng.random() < 0.5 else _drone(rng)
     sensor["effects"] = {
         "time_of_day": str(rng.choice(["day", "day", "dusk", "night"])),
         "noise_sigma": float(rng.uniform(1, 6)),
         "blur_px": float(rng.uniform(0, 1.2)),
+        "rain": float(rng.uniform(0.3, 1.0)) if rng.random() < 0.2 else 0.0,
         "jpeg_quality": int(rng.integers(45, 90)) if rng.random() < 0.4 else None,
     }
     props = [
@@ -95,9 +125,10 @@ def random_scenario(seed: int, duration_s: float = 40.0) -> Scenario:
                 "height_m": radius * float(rng.uniform(0.3, 0.8)),
             }
         )
+    props += _lookalikes(rng, piles)
     stop = np.mean(lot, axis=0)
     incidents: list[dict[str, Any]] = []
-    if rng.random() < 0.6:
+    if rng.random() < 0.7:
         entry, exit_ = road[0], road[-1]
         incidents.append(
             {
@@ -168,7 +199,7 @@ def random_scenario(seed: int, duration_s: float = 40.0) -> Scenario:
             "background": {
                 "pedestrians_per_min": float(rng.uniform(10, 45)),
                 "cars_per_min": float(rng.uniform(3, 12)),
-                "trucks_per_min": float(rng.uniform(0.5, 3)),
+                "trucks_per_min": float(rng.uniform(1, 4)),
                 "parked_cars": int(rng.integers(0, 5)),
                 "walk_areas": [plaza, _rot([(-15, -15), (15, -15), (15, 15), (-15, 15)], turn)],
             },

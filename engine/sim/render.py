@@ -258,6 +258,8 @@ class Renderer:
         out = np.asarray(cv2.transform(img, np.diag(np.asarray(g, np.float32))), np.uint8)
         if eff.blur_px > 0.3:
             out = np.asarray(cv2.GaussianBlur(out, (0, 0), eff.blur_px), np.uint8)
+        if eff.rain > 0:
+            out = self._rain(out, index, eff.rain)
         sigma = eff.noise_sigma * self.light.noise_scale
         if sigma > 0:
             noise = self._noise_field(out.shape, sigma)
@@ -272,6 +274,24 @@ class Renderer:
             if decoded is not None:
                 out = np.asarray(decoded, np.uint8)
         return out
+
+    def _rain(self, img: U8, index: int, amount: float) -> U8:
+        """Washed-out contrast and falling streaks, different in every frame."""
+        rng = np.random.default_rng((self.seed, index, 3))
+        h, w = img.shape[:2]
+        grey = float(img.mean())
+        out = cv2.addWeighted(img, 1 - 0.3 * amount, img, 0, 0.3 * amount * grey)
+        streaks = np.zeros_like(img)
+        n = int(amount * w * h / 900)
+        x0 = rng.uniform(0, w, n)
+        y0 = rng.uniform(0, h, n)
+        length = rng.uniform(6, 18, n)
+        slant = rng.normal(0.15, 0.05)
+        for x, y, ln in zip(x0, y0, length, strict=True):
+            p0 = (int(x), int(y))
+            p1 = (int(x + slant * ln), int(y + ln))
+            cv2.line(streaks, p0, p1, (200, 200, 200), 1, cv2.LINE_AA)
+        return np.asarray(cv2.addWeighted(out, 1.0, streaks, 0.35 * amount + 0.15, 0), np.uint8)
 
     def _noise_field(self, shape: tuple[int, ...], sigma: float) -> npt.NDArray[np.int16]:
         if self._noise is None:

@@ -94,6 +94,12 @@ class Effects(_Model):
     time_of_day: Literal["day", "dusk", "night", "random"] = "random"
     noise_sigma: float = Field(3.0, ge=0, le=40, description="Gaussian sensor noise, grey levels.")
     blur_px: float = Field(0.6, ge=0, le=5, description="Gaussian blur sigma, pixels.")
+    rain: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Rain: streaks over the image and washed-out contrast (0: dry).",
+    )
     jpeg_quality: int | None = Field(
         None, ge=10, le=100, description="Compress every frame like a cheap camera (None: no)."
     )

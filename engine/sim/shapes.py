@@ -119,7 +119,7 @@ def _person(a: Actor, t: float, xy: F64, h: float) -> list[Part]:
 
 def _vehicle(a: Actor, xy: F64, h: float) -> list[Part]:
     length, width, height = a.size_m
-    body, second, glass = a.colours[:3]
+    body, _, glass = a.colours[:3]
     tyre = (25, 25, 25)
     parts = [
         _prism(
@@ -177,18 +177,65 @@ def _vehicle(a: Actor, xy: F64, h: float) -> list[Part]:
                 top_scale=0.9,
             )
         )
-        parts.append(
-            _prism(
-                xy,
-                h,
-                _rect(length - cab_l - 0.2, width),
-                0.45,
-                height,
-                second,
-                _shade(second, 1.1),
-                (-(cab_l + 0.2) / 2, 0.0),
+        parts += _cargo(a, xy, h, length - cab_l - 0.2, -(cab_l + 0.2) / 2)
+    return parts
+
+
+TRUCK_BODIES: tuple[str, ...] = ("box", "tipper", "flatbed")
+
+
+def _cargo(a: Actor, xy: F64, h: float, bed_l: float, back: float) -> list[Part]:
+    """The truck's cargo body behind its cab, one of TRUCK_BODIES (drawn from its seed): a
+    closed box, an open tipper bed with low walls around its load, or a flatbed with crates."""
+    _, width, height = a.size_m
+    second = a.colours[1]
+    rng = np.random.default_rng(a.rng_seed + 1)
+    body = TRUCK_BODIES[int(rng.integers(len(TRUCK_BODIES)))]
+    bed = _prism(xy, h, _rect(bed_l, width), 0.45, 0.75, second, _shade(second, 1.1), (back, 0))
+    if body == "box":
+        return [
+            _prism(xy, h, _rect(bed_l, width), 0.45, height, second, _shade(second, 1.1), (back, 0))
+        ]
+    if body == "tipper":
+        top = 0.45 + (height - 0.45) * float(rng.uniform(0.45, 0.7))
+        wall = 0.12
+        load = WASTE[int(rng.integers(len(WASTE)))] if rng.random() < 0.3 else (70, 100, 130)
+        parts = [bed]
+        for dx, dy, ln, wd in (
+            (0.0, width / 2 - wall / 2, bed_l, wall),
+            (0.0, -(width / 2 - wall / 2), bed_l, wall),
+            (bed_l / 2 - wall / 2, 0.0, wall, width),
+            (-(bed_l / 2 - wall / 2), 0.0, wall, width),
+        ):
+            parts.append(
+                _prism(
+                    xy, h, _rect(ln, wd), 0.75, top, second, _shade(second, 1.2), (back + dx, dy)
+                )
             )
-        )
+        if rng.random() < 0.6:  # loaded: a mound of soil or waste inside the walls
+            parts.append(
+                _prism(
+                    xy,
+                    h,
+                    _rect(bed_l - 3 * wall, width - 3 * wall),
+                    0.75,
+                    top + 0.1,
+                    load,
+                    _shade(load, 1.1),
+                    (back, 0.0),
+                    top_scale=0.7,
+                )
+            )
+        return parts
+    parts = [bed]  # flatbed: a few crates or pallets of its own colour
+    n = int(rng.integers(1, 4))
+    crate = tuple(int(v) for v in rng.integers(40, 200, 3))
+    for k in range(n):
+        ln = bed_l / n * float(rng.uniform(0.6, 0.9))
+        cx = back - bed_l / 2 + (k + 0.5) * bed_l / n
+        z1 = 0.75 + float(rng.uniform(0.4, 1.6))
+        c = (crate[0], crate[1], crate[2])
+        parts.append(_prism(xy, h, _rect(ln, width * 0.85), 0.75, z1, c, _shade(c, 1.15), (cx, 0)))
     return parts
 
 

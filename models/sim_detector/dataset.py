@@ -12,20 +12,28 @@ crowd regions (`iscrowd`) and boxes smaller than MIN_REAL_PX are left out.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
+import multiprocessing
+import os
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from engine.sim import Simulation
 from engine.sim.randomize import random_scenario
+from engine.sim.render import FrameTruth
+from engine.sim.scenario import DroneSensor, DumpingIncident
 from engine.sim.writer import write_yolo_sample
 
 CLASSES: tuple[str, ...] = ("person", "car", "truck", "debris")
 VAL_SEED_BASE = 1_000_000  # validation scenes never share a seed (or layout) with training
 MIN_REAL_PX = 4.0  # real boxes narrower or lower than this are not labelled
+DRONE_CROP = 480  # full-resolution window of each drone frame, the training input size
 
 
 def add_real(root: Path, coco_dir: Path) -> tuple[int, Counter[str]]:
@@ -56,23 +64,76 @@ def add_real(root: Path, coco_dir: Path) -> tuple[int, Counter[str]]:
     return len(data["images"]), boxes
 
 
-def render_split(root: Path, seeds: range, per_scene: int) -> tuple[int, Counter[str]]:
-    """Render `per_scene` random frames of each seed's scenario; (images, boxes per class)."""
+def render_split(
+    root: Path, seeds: range, per_scene: int, crop: int = DRONE_CROP, jobs: int = 2
+) -> tuple[int, Counter[str]]:
+    """Render `per_scene` random frames of each seed's scenario; (images, boxes per class).
+
+    A scene with a dumping has one of its frames while the truck stands and tips. Each drone
+    frame is also written as a `crop` x `crop` window at full resolution around one of its
+    objects: drone sources are detected at their native size, so the model learns high
+    drones' small objects at the scale it will see them."""
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "labels").mkdir(parents=True, exist_ok=True)
+    work = functools.partial(_render_scene, root, per_scene=per_scene, crop=crop)
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        done = pool.map(work, seeds, chunksize=4)
+    boxes: Counter[str] = Counter()
+    for _, counted in done:
+        boxes.update(counted)
+    return sum(n for n, _ in done), boxes
+
+
+def _render_scene(root: Path, seed: int, *, per_scene: int, crop: int) -> tuple[int, Counter[str]]:
+    sim = Simulation(random_scenario(seed))
+    sc = sim.scenario
+    rng = np.random.default_rng(seed + 7)
+    times = rng.uniform(1.0, sc.duration_s - 1.0, per_scene)
+    for inc in sc.incidents:
+        if isinstance(inc, DumpingIncident):
+            times[0] = inc.arrive_s + rng.uniform(0, inc.unload_s + inc.wait_s)
+    drone = isinstance(sc.sensor, DroneSensor)
     images = 0
     boxes: Counter[str] = Counter()
-    for seed in seeds:
-        sim = Simulation(random_scenario(seed))
-        rng = np.random.default_rng(seed + 7)
-        times = np.sort(rng.uniform(1.0, sim.scenario.duration_s - 1.0, per_scene))
-        for k, t in enumerate(times):
-            index = int(t * sim.scenario.fps)
-            image, truths, _ = sim.frame(index)
-            write_yolo_sample(root, f"s{seed}_{k}", image, truths, CLASSES)
-            boxes.update(_labelled(root / "labels" / f"s{seed}_{k}.txt"))
+    for k, t in enumerate(np.sort(times)):
+        image, truths, _ = sim.frame(int(t * sc.fps))
+        samples = [(f"s{seed}_{k}", image, truths)]
+        if drone:
+            samples.append((f"s{seed}_{k}c", *_crop(image, truths, crop, rng)))
+        for name, img, objs in samples:
+            write_yolo_sample(root, name, img, objs, CLASSES)
+            boxes.update(_labelled(root / "labels" / f"{name}.txt"))
             images += 1
     return images, boxes
+
+
+def _crop(
+    image: npt.NDArray[np.uint8], truths: list[FrameTruth], size: int, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.uint8], list[FrameTruth]]:
+    """A size x size window around a random labelled object (or anywhere), with the objects
+    that lie at least half inside it, clipped to it."""
+    h, w = image.shape[:2]
+    size = min(size, h, w)
+    ours = [t for t in truths if t.cls in CLASSES]
+    if ours:
+        x1, y1, x2, y2 = ours[int(rng.integers(len(ours)))].box_xyxy
+        cx, cy = (x1 + x2) / 2 + rng.uniform(-0.3, 0.3) * size, (y1 + y2) / 2
+        cy += rng.uniform(-0.3, 0.3) * size
+    else:
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+    left = int(np.clip(cx - size / 2, 0, w - size))
+    top = int(np.clip(cy - size / 2, 0, h - size))
+    kept = []
+    for t in truths:
+        x1, y1, x2, y2 = t.box_xyxy
+        cx1, cy1 = max(x1, left), max(y1, top)
+        cx2, cy2 = min(x2, left + size), min(y2, top + size)
+        area = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+        inside = max(0.0, cx2 - cx1) * max(0.0, cy2 - cy1)
+        if area > 0 and inside >= 0.5 * area:
+            box = (cx1 - left, cy1 - top, cx2 - left, cy2 - top)
+            kept.append(dataclasses.replace(t, box_xyxy=box))
+    return image[top : top + size, left : left + size].copy(), kept
 
 
 def _labelled(label_file: Path) -> Counter[str]:
@@ -97,11 +158,14 @@ def main() -> None:
     p.add_argument("--val", type=int, default=25, help="validation scenes")
     p.add_argument("--per-scene", type=int, default=8)
     p.add_argument("--real", type=Path, help="COCO-format folder of real images to mix in")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="rendering processes")
     a = p.parse_args()
     t0 = time.monotonic()
-    tr = render_split(a.out / "train", range(a.train), a.per_scene)
+    tr = render_split(a.out / "train", range(a.train), a.per_scene, jobs=a.jobs)
     real = add_real(a.out / "train", a.real) if a.real is not None else (0, Counter())
-    va = render_split(a.out / "val", range(VAL_SEED_BASE, VAL_SEED_BASE + a.val), a.per_scene)
+    va = render_split(
+        a.out / "val", range(VAL_SEED_BASE, VAL_SEED_BASE + a.val), a.per_scene, jobs=a.jobs
+    )
     write_data_yaml(a.out)
     summary = {
         "train": {

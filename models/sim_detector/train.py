@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from models.sim_detector.compact import compact
+
 
 def _architecture(width: float, runs: Path) -> Path:
     """YOLO11 with a narrower width multiple, written from the installed ultralytics config."""
@@ -128,6 +130,10 @@ def main() -> None:
         "--init", type=Path, help="start from this Ultralytics YOLO11n ONNX export (COCO weights)"
     )
     p.add_argument("--calibrate", type=Path, help="with --init: real images for the batch norms")
+    p.add_argument("--close-mosaic", type=int, default=10, help="last epochs without mosaic")
+    p.add_argument(
+        "--fp32", action="store_true", help="store weights as float32 (default: float16, half size)"
+    )
     a = p.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "1")
     _offline_font(Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(a.runs / "yolo_config"))))
@@ -162,7 +168,7 @@ def main() -> None:
         amp=False,
         patience=100,
         time=a.time_h,
-        close_mosaic=10,
+        close_mosaic=a.close_mosaic,
         pretrained=False,
         verbose=False,
         trainer=trainer,
@@ -175,7 +181,10 @@ def main() -> None:
     )
     a.out.mkdir(parents=True, exist_ok=True)
     target = a.out / f"{a.name}.onnx"
-    shutil.copy(exported, target)
+    if a.fp32:
+        shutil.copy(exported, target)
+    else:
+        compact(Path(exported), target)
     portable_checkpoint(best, a.out / f"{a.name}.pt")
     summary = {
         "epochs": epochs,
@@ -183,6 +192,8 @@ def main() -> None:
         "imgsz": a.imgsz,
         "width": a.width,
         "threads": a.threads,
+        "init": a.init.name if a.init is not None else None,
+        "weights": "float32" if a.fp32 else "float16 storage, float32 compute",
     }
     (a.runs / "train_summary.json").write_text(json.dumps(summary, indent=1))
     print(
