@@ -56,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "detect them ('none': whole frame only)",
     )
     p.add_argument("--real-frames", type=int, default=40, help="frames sampled per shared clip")
+    p.add_argument(
+        "--baseline", type=Path, help="another model of ours to score beside it (a previous one)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +218,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if reference.is_file() and clips
         else None
     )
+    base = score(args.baseline, data, CLASSES, args.imgsz, tiles) if args.baseline else None
     shared = [c for c in (ref or {}).get("classes", []) if c in ours["per_class_map50"]]
     ours_shared = float(np.mean([ours["per_class_map50"][c] for c in shared])) if shared else None
     ref_shared = ref["map50"] if ref else None
@@ -223,10 +227,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "class": c,
             "map50": ours["per_class_map50"][c],
             "reference_map50": (ref or {}).get("per_class_map50", {}).get(c),
+            "baseline_map50": (base or {}).get("per_class_map50", {}).get(c),
         }
         for c in ours["classes"]
     ]
-    table.append({"class": "all", "map50": ours["map50"], "reference_map50": ref_shared})
+    for view, r in ours["views"].items():
+        table.append(
+            {
+                "class": f"all, {view} views",
+                "map50": r["map50"],
+                "reference_map50": (ref or {}).get("views", {}).get(view, {}).get("map50"),
+                "baseline_map50": (base or {}).get("views", {}).get(view, {}).get("map50"),
+            }
+        )
+    table.append(
+        {
+            "class": "all",
+            "map50": ours["map50"],
+            "reference_map50": ref_shared,
+            "baseline_map50": base["map50"] if base else None,
+        }
+    )
     summary = {
         "model": ours["model"],
         "imgsz": args.imgsz,
@@ -250,6 +271,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ms_per_image": ours["ms_per_image"],
         **{f"ms_per_image_{v}": r["ms_per_image"] for v, r in ours["views"].items()},
         "real_recall_vs_coco": real["recall"] if real else None,
+        **(
+            {
+                "baseline_model": base["model"],
+                "baseline_map50": base["map50"],
+                **{f"baseline_map50_{v}": r["map50"] for v, r in base["views"].items()},
+                "baseline_ms_per_image": base["ms_per_image"],
+                "ratio_ms_per_image_vs_baseline": ours["ms_per_image"] / base["ms_per_image"],
+            }
+            if base
+            else {}
+        ),
         **{f"real_recall_{g}": r for g, r in (real or {}).get("recall_per_group", {}).items()},
     }
     return {
@@ -258,5 +290,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ours": ours,
         "reference": ref,
         "real": real,
+        "baseline": base,
         "table": table,
     }
