@@ -31,6 +31,7 @@ def main() -> None:
     )
     p.add_argument("--epochs", type=int, help="epochs completed (if no summary)")
     p.add_argument("--train-minutes", type=float, help="training time (if no summary)")
+    p.add_argument("--status", help="a line on top of the card (an interim model says so)")
     a = p.parse_args()
     imgsz = 480
     init = None
@@ -112,7 +113,7 @@ def main() -> None:
         + (" and COCO128, starting from Ultralytics' COCO YOLO11n weights" if init else " only"),
         "heldout_set": "lookout bench sim-model: 24 random scenes (seeds 2000000+) and the six "
         "scenario files under new seeds, 5 frames each; drone views detected on 2x2 tiles plus "
-        "the whole frame, as the demo's drone source; real_recall_vs_coco on the shared clips",
+        "the whole frame (a drone source's `tiling`); real_recall_vs_coco on the shared clips",
         "license": (
             "AGPL-3.0, inherited from the initial weights (Ultralytics YOLO11n, AGPL-3.0) and the "
             "training code (Ultralytics)"
@@ -123,6 +124,7 @@ def main() -> None:
     out = a.model.with_suffix(".yaml")
     out.write_text(
         "# Model card (written by models/sim_detector/card.py)\n"
+        + (f"# STATUS: {a.status}\n" if a.status else "")
         + yaml.safe_dump(card, sort_keys=False, width=100)
     )
     print(f"wrote {out}")
