@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from engine.config import DetectorConfig
 from engine.detect import OnnxDetector
+from engine.track.bytetrack import iou_matrix
 
 __all__ = ["GROUPS", "real_recall", "sample_frames"]
 
@@ -31,29 +32,26 @@ OUR_SCORE = DetectorConfig.model_fields["conf"].default
 
 def sample_frames(clip: Path, n: int) -> list[npt.NDArray[np.uint8]]:
     """Up to `n` BGR frames spread evenly over the clip."""
+    # two passes: count, then decode only the frames taken (a long clip never sits in memory)
+    cap = cv2.VideoCapture(str(clip))
+    total = 0
+    while cap.grab():
+        total += 1
+    cap.release()
+    if not total:
+        raise ValueError(f"{clip.name}: no frames could be decoded")
+    step = max(1, total // n)
     cap = cv2.VideoCapture(str(clip))
     frames: list[npt.NDArray[np.uint8]] = []
-    ok, frame = cap.read()
-    while ok:
-        frames.append(np.asarray(frame, np.uint8))
-        ok, frame = cap.read()
+    for i in range(total):
+        if len(frames) == n or not cap.grab():
+            break
+        if i % step == 0:
+            ok, frame = cap.retrieve()
+            if ok:
+                frames.append(np.asarray(frame, np.uint8))
     cap.release()
-    if not frames:
-        raise ValueError(f"{clip.name}: no frames could be decoded")
-    step = max(1, len(frames) // n)
-    return frames[::step][:n]
-
-
-def _iou(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """IoU of every box in a (n, 4) with every box in b (m, 4), xyxy."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return np.asarray(inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9))
+    return frames
 
 
 def _grouped(det: OnnxDetector, image: npt.NDArray[np.uint8], score: float) -> dict[str, Any]:
@@ -63,7 +61,7 @@ def _grouped(det: OnnxDetector, image: npt.NDArray[np.uint8], score: float) -> d
         group = GROUPS.get(det.class_names[c])
         if group is not None and s >= score:
             out.setdefault(group, []).append(box)
-    return {g: np.asarray(b, np.float64) for g, b in out.items()}
+    return {g: np.asarray(b, np.float32) for g, b in out.items()}
 
 
 def real_recall(
@@ -89,7 +87,7 @@ def real_recall(
                 clip_targets[group] += len(boxes)
                 mine = got.get(group)
                 if mine is not None and len(mine):
-                    clip_found[group] += int((_iou(boxes, mine).max(axis=1) >= IOU).sum())
+                    clip_found[group] += int((iou_matrix(boxes, mine).max(axis=1) >= IOU).sum())
         targets.update(clip_targets)
         found.update(clip_found)
         per_clip[clip.name] = {

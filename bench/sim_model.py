@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "models" / "lookout_sim_yolo11n.onnx"
 HELDOUT_SEED = 2_000_000
 CLASSES = ("person", "car", "truck", "debris")
-DRONE_TILES = "2x2"  # as configs/ and the demo's drone sources detect
+DRONE_TILES = "2x2"  # tiles plus the whole frame: people from high drones need them
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,8 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--drone-tiles",
         default=DRONE_TILES,
-        help="drone views: COLSxROWS tiles plus the whole frame, as the bundled drone pipelines "
-        "detect them ('none': whole frame only)",
+        help="drone views: COLSxROWS tiles plus the whole frame, as a drone source's `tiling` "
+        "detects them ('none': whole frame only)",
     )
     p.add_argument("--real-frames", type=int, default=40, help="frames sampled per shared clip")
     p.add_argument(

@@ -191,11 +191,10 @@ def _cargo(a: Actor, xy: F64, h: float, bed_l: float, back: float) -> list[Part]
     second = a.colours[1]
     rng = np.random.default_rng(a.rng_seed + 1)
     body = TRUCK_BODIES[int(rng.integers(len(TRUCK_BODIES)))]
-    bed = _prism(xy, h, _rect(bed_l, width), 0.45, 0.75, second, _shade(second, 1.1), (back, 0))
+    top_z = height if body == "box" else 0.75  # a box is a bed that reaches the roof
+    bed = _prism(xy, h, _rect(bed_l, width), 0.45, top_z, second, _shade(second, 1.1), (back, 0))
     if body == "box":
-        return [
-            _prism(xy, h, _rect(bed_l, width), 0.45, height, second, _shade(second, 1.1), (back, 0))
-        ]
+        return [bed]
     if body == "tipper":
         top = 0.45 + (height - 0.45) * float(rng.uniform(0.45, 0.7))
         wall = 0.12
