@@ -91,6 +91,35 @@ class FrameTruth:
         }
 
 
+@dataclass(slots=True)
+class _Mesh:
+    """One actor's parts in one frame, stacked: vertices, their pixels, where each part's
+    vertices start, the actor's mean camera depth and its parts' drawing order (far to near)."""
+
+    actor: Actor
+    parts: list[Part]
+    vertices: npt.NDArray[np.float64]
+    uv: npt.NDArray[np.float64]
+    starts: npt.NDArray[np.intp]
+    depth: float
+    order: list[int]
+
+    @classmethod
+    def build(cls, actor: Actor, parts: list[Part], cam: Camera) -> _Mesh | None:
+        """The actor's mesh, or None when it has no parts or any vertex is behind the camera."""
+        if not parts:
+            return None
+        vertices = np.concatenate([p.vertices for p in parts])
+        uv, front = cam.project(vertices)
+        if not front.all():
+            return None
+        starts = np.concatenate([[0], np.cumsum([len(p.vertices) for p in parts])])
+        z = cam.to_camera(vertices)[:, 2]
+        part_z = np.add.reduceat(z, starts[:-1]) / np.diff(starts)
+        order = sorted(range(len(parts)), key=lambda k: -float(part_z[k]))
+        return cls(actor, parts, vertices, uv, starts, float(np.mean(z)), order)
+
+
 class Renderer:
     """Renders frames of one scenario for one sensor.
 
@@ -124,37 +153,21 @@ class Renderer:
         w, h = cam.width, cam.height
         img = self._ground(cam)
         ids = np.zeros((h, w), np.int32)
-        drawn: list[tuple[float, Actor, list[tuple[Part, npt.NDArray[np.float64]]]]] = []
+        drawn: list[_Mesh] = []
         shadow_mask = np.zeros((h, w), np.uint8)
         for actor in self.actors:
-            parts = actor_parts(actor, t)
-            if not parts:
+            mesh = _Mesh.build(actor, actor_parts(actor, t), cam)
+            if mesh is None:
                 continue
-            projected = []
-            part_z = []  # camera-space depth of each part's vertices
-            ok = True
-            for part in parts:
-                uv, front = cam.project(part.vertices)
-                if not front.all():
-                    ok = False
-                    break
-                projected.append((part, uv))
-                part_z.append(cam.to_camera(part.vertices)[:, 2])
-            if not ok:
-                continue
-            # parts far to near within the actor, actors far to near in the scene
-            order = sorted(range(len(parts)), key=lambda k: -float(np.mean(part_z[k])))
-            depth = float(np.mean(np.concatenate(part_z)))
-            drawn.append((depth, actor, [projected[k] for k in order]))
+            drawn.append(mesh)
             if self.light.shadow > 0:
-                self._shadow(cam, parts, shadow_mask)
+                self._shadow(cam, mesh, shadow_mask)
         if self.light.shadow > 0:
             dark = shadow_mask > 0
             img[dark] = (img[dark] * (1.0 - self.light.shadow)).astype(np.uint8)
-        drawn.sort(key=lambda d: -d[0])
-        for _, actor, projected in drawn:
-            for part, uv in projected:
-                self._draw_part(img, ids, cam, part, uv, actor.id + 1)
+        drawn.sort(key=lambda d: -d.depth)  # actors far to near
+        for mesh in drawn:
+            self._draw(img, ids, cam, mesh)
         self.last_ids = ids
         truths = self._truths(cam, t, drawn, ids)
         return self._effects(img, index), truths
@@ -207,29 +220,30 @@ class Renderer:
             img[band] = (img[band] * (1 - a) + sky * a).astype(np.uint8)
         return img
 
-    def _shadow(self, cam: Camera, parts: list[Part], mask: U8) -> None:
+    def _shadow(self, cam: Camera, mesh: _Mesh, mask: U8) -> None:
         sx, sy, sz = self.light.sun_dir
-        for part in parts:
-            v = part.vertices
-            ground = v[:, :2] - v[:, 2:3] * np.array([sx, sy]) / sz
-            pts3 = np.column_stack([ground, np.zeros(len(ground))])
-            uv, front = cam.project(pts3)
-            if not front.all():
+        v = mesh.vertices
+        ground = np.zeros_like(v)
+        ground[:, :2] = v[:, :2] - v[:, 2:3] * np.array([sx, sy]) / sz
+        uv, front = cam.project(ground)
+        uvi = (uv * ONE).astype(np.int32)
+        for k in range(len(mesh.parts)):
+            s, e = mesh.starts[k], mesh.starts[k + 1]
+            if not front[s:e].all():
                 continue
-            hull = cv2.convexHull((uv * ONE).astype(np.int32))
+            hull = cv2.convexHull(uvi[s:e])
             cv2.fillConvexPoly(mask, hull, 255, cv2.LINE_8, SHIFT)
 
-    def _draw_part(
-        self,
-        img: U8,
-        ids: npt.NDArray[np.int32],
-        cam: Camera,
-        part: Part,
-        uv: npt.NDArray[np.float64],
-        actor_tag: int,
-    ) -> None:
-        v = part.vertices
-        tri = np.array([f[:3] for f in part.faces])
+    def _draw(self, img: U8, ids: npt.NDArray[np.int32], cam: Camera, mesh: _Mesh) -> None:
+        """Draw an actor's front faces, parts far to near, shaded by the sun, into the image
+        and its tag into the id buffer. Normals, facing and shade of every face of the actor
+        come from one numpy pass; only the polygon fills loop."""
+        parts, v = mesh.parts, mesh.vertices
+        tri = np.concatenate([p.tri + s for p, s in zip(parts, mesh.starts, strict=False)])
+        n_faces = np.array([len(p.tri) for p in parts])
+        owner = np.repeat(np.arange(len(parts)), n_faces)
+        counts = np.diff(mesh.starts)
+        centres = np.add.reduceat(v, mesh.starts[:-1], axis=0) / counts[:, None]
         p0, p1, p2 = v[tri[:, 0]], v[tri[:, 1]], v[tri[:, 2]]
         n = np.cross(p1 - p0, p2 - p0)
         norm = np.linalg.norm(n, axis=1)
@@ -237,20 +251,25 @@ class Renderer:
         n = n / np.where(ok, norm, 1.0)[:, None]
         on_face = (p0 + p1 + p2) / 3.0  # a point in each (planar) face
         # outward normals: a convex part's faces all look away from its centroid
-        n *= np.where(np.einsum("ij,ij->i", n, on_face - v.mean(axis=0)) < 0, -1.0, 1.0)[:, None]
+        outward = np.einsum("ij,ij->i", n, on_face - centres[owner]) < 0
+        n *= np.where(outward, -1.0, 1.0)[:, None]
         facing = ok & (np.einsum("ij,ij->i", n, cam.position_m - on_face) > 0)
         light = 0.55 + 0.55 * np.clip(n @ -np.asarray(self.light.sun_dir), 0.0, None)
-        for k in np.flatnonzero(facing):
-            base = part.top if n[k, 2] > 0.7 else part.side
-            g = float(light[k])
-            colour = (
-                min(255, int(base[0] * g)),
-                min(255, int(base[1] * g)),
-                min(255, int(base[2] * g)),
-            )
-            pts = (uv[part.faces[k]] * ONE).astype(np.int32)
-            cv2.fillConvexPoly(img, pts, colour, cv2.LINE_8, SHIFT)
-            cv2.fillConvexPoly(ids, pts, actor_tag, cv2.LINE_8, SHIFT)
+        side = np.array([p.side for p in parts], np.float64)[owner]
+        top = np.array([p.top for p in parts], np.float64)[owner]
+        base = np.where((n[:, 2] > 0.7)[:, None], top, side)
+        colours = np.minimum(255, (base * light[:, None]).astype(np.int64)).tolist()
+        uvi = (mesh.uv * ONE).astype(np.int32)
+        first = np.concatenate([[0], np.cumsum(n_faces)])
+        tag = mesh.actor.id + 1
+        for k in mesh.order:
+            part = parts[k]
+            local = uvi[mesh.starts[k] : mesh.starts[k + 1]]
+            f0 = int(first[k])
+            for j in np.flatnonzero(facing[f0 : first[k + 1]]):
+                pts = local[part.faces[j]]
+                cv2.fillConvexPoly(img, pts, colours[f0 + j], cv2.LINE_8, SHIFT)
+                cv2.fillConvexPoly(ids, pts, tag, cv2.LINE_8, SHIFT)
 
     def _effects(self, img: U8, index: int) -> U8:
         eff = self.effects
@@ -305,21 +324,21 @@ class Renderer:
         self,
         cam: Camera,
         t: float,
-        drawn: list[tuple[float, Actor, list[tuple[Part, npt.NDArray[np.float64]]]]],
+        drawn: list[_Mesh],
         ids: npt.NDArray[np.int32],
     ) -> list[FrameTruth]:
         out: list[FrameTruth] = []
         w, h = cam.width, cam.height
-        for _, actor, projected in drawn:
+        for mesh in drawn:
+            actor = mesh.actor
             if actor.cls is None:
                 continue
-            uv = np.vstack([p[1] for p in projected])
-            x1, y1 = uv.min(axis=0)
-            x2, y2 = uv.max(axis=0)
+            x1, y1 = mesh.uv.min(axis=0)
+            x2, y2 = mesh.uv.max(axis=0)
             bx1, by1, bx2, by2 = max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2)
             if bx2 - bx1 < 1 or by2 - by1 < 1:
                 continue
-            full = self._full_area(projected, x1, y1, x2, y2)
+            full = self._full_area(mesh, x1, y1, x2, y2)
             r0, r1 = int(by1), min(h, math.ceil(by2) + 1)
             c0, c1 = int(bx1), min(w, math.ceil(bx2) + 1)
             visible = int(np.count_nonzero(ids[r0:r1, c0:c1] == actor.id + 1))
@@ -340,7 +359,7 @@ class Renderer:
 
     @staticmethod
     def _full_area(
-        projected: list[tuple[Part, npt.NDArray[np.float64]]],
+        mesh: _Mesh,
         x1: float,
         y1: float,
         x2: float,
@@ -352,7 +371,8 @@ class Renderer:
         if bw * bh > 4e6:  # huge (very close): count at a lower resolution
             scale = math.sqrt(4e6 / (bw * bh))
         mask = np.zeros((int(bh * scale) + 2, int(bw * scale) + 2), np.uint8)
-        for _part, uv in projected:
+        for k in range(len(mesh.parts)):
+            uv = mesh.uv[mesh.starts[k] : mesh.starts[k + 1]]
             pts = ((uv - [x1, y1]) * scale * ONE).astype(np.int32)
             cv2.fillConvexPoly(mask, cv2.convexHull(pts), 1, cv2.LINE_8, SHIFT)
         return int(np.count_nonzero(mask) / (scale * scale))

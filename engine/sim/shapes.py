@@ -8,6 +8,7 @@ the sun, in depth order.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -19,17 +20,34 @@ from engine.sim.actors import Actor
 __all__ = ["Part", "actor_parts"]
 
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 Colour = tuple[int, int, int]
 
 
 @dataclass(slots=True)
 class Part:
-    """A convex polyhedron: vertices (n, 3), faces as vertex-index lists, side and top colours."""
+    """A convex polyhedron: vertices (n, 3), faces as vertex-index arrays, side and top colours.
+
+    `tri` holds the first three vertices of each face (planar faces: enough for its normal).
+    """
 
     vertices: F64
-    faces: list[list[int]]
+    faces: tuple[I64, ...]
+    tri: I64
     side: Colour
     top: Colour
+
+
+@functools.lru_cache(maxsize=64)
+def _prism_faces(m: int) -> tuple[tuple[I64, ...], I64]:
+    """Faces of a prism over an m-gon (m side quads, top, bottom) and their first triangles;
+    the same for every prism of m corners, so made once (read-only arrays)."""
+    faces = [np.array([i, (i + 1) % m, m + (i + 1) % m, m + i]) for i in range(m)]
+    faces += [np.arange(m, 2 * m), np.arange(m)[::-1].copy()]
+    tri = np.array([f[:3] for f in faces])
+    for a in (*faces, tri):
+        a.flags.writeable = False
+    return tuple(faces), tri
 
 
 def _ellipse(rx: float, ry: float, n: int = 8) -> F64:
@@ -60,20 +78,21 @@ def _prism(
     top_scale: float = 1.0,
 ) -> Part:
     """Footprint `foot` (m, 2) in local (forward, right) metres, extruded from z0 to z1."""
-    f = np.array([math.sin(heading), math.cos(heading)])
-    r = np.array([math.cos(heading), -math.sin(heading)])
+    sin, cos = math.sin(heading), math.cos(heading)  # forward (sin, cos), right (cos, -sin)
     local = foot + np.asarray(offset)
-    centre = local.mean(axis=0)
-    top_local = centre + (local - centre) * top_scale
-    bottom = xy + local[:, :1] * f + local[:, 1:2] * r
-    upper = xy + top_local[:, :1] * f + top_local[:, 1:2] * r
     m = len(foot)
-    vertices = np.vstack(
-        [np.column_stack([bottom, np.full(m, z0)]), np.column_stack([upper, np.full(m, z1)])]
-    )
-    faces = [[i, (i + 1) % m, m + (i + 1) % m, m + i] for i in range(m)]
-    faces += [list(range(m, 2 * m)), list(range(m))[::-1]]
-    return Part(vertices, faces, side, top)
+    vertices = np.empty((2 * m, 3))
+    vertices[:m, 0] = xy[0] + local[:, 0] * sin + local[:, 1] * cos
+    vertices[:m, 1] = xy[1] + local[:, 0] * cos + local[:, 1] * -sin
+    if top_scale != 1.0:
+        centre = local.mean(axis=0)
+        local = centre + (local - centre) * top_scale
+    vertices[m:, 0] = xy[0] + local[:, 0] * sin + local[:, 1] * cos
+    vertices[m:, 1] = xy[1] + local[:, 0] * cos + local[:, 1] * -sin
+    vertices[:m, 2] = z0
+    vertices[m:, 2] = z1
+    faces, tri = _prism_faces(m)
+    return Part(vertices, faces, tri, side, top)
 
 
 def _shade(c: Colour, k: float) -> Colour:
