@@ -130,6 +130,12 @@ def main() -> None:
         "--init", type=Path, help="start from this Ultralytics YOLO11n ONNX export (COCO weights)"
     )
     p.add_argument("--calibrate", type=Path, help="with --init: real images for the batch norms")
+    p.add_argument(
+        "--resume-weights",
+        type=Path,
+        help="go on fine-tuning this checkpoint of ours (a second stage after --init)",
+    )
+    p.add_argument("--warmup-epochs", type=float, default=3.0, help="learning-rate warm-up")
     p.add_argument("--close-mosaic", type=int, default=10, help="last epochs without mosaic")
     p.add_argument(
         "--fp32", action="store_true", help="store weights as float32 (default: float16, half size)"
@@ -145,7 +151,10 @@ def main() -> None:
         torch.set_num_threads(a.threads)
 
     trainer: type | None = None
-    if a.init is not None:
+    if a.resume_weights is not None:  # as it is: its class head is wider than a new one's
+        model = YOLO(str(a.resume_weights))
+        trainer = prebuilt_trainer(model.model)
+    elif a.init is not None:
         model = YOLO(str(coco_start(a.init, a.data, a.calibrate, a.imgsz, a.runs)))
         trainer = prebuilt_trainer(model.model)
     else:
@@ -169,6 +178,7 @@ def main() -> None:
         patience=100,
         time=a.time_h,
         close_mosaic=a.close_mosaic,
+        warmup_epochs=a.warmup_epochs,
         pretrained=False,
         verbose=False,
         trainer=trainer,
@@ -193,6 +203,7 @@ def main() -> None:
         "width": a.width,
         "threads": a.threads,
         "init": a.init.name if a.init is not None else None,
+        "resumed_from": a.resume_weights.name if a.resume_weights is not None else None,
         "weights": "float32" if a.fp32 else "float16 storage, float32 compute",
     }
     (a.runs / "train_summary.json").write_text(json.dumps(summary, indent=1))
