@@ -26,6 +26,7 @@ __all__ = [
     "Detections",
     "Event",
     "EventPhase",
+    "EventStage",
     "Frame",
     "GroundPosition",
     "HealthEvent",
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 EventPhase = Literal["start", "update", "end"]
+EventStage = Literal["suspected", "confirmed", "vehicle_left", "cleared", "closed"]
+"""Stages of a staged incident (dumping): see `Event.stage`."""
 HealthKind = Literal[
     "source.online",
     "source.offline",
@@ -309,6 +312,10 @@ class Event:
             into one (empty: only `source_id`).
         sensor_event_id: this source's own id of a merged incident, when it differs from
             `event_id`.
+        stage: where a staged incident stands at this phase (None for rules without stages).
+            Dumping: `suspected` (a vehicle stopped in the zone), `confirmed` (a new pile where
+            it stood), `vehicle_left`, and at the end `cleared` (no pile: not a dumping) or
+            `closed` (a confirmed dumping ended).
     """
 
     event_id: str
@@ -332,6 +339,7 @@ class Event:
     clip: ClipRef | None = None
     sensors: tuple[str, ...] = ()
     sensor_event_id: str | None = None
+    stage: EventStage | None = None
 
     def __post_init__(self) -> None:
         _check_array("Event.xyxy", self.xyxy, np.float32, 2, 4)

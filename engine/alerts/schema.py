@@ -1,10 +1,11 @@
-"""The alert stream's JSON Schema (engine/alerts/schemas/alert-v2.json) and a validator for it.
+"""The alert stream's JSON Schema (engine/alerts/schemas/alert-v3.json) and a validator for it.
 
 Every message the publisher sends — alerts and heartbeats — validates against it; the tests
-check that of every message they receive. Older versions stay beside it (alert-v1.json): a
-journal written by an earlier engine replays messages of that version, and `validate_message`
-checks each against the version its `dataschema` names. `jsonschema` is needed only to
-validate (a test dependency); the schema files themselves are for consumers in any language.
+check that of every message they receive. Older versions stay beside it (alert-v1.json,
+alert-v2.json): a journal written by an earlier engine replays messages of that version, and
+`validate_message` checks each against the version its `dataschema` names. `jsonschema` is
+needed only to validate (a test dependency); the schema files themselves are for consumers in
+any language.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ Every alert says whether it is `durable`: journaled before it went out, so a con
 missed it can fetch it again. An alert published while the journal could not be written says
 `"durable": false`: the engine holds it in memory (bounded) and replay still serves it until
 the journal takes it again, but a crash before then loses it. Version 2 of the schema added it.
+Version 3 added `stage`: where a staged incident (dumping) stands at this alert.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ __all__ = [
     "topic_for",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 HEALTH_TOPIC = "health"
 
 
@@ -154,6 +155,7 @@ def alert_to_dict(alert: Alert, durable: bool = True) -> dict[str, Any]:
             "event_id": e.event_id,
             "kind": e.kind,
             "phase": e.phase,
+            "stage": e.stage,
             "severity": e.severity,
             "site": alert.site,
             "sensors": list(e.sensors or (e.source_id,)),
@@ -250,7 +252,8 @@ def alert_body(alert: Alert, durable: bool = True) -> bytes:
 def ending_from_body(body: bytes, reason: str) -> Event:
     """The `end` of the incident whose last alert is `body` (a journaled rule alert): same
     event id, kind, rule, zone, sensors, position and clip, no objects (so no global ids),
-    `reason` in its attributes. Used to end the incidents a crashed engine left open.
+    `reason` in its attributes, stage `closed` for a staged incident. Used to end the
+    incidents a crashed engine left open.
 
     Raises:
         ValueError: `body` is not a rule alert of this wire format.
@@ -283,6 +286,7 @@ def ending_from_body(body: bytes, reason: str) -> Event:
             clip=_clip_from_wire(typed["clip"]),
             sensors=tuple(str(s) for s in typed["sensors"] or ()),
             sensor_event_id=None if sensor_event_id is None else str(sensor_event_id),
+            stage="closed" if data.get("stage") else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a rule alert: {exc!r}") from None

@@ -108,10 +108,13 @@ def format_alert_line(msg: dict[str, Any]) -> str:
     for obj in d.get("objects", []):
         labels[obj["label"]] = labels.get(obj["label"], 0) + 1
     what = ", ".join(f"{n}x {label}" for label, n in labels.items()) or "-"
+    phase = f"{d.get('phase')}/{d['stage']}" if d.get("stage") else d.get("phase")
+    pos = d.get("position")
+    where = f" at {pos['lat']:.6f},{pos['lon']:.6f}" if pos else ""
     return (
         f"#{msg.get('seq')} {msg.get('time')} {d.get('site')}/{','.join(d.get('sensors', []))} "
-        f"{d.get('kind')} {d.get('phase')} [{d.get('severity')}] zone={d.get('zone')} "
-        f"t={d.get('stream_pts_s', 0):.2f}s objects: {what}"
+        f"{d.get('kind')} {phase} [{d.get('severity')}] zone={d.get('zone')} "
+        f"t={d.get('stream_pts_s', 0):.2f}s{where} objects: {what}"
     )
 
 

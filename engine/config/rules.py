@@ -223,14 +223,14 @@ class CrowdRuleConfig(_Rule):
 
 
 class DumpingRuleConfig(_Rule):
-    """Illegal dumping: a vehicle drives in and stops in the zone, a new static object (debris
-    class, or a new static region of the background model on fixed cameras) appears where it
-    stood, and stays. A vehicle never seen moving (parked, or a false detection) never stops.
-
-    With a debris detection the incident starts once it has been seen for `confirm_s` beside the
-    stopped vehicle (the dumping is under way) and updates when the vehicle leaves; a region of
-    the background model counts only once the vehicle has left (before, it may be the vehicle's
-    shadow). It ends when the vehicle has gone, or after `clear_after_s` without the pile.
+    """Illegal dumping in stages of one incident: a vehicle drives in and stops in the zone
+    (`suspected` once it has stood `suspect_after_s`), a new static object appears where it
+    stood (`confirmed`: a debris detection seen for `confirm_s` beside it, or, once the vehicle
+    has left, a new static region of the background model on fixed cameras), the vehicle drives
+    off (`vehicle_left`), and the incident ends: `cleared` when the vehicle left and no pile was
+    found within `clear_after_s` (a delivery stop, not a dumping), else `closed` once the vehicle
+    has gone for `clear_after_s` or the pile has not been seen for that long. A vehicle never
+    seen moving (parked, or a false detection) never stops.
     """
 
     type: Literal["dumping"] = Field("dumping", description="Illegal dumping from a vehicle.")
@@ -252,6 +252,15 @@ class DumpingRuleConfig(_Rule):
         description="The pile lies within this many vehicle sizes of where the vehicle stood.",
     )
     confirm_s: float = Field(1.0, ge=0, le=600, description="A pile seen this long is real.")
+    suspect_after_s: float | None = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="A vehicle stopped this long (from the moment it stopped) is a suspected "
+        "dumping: a warning while it is still there. None: no suspected stage, the incident "
+        "starts when a pile is confirmed.",
+    )
+    suspect_severity: Severity = Field("warning", description="Severity of the suspected stage.")
     memory_s: float = Field(
         120.0, gt=0, le=86400, description="Keep a stopped vehicle's place this long after it left."
     )
@@ -259,9 +268,12 @@ class DumpingRuleConfig(_Rule):
         True, description="Fixed cameras: a new static region of the background model counts."
     )
     clear_after_s: float = Field(
-        10.0, ge=0, le=3600, description="No pile seen this long: the incident ends."
+        10.0,
+        ge=0,
+        le=3600,
+        description="The vehicle gone, or no pile seen, this long: the incident ends.",
     )
-    severity: Severity = "critical"
+    severity: Severity = Field("critical", description="Severity from the confirmed stage on.")
 
 
 class AbandonedObjectRuleConfig(_Rule):

@@ -6,6 +6,10 @@ becomes an `update` of that incident, under its event id, listing every sensor t
 (`Event.sensors`). Later phases of a merged sensor's own incident are renamed likewise; its
 `end` is an `update` until the last sensor's incident ends. Events without a ground position pass
 through unchanged. Times are capture times (one monotonic clock for all sources).
+
+A staged incident (dumping) stands where its furthest sensor has taken it: once any sensor has
+confirmed it, another sensor's `suspected` says `confirmed`, a sensor's end that is not the
+last says where the incident stands, and the last end says `closed` (not `cleared`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class _Merged:
     last_ns: int
     open_by: dict[str, str] = field(default_factory=dict)  # sensor -> its own event id
     sensors: list[str] = field(default_factory=list)
+    confirmed: bool = False  # a sensor confirmed this (staged) incident
 
 
 class IncidentMerger:
@@ -56,7 +61,8 @@ class IncidentMerger:
         if m is None:
             return event
         m.last_ns = max(m.last_ns, event.capture_ns)
-        phase = event.phase
+        m.confirmed = m.confirmed or event.stage == "confirmed"
+        phase, stage = event.phase, event.stage
         if phase == "start":
             if event.event_id != m.event_id:
                 self.merged += 1
@@ -68,6 +74,13 @@ class IncidentMerger:
                 phase = "update"
             else:
                 self._open.remove(m)
+        if stage is not None and m.confirmed:
+            if phase == "end":
+                stage = "closed"
+            elif stage in ("suspected", "cleared", "closed"):
+                stage = "confirmed"
+        elif stage in ("cleared", "closed") and phase == "update":
+            stage = "suspected"  # that sensor is done; the others still suspect it
         own_id = event.event_id if event.event_id != m.event_id else event.sensor_event_id
         return dataclasses.replace(
             event,
@@ -75,6 +88,7 @@ class IncidentMerger:
             phase=phase,
             sensors=tuple(m.sensors),
             sensor_event_id=own_id,
+            stage=stage,
         )
 
     def _join(self, event: Event) -> _Merged | None:

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from engine.config import Anchor, ZoneConfig
 from engine.errors import ConfigError
 from engine.rules.geometry import anchor_points, points_in_polygon
-from engine.types import Event, EventPhase, Frame, Tracks
+from engine.types import Event, EventPhase, EventStage, Frame, Tracks
 
 __all__ = [
     "Incident",
@@ -276,6 +276,7 @@ def make_event(
     track_id: npt.NDArray[np.int64] | None = None,
     zone_id: str | None = None,
     attributes: dict[str, Any] | None = None,
+    stage: EventStage | None = None,
 ) -> Event:
     """An Event with the objects involved (or none)."""
     n = 0 if xyxy is None else len(xyxy)
@@ -297,4 +298,5 @@ def make_event(
         severity=severity,  # type: ignore[arg-type]
         attributes=attributes or {},
         frame_size=(frame.width, frame.height),
+        stage=stage,
     )

@@ -1,14 +1,19 @@
-"""Illegal dumping: a vehicle stops in a no-dumping zone and leaves a new static object behind.
+"""Illegal dumping, in stages of one incident (one event id), each a field of its alert:
 
-1. A vehicle track whose scene position stays within `stop_speed` box diagonals per second for
-   `stop_s` is stopped; its place, the debris already lying near it, and a snapshot are kept.
-2. A pile is new debris (a debris-class track first seen after the stop, or on fixed cameras a
-   new static region of the background model that is not the vehicle itself) within `near`
-   vehicle sizes of where it stood. Seen for `confirm_s`: the incident starts (the dumping is
-   under way), with a before/after snapshot side by side.
-3. When the vehicle leaves and the pile stays, an update says so; the incident ends when the
-   vehicle has gone, or the pile has not been seen for `clear_after_s`.
-Stops are forgotten `memory_s` after their vehicle left; debris state goes with its track.
+1. `suspected` (start, warning): a vehicle track whose scene position stays within
+   `stop_speed` box diagonals per second for `stop_s` is stopped, and once it has stood
+   `suspect_after_s` the incident starts while it is still there: its box, track, stop time and
+   arrival heading, and a snapshot. Its place, and a small copy of the frame, are kept.
+2. `confirmed` (critical, before|after snapshot): a pile is new debris (a debris-class track
+   first seen after the stop, or on fixed cameras a new static region of the background model
+   that is not the vehicle itself, once the vehicle has gone) within `near` vehicle sizes of
+   where it stood, seen for `confirm_s`.
+3. `vehicle_left`: the vehicle drove off; when, and in which direction.
+4. The end: `cleared` when the vehicle left and no pile was found within `clear_after_s` (a
+   delivery stop: not a dumping), else `closed` once the vehicle has gone for `clear_after_s`
+   or the pile has not been seen for that long.
+With `suspect_after_s` None, the incident starts at confirmation. Stops are forgotten
+`memory_s` after their vehicle left; debris state goes with its track.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from engine.rules.base import (
     in_zone,
     make_event,
 )
-from engine.types import Event, Frame, Tracks
+from engine.types import Event, EventPhase, EventStage, Frame, Tracks
 
 __all__ = ["DumpingRule", "before_after_jpeg"]
 
@@ -65,9 +70,12 @@ class _Stop:
     box: F32  # scene xyxy at the stop
     before: npt.NDArray[np.uint8]  # small copy of the frame when it stopped
     incident: Incident
+    heading_deg: float | None  # image bearing of its motion as it arrived (0: up, 90: right)
     left_pts: float | None = None
     away_since: float | None = None  # gone or moving since (not yet long enough to have left)
+    departure_deg: float | None = None  # image bearing of its motion as it left
     pile_seen_pts: float = 0.0
+    confirmed: bool = False
     left_reported: bool = False
     done: bool = False  # its incident ended: one dumping per stop
 
@@ -111,6 +119,7 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
         # vehicles seen driving: only they can "stop" (a box that never moved is a parked car,
         # or a false detection on a kiosk or a bench)
         self._drove: set[int] = set()
+        self._bearing: dict[int, float] = {}  # vehicle -> image bearing while it last moved
 
     def step(self, tracks: Tracks, frame: Frame, view: View | None = None) -> list[Event]:
         """Follow vehicles and piles; start, update or end dumping incidents."""
@@ -129,6 +138,7 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
                 stop.away_since = pts if stop.away_since is None else stop.away_since
                 if pts - stop.away_since >= LEAVE_S:  # not a missed frame or a jittery box
                     stop.left_pts = stop.away_since
+                    stop.departure_deg = self._motion_bearing(tid)
             else:
                 stop.away_since = None
         piles = self._piles(tracks, view, pts)
@@ -154,6 +164,9 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
         self._memory.add(tid, frame.pts_s, (float(cx), float(cy)), float(box[3] - box[1]), diag)
         if self._moving(tid):
             self._drove.add(tid)
+            bearing = self._motion_bearing(tid)
+            if bearing is not None:
+                self._bearing[tid] = bearing
         stop = self._stops.get(tid)
         if tid not in self._drove or (stop is not None and stop.left_pts is None):
             return
@@ -173,7 +186,15 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
             scene_box,
             _small(frame.image),
             incident=Incident(self.cfg.cooldown_s),
+            heading_deg=self._bearing.get(tid),
         )
+
+    def _motion_bearing(self, tid: int) -> float | None:
+        """Image bearing of the track's recent motion (0: up the image, 90: right), if moving."""
+        v = self._memory.velocity(tid, 1.0)
+        if v is None or math.hypot(*v) < 1e-6:
+            return None
+        return round(math.degrees(math.atan2(v[0], -v[1])) % 360.0, 1)
 
     def _moving(self, tid: int) -> bool:
         span = self._memory.span(tid, 1.0)
@@ -229,18 +250,32 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
         if fresh:
             stop.pile_seen_pts = pts
         if not inc.open:
-            if fresh and inc.can_start(pts):
+            if not inc.can_start(pts):
+                return []
+            if fresh:  # straight to confirmed (no suspected stage, or the stop was seen late)
                 inc.start(pts)
+                stop.confirmed = True
                 stop.left_reported = stop.left_pts is not None  # the start says so already
-                return [self._event("start", stop, fresh, tracks, frame, view)]
+                return [self._event("start", "confirmed", stop, fresh, tracks, frame, view)]
+            wait = cfg.suspect_after_s
+            if wait is not None and stop.left_pts is None and pts - stop.since_pts >= wait:
+                inc.start(pts)
+                return [self._event("start", "suspected", stop, fresh, tracks, frame, view)]
             return []
-        if stop.left_pts is not None and not stop.left_reported and fresh:
+        events = []
+        if fresh and not stop.confirmed:
+            stop.confirmed = True
+            events.append(self._event("update", "confirmed", stop, fresh, tracks, frame, view))
+        if stop.left_pts is not None and not stop.left_reported:
             stop.left_reported = True
-            return [self._event("update", stop, fresh, tracks, frame, view)]
+            events.append(self._event("update", "vehicle_left", stop, fresh, tracks, frame, view))
         gone = stop.left_pts is not None and pts - stop.left_pts >= cfg.clear_after_s
-        if gone or pts - stop.pile_seen_pts >= cfg.clear_after_s:
-            return [self._event("end", stop, fresh, tracks, frame, view)]
-        return []
+        if not stop.confirmed:
+            if gone:  # it left and nothing was found where it stood: a delivery stop
+                events.append(self._event("end", "cleared", stop, fresh, tracks, frame, view))
+        elif gone or pts - stop.pile_seen_pts >= cfg.clear_after_s:
+            events.append(self._event("end", "closed", stop, fresh, tracks, frame, view))
+        return events
 
     def _clear_of(self, stop: _Stop, tracks: Tracks, view: View) -> bool:
         """The stop's vehicle is out of sight, or a vehicle length away from where it stood."""
@@ -268,7 +303,8 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
 
     def _event(
         self,
-        phase: str,
+        phase: EventPhase,
+        stage: EventStage,
         stop: _Stop,
         piles: list[tuple[tuple[float, float], F32, float, float, int]],
         tracks: Tracks,
@@ -298,31 +334,40 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
         attributes: dict[str, object] = {
             "vehicle_track_id": stop.track_id,
             "vehicle_class": stop.label,
+            "stopped_pts_s": round(stop.since_pts, 3),
             "stopped_for_s": round((stop.left_pts or frame.pts_s) - stop.since_pts, 1),
+            "vehicle_heading_deg": stop.heading_deg,
             "vehicle_left": stop.left_pts is not None,
+            "confirmed": stop.confirmed,
         }
+        if stop.left_pts is not None:
+            attributes["departed_pts_s"] = round(stop.left_pts, 3)
+            attributes["departure_heading_deg"] = stop.departure_deg
         if pile is not None:
             ox, oy = view.offset_px
             attributes["pile_px"] = [round(pile[0][0] - ox, 1), round(pile[0][1] - oy, 1)]
             attributes["pile_evidence"] = "debris_class" if pile[4] >= 0 else "background_model"
+        cfg = self.cfg
         event = make_event(
             rule_id=self.id,
             kind=self.kind,
-            phase=phase,  # type: ignore[arg-type]
+            phase=phase,
             event_id=event_id,
             frame=frame,
-            severity=self.cfg.severity,
+            severity=cfg.severity if stop.confirmed else cfg.suspect_severity,
             xyxy=np.array(boxes, np.float32).reshape(-1, 4),
             score=np.array(scores, np.float32),
             labels=tuple(labels),
             track_id=np.array(ids, np.int64),
             zone_id=self.zone.id,
             attributes=attributes,
+            stage=stage,
         )
-        if phase == "start":
+        if stage == "confirmed":
             attributes["snapshot_layout"] = "before|after"
-            jpeg = before_after_jpeg(stop.before, frame.image)
-            return _with(event, jpeg)
+            return _with(event, before_after_jpeg(stop.before, frame.image))
+        if stage == "suspected":
+            return _with(event, _jpeg(frame.image))
         return event
 
     def forget(self, track_ids: list[int]) -> None:
@@ -331,12 +376,13 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
         for t in track_ids:
             self._debris_first.pop(t, None)
             self._drove.discard(t)
+            self._bearing.pop(t, None)
         # stops stay: `step` marks their vehicle gone, and they expire `memory_s` later
 
     def close(self, frame: Frame) -> list[Event]:
         """End open incidents (the stream ended)."""
         return [
-            self._event("end", s, [], Tracks.empty(), frame, View())
+            self._event("end", "closed", s, [], Tracks.empty(), frame, View())
             for s in self._stops.values()
             if s.incident.open
         ]
@@ -344,7 +390,13 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
     @property
     def tracked(self) -> int:
         """Entries held in memory (stops, vehicle histories, debris)."""
-        return len(self._stops) + len(self._memory) + len(self._debris_first) + len(self._drove)
+        held = len(self._stops) + len(self._memory) + len(self._debris_first)
+        return held + len(self._drove) + len(self._bearing)
+
+
+def _jpeg(image: npt.NDArray[np.uint8]) -> bytes:
+    ok, buf = cv2.imencode(".jpg", _small(image, 960), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return buf.tobytes() if ok else b""
 
 
 def _with(event: Event, jpeg: bytes) -> Event:

@@ -22,6 +22,7 @@ from engine.sim.scenario import (
     LoiteringIncident,
     Scenario,
 )
+from engine.sim.shapes import PILE_SHOWS
 from engine.sim.world import GroundMap
 
 __all__ = ["Script", "TrueEvent", "build_script"]
@@ -69,8 +70,12 @@ class TrueEvent:
         kind: dumping, crowd_gathering, crowd_dispersal, loitering, abandoned_object.
         start_s, end_s: stream time.
         place_m: where (x, y).
-        actors: the actor ids involved.
+        actors: the actor ids involved (dumping: the vehicle, then the pile).
         area: the area id concerned, if any.
+        milestones: moments within it, stream seconds. Dumping: `arrive_s` (the vehicle sets
+            off along its path, maybe before the stream starts), `stop_s` (it stops: the event's
+            start), `first_debris_s` (the pile starts to show), `unloaded_s`, `depart_s` (it
+            drives off).
     """
 
     kind: str
@@ -79,6 +84,7 @@ class TrueEvent:
     place_m: tuple[float, float]
     actors: list[int]
     area: str | None = None
+    milestones: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +94,11 @@ class TrueEvent:
             "place_m": [round(v, 3) for v in self.place_m],
             "actors": self.actors,
             "area": self.area,
+            **(
+                {"milestones": {k: round(v, 3) for k, v in self.milestones.items()}}
+                if self.milestones
+                else {}
+            ),
         }
 
 
@@ -329,6 +340,16 @@ def _dumping(inc: DumpingIncident, rng: np.random.Generator, script: Script) -> 
     end = depart
     while end < traj.end_s and np.hypot(*(traj.position(end) - pile_xy)) < 15.0:
         end += 0.1
+    first = inc.arrive_s  # when the pile is big enough to be drawn (shapes._pile)
+    while pile.scale(first) < PILE_SHOWS and first < inc.arrive_s + inc.unload_s:
+        first += 0.05
+    milestones = {
+        "arrive_s": start,
+        "stop_s": inc.arrive_s,
+        "first_debris_s": first,
+        "unloaded_s": inc.arrive_s + inc.unload_s,
+        "depart_s": depart,
+    }
     script.events.append(
         TrueEvent(
             "dumping",
@@ -337,6 +358,7 @@ def _dumping(inc: DumpingIncident, rng: np.random.Generator, script: Script) -> 
             (float(pile_xy[0]), float(pile_xy[1])),
             [truck.id, pile.id],
             inc.area,
+            milestones,
         )
     )
 

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from engine.sim.actors import Actor
 
-__all__ = ["Part", "actor_parts"]
+__all__ = ["PILE_SHOWS", "Part", "actor_parts"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -268,9 +268,13 @@ WASTE: tuple[Colour, ...] = (
 )
 
 
+PILE_SHOWS = 0.05
+"""A growing pile is drawn from this fraction of its full size on."""
+
+
 def _pile(a: Actor, t: float, xy: F64) -> list[Part]:
     s = a.scale(t)
-    if s < 0.05:
+    if s < PILE_SHOWS:
         return []
     rng = np.random.default_rng(a.rng_seed)
     n = int(rng.integers(9, 15))

@@ -6,8 +6,12 @@ from bench.events import score
 
 
 def case(alerts: list[tuple[str, float]], truth: list[tuple[str, float, float]]) -> dict:
+    """Alerts of incidents of one alert each (dumping: its confirmation)."""
     return {
-        "alerts": [{"kind": k, "t": t} for k, t in alerts],
+        "alerts": [
+            {"kind": k, "t": t, "id": str(i), "stage": "confirmed" if k == "dumping" else None}
+            for i, (k, t) in enumerate(alerts)
+        ],
         "truth": [{"kind": k, "start": s, "end": e} for k, s, e in truth],
     }
 
@@ -38,3 +42,38 @@ def test_hits_misses_false_alarms_and_delays() -> None:
     assert lo["delay_p95_s"] == pytest.approx(7 * 0.95)  # delays 0 and 7 s
     # kinds with no true events and no alerts are perfect, not undefined
     assert s["abandoned_object"]["f1"] == 1.0
+
+
+def staged(view: str, stages: list[tuple[str, float, str]], truth: list[dict]) -> dict:
+    return {
+        "view": view,
+        "alerts": [{"kind": "dumping", "t": t, "stage": st, "id": i} for i, t, st in stages],
+        "truth": truth,
+    }
+
+
+def test_dumping_counts_confirmed_incidents_with_two_delays_and_per_view() -> None:
+    dump = {"kind": "dumping", "start": 10.0, "end": 25.0, "pile_half_visible": 14.0}
+    results = [
+        # suspected 2 s after the stop, confirmed 1 s after the pile is half visible
+        staged(
+            "fixed",
+            [("a", 12.0, "suspected"), ("a", 15.0, "confirmed"), ("a", 22.0, "vehicle_left")],
+            [dump],
+        ),
+        # a delivery stop, cleared: no dumping, and none happened (a true negative)
+        staged(
+            "fixed",
+            [("b", 6.0, "suspected"), ("b", 20.0, "vehicle_left"), ("b", 23.0, "cleared")],
+            [],
+        ),
+        # the drone saw the stop but never confirmed a pile: a miss
+        staged("drone", [("c", 11.0, "suspected")], [dump]),
+    ]
+    s = score(results)
+    d = s["dumping"]
+    assert (d["tp"], d["fp"], d["fn"]) == (1, 0, 1)
+    assert d["delay_suspected_p95_s"] == pytest.approx(2.0)
+    assert d["delay_confirmed_p95_s"] == pytest.approx(1.0)
+    assert d["delay_p95_s"] == pytest.approx(2.0)  # the larger
+    assert s["dumping_fixed"]["f1"] == 1.0 and s["dumping_drone"]["recall"] == 0.0

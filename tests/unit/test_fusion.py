@@ -73,15 +73,18 @@ def test_global_tracks_end_when_unseen() -> None:
     assert len(w) == 0 and w.ended
 
 
-def event(source: str, eid: str, phase: str, east: float | None, t_ns: int = 0):
+def event(
+    source: str, eid: str, phase: str, east: float | None, t_ns: int = 0, stage: str | None = None
+):
     frame = Frame(source, 0, 1.0, t_ns, np.zeros((4, 4, 3), np.uint8))
     e = make_event(
         rule_id="r",
         kind="dumping",
-        phase=phase,
-        event_id=eid,  # type: ignore[arg-type]
+        phase=phase,  # type: ignore[arg-type]
+        event_id=eid,
         frame=frame,
         severity="critical",
+        stage=stage,  # type: ignore[arg-type]
     )
     if east is not None:
         e = dataclasses.replace(e, position=GroundPosition(0.0, 0.0, 1.0, east, 0.0))
@@ -105,6 +108,31 @@ def test_incident_seen_by_two_sensors_is_one_alert() -> None:
     assert out[1].sensors == ("cam", "drone")
     assert out[1].sensor_event_id == "b1"
     assert m.merged == 1 and len(m) == 0
+
+
+def test_a_merged_staged_incident_stands_where_its_furthest_sensor_took_it() -> None:
+    m = IncidentMerger(10, FUSION.merge_s)
+    out = [
+        m(event("drone", "b1", "start", 3.0, stage="suspected")),
+        m(event("cam", "a1", "start", 0.0, stage="suspected")),
+        m(event("cam", "a1", "update", 0.0, stage="confirmed")),
+        m(event("drone", "b1", "end", 3.0, stage="cleared")),  # the drone flew on, saw no pile
+        m(event("cam", "a1", "end", 0.0, stage="closed")),
+    ]
+    assert [(e.event_id, e.phase, e.stage) for e in out] == [
+        ("b1", "start", "suspected"),
+        ("b1", "update", "suspected"),
+        ("b1", "update", "confirmed"),
+        ("b1", "update", "confirmed"),  # not cleared: the camera confirmed it
+        ("b1", "end", "closed"),
+    ]
+    m = IncidentMerger(10, FUSION.merge_s)
+    m(event("drone", "b1", "start", 3.0, stage="suspected"))
+    m(event("cam", "a1", "start", 0.0, stage="suspected"))
+    first_end = m(event("drone", "b1", "end", 3.0, stage="cleared"))
+    last_end = m(event("cam", "a1", "end", 0.0, stage="cleared"))
+    assert (first_end.phase, first_end.stage) == ("update", "suspected")
+    assert (last_end.phase, last_end.stage) == ("end", "cleared")  # nobody found a pile
 
 
 def test_far_apart_or_unplaced_incidents_stay_apart() -> None:

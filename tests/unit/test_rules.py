@@ -31,7 +31,7 @@ from engine.rules import (
     View,
     ZonePresenceRule,
 )
-from engine.types import Tracks
+from engine.types import Event, Tracks
 from tests.conftest import make_frame
 
 NAMES = ("person", "car", "truck", "debris", "bag")
@@ -85,14 +85,14 @@ def tracks_at(objs: list[Obj], t: float, offset: tuple[float, float] = (0, 0)) -
 Events = list[tuple[float, str, str]]
 
 
-def play(
+def step_through(
     rule: object,
     objs: list[Obj],
     seconds: float,
     view: Callable[[float], View] | None = None,
     offset: Callable[[float], tuple[float, float]] | None = None,
-) -> Events:
-    """Step `rule` through `seconds` of the objects; (t, kind, phase) of each event."""
+) -> list[Event]:
+    """Step `rule` through `seconds` of the objects like the runner does; every event."""
     out = []
     seen: set[int] = set()
     frame = make_frame(0.0)
@@ -107,9 +107,22 @@ def play(
         if ended:
             rule.forget(ended)  # type: ignore[attr-defined]
         v = view(t) if view else View(offset_px=off)
-        out += [(round(t, 1), e.kind, e.phase) for e in rule.step(tr, frame, v)]  # type: ignore[attr-defined]
-    out += [(round(frame.pts_s, 1), e.kind, e.phase) for e in rule.close(frame)]  # type: ignore[attr-defined]
-    return out
+        out += rule.step(tr, frame, v)  # type: ignore[attr-defined]
+    return out + rule.close(frame)  # type: ignore[attr-defined]
+
+
+def play(
+    rule: object,
+    objs: list[Obj],
+    seconds: float,
+    view: Callable[[float], View] | None = None,
+    offset: Callable[[float], tuple[float, float]] | None = None,
+) -> Events:
+    """(t, kind, phase) of each event of `step_through`."""
+    return [
+        (round(e.pts_s, 1), e.kind, e.phase)
+        for e in step_through(rule, objs, seconds, view, offset)
+    ]
 
 
 def phases(events: list[tuple[float, str, str]]) -> list[str]:
@@ -365,11 +378,62 @@ def truck(t_arrive: float, t_leave: float) -> Obj:
 PILE = still(250, 240, 40, 25)  # behind the truck's stop
 
 
-def test_dumping_starts_while_the_truck_unloads_and_updates_when_it_leaves() -> None:
+def staged(
+    rule: DumpingRule,
+    objs: list[Obj],
+    seconds: float,
+    view: Callable[[float], View] | None = None,
+    offset: Callable[[float], tuple[float, float]] | None = None,
+) -> list[tuple[float, str, str | None, str]]:
+    """(t, phase, stage, severity) of each event of `step_through`, all of one incident."""
+    events = step_through(rule, objs, seconds, view, offset)
+    assert len({e.event_id for e in events}) <= 1, "one stop, one incident"
+    return [(round(e.pts_s, 1), e.phase, e.stage, e.severity) for e in events]
+
+
+SUSPECTED = (4.8, "start", "suspected", "warning")  # the truck stood still from 2.8 s
+LEFT = 13.4  # it drives off at 12 s: moving for LEAVE_S, and then it has left
+DUMPING = [
+    SUSPECTED,
+    (7.0, "update", "confirmed", "critical"),  # the pile from 6 s, seen for confirm_s
+    (LEFT, "update", "vehicle_left", "critical"),
+    (15.4, "end", "closed", "critical"),  # gone for clear_after_s
+]
+DELIVERY = [
+    SUSPECTED,
+    (LEFT, "update", "vehicle_left", "warning"),
+    (15.4, "end", "cleared", "warning"),  # it left and nothing was found: not a dumping
+]
+
+
+def test_dumping_in_stages_while_the_truck_is_there() -> None:
     objs = [truck(3.0, 12.0), Obj(7, 3, lambda t: PILE(t) if t >= 6.0 else None)]
-    events = play(dump_rule(), objs, 20)
-    assert events[0] == (7.0, "dumping", "start")
-    assert phases(events) == ["start", "update", "end"]
+    assert staged(dump_rule(), objs, 20) == DUMPING
+
+
+def test_without_a_suspected_stage_the_incident_starts_confirmed() -> None:
+    objs = [truck(3.0, 12.0), Obj(7, 3, lambda t: PILE(t) if t >= 6.0 else None)]
+    assert staged(dump_rule(suspect_after_s=None), objs, 20) == [
+        (7.0, "start", "confirmed", "critical"),
+        (LEFT, "update", "vehicle_left", "critical"),
+        (15.4, "end", "closed", "critical"),
+    ]
+
+
+def test_suspected_waits_for_its_own_threshold() -> None:
+    events = staged(dump_rule(suspect_after_s=5.0), [truck(3.0, 12.0)], 20)
+    assert events[0] == (7.8, "start", "suspected", "warning")  # 5 s after the stop at 2.8 s
+
+
+def test_vehicle_left_says_when_and_which_way() -> None:
+    objs = [truck(3.0, 12.0), Obj(7, 3, lambda t: PILE(t) if t >= 6.0 else None)]
+    events = step_through(dump_rule(), objs, 20)
+    first, left = events[0], next(e for e in events if e.stage == "vehicle_left")
+    assert first.attributes["vehicle_heading_deg"] == 90.0  # it came in from the left
+    assert first.attributes["stopped_pts_s"] == pytest.approx(2.8)
+    assert first.snapshot is not None and first.attributes["vehicle_track_id"] == 1
+    assert left.attributes["departure_heading_deg"] == 90.0  # and drove off to the right
+    assert 12.0 <= left.attributes["departed_pts_s"] <= 12.6
 
 
 @pytest.mark.parametrize(
@@ -377,23 +441,26 @@ def test_dumping_starts_while_the_truck_unloads_and_updates_when_it_leaves() -> 
     [
         [truck(3.0, 12.0)],  # stops and leaves, nothing left
         [Obj(7, 3, PILE), truck(3.0, 12.0)],  # the pile was there before the truck came
+        [truck(3.0, 12.0), Obj(7, 3, lambda t: PILE(t) if 6.0 <= t < 6.2 else None)],  # a blip
+        [truck(3.0, 12.0), Obj(7, 3, lambda t: (560, 420, 600, 445) if t >= 6 else None)],  # far
+    ],
+    ids=["no-pile", "pile-before", "one-frame-blip", "pile-elsewhere"],
+)
+def test_a_stop_without_a_new_pile_is_cleared(objs: list[Obj]) -> None:
+    assert staged(dump_rule(), objs, 20) == DELIVERY
+
+
+@pytest.mark.parametrize(
+    "objs",
+    [
         [
             Obj(1, 2, moving(0, 200, 80, 0, 120, 60)),
             Obj(7, 3, lambda t: PILE(t) if t > 2 else None),
         ],
-        [truck(3.0, 12.0), Obj(7, 3, lambda t: PILE(t) if 6.0 <= t < 6.2 else None)],  # a blip
-        [truck(3.0, 12.0), Obj(7, 3, lambda t: (560, 420, 600, 445) if t >= 6 else None)],  # far
         # a "truck" that never moved (a kiosk seen as one), and a pile appears beside it
         [Obj(1, 2, still(300, 200, 120, 60)), Obj(7, 3, lambda t: PILE(t) if t >= 6.0 else None)],
     ],
-    ids=[
-        "no-pile",
-        "pile-before",
-        "passing-truck",
-        "one-frame-blip",
-        "pile-elsewhere",
-        "parked-never-moved",
-    ],
+    ids=["passing-truck", "parked-never-moved"],
 )
 def test_no_dumping(objs: list[Obj]) -> None:
     assert play(dump_rule(), objs, 20) == []
@@ -402,12 +469,17 @@ def test_no_dumping(objs: list[Obj]) -> None:
 def test_dumping_seen_from_a_moving_drone_needs_the_view_offset() -> None:
     objs = [truck(3.0, 12.0), Obj(7, 3, lambda t: PILE(t) if t >= 6.0 else None)]
     drift = lambda t: (-30.0 * t, 0.0)  # noqa: E731  the image slides 30 px/s
-    assert phases(play(dump_rule(), objs, 20, offset=drift)) == ["start", "update", "end"]
+    assert [e[2] for e in staged(dump_rule(), objs, 20, offset=drift)] == [
+        "suspected",
+        "confirmed",
+        "vehicle_left",
+        "closed",
+    ]
     blind = play(dump_rule(), objs, 20, offset=drift, view=lambda t: View())
     assert blind == []  # without compensation the truck never looks stopped
 
 
-def test_dumping_by_the_background_model_alone() -> None:
+def test_a_pile_hidden_behind_the_truck_confirms_once_it_has_left() -> None:
     objs = [truck(3.0, 12.0)]
     region = np.array([[255, 242, 290, 262]], np.float32)
 
@@ -417,9 +489,13 @@ def test_dumping_by_the_background_model_alone() -> None:
         return View(static_xyxy=region, static_age_s=np.array([t - 6.0], np.float32))
 
     cfg = DumpingRuleConfig(id="d", zone="z", stop_s=2, confirm_s=1, clear_after_s=3)
-    events = play(DumpingRule(cfg, ZONE, NAMES), objs, 20, view)
     # a static region may be the truck's shadow: it counts once the truck has left (12 s)
-    assert events == [(13.4, "dumping", "start"), (15.4, "dumping", "end")]
+    assert staged(DumpingRule(cfg, ZONE, NAMES), objs, 20, view) == [
+        SUSPECTED,
+        (LEFT, "update", "confirmed", "critical"),
+        (LEFT, "update", "vehicle_left", "critical"),
+        (15.4, "end", "closed", "critical"),
+    ]
 
 
 # --- abandoned objects -----------------------------------------------------------------------
