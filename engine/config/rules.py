@@ -119,8 +119,9 @@ class LineCrossingRuleConfig(_Rule):
 
 
 class LoiteringRuleConfig(_Rule):
-    """Someone staying in a zone longer than `dwell_s`; brief exits and identity switches (a new
-    track where a lost one was) do not restart the clock."""
+    """Someone staying in a zone longer than `dwell_s`, one incident per person; brief exits and
+    identity switches (a new track where a lost or unseen one was) do not restart the clock.
+    People standing in a gathered crowd are not loiterers unless they stay after it has gone."""
 
     type: Literal["loitering"] = Field("loitering", description="Someone staying in a zone.")
     zone: Id = Field(description="The zone watched.")
@@ -128,7 +129,17 @@ class LoiteringRuleConfig(_Rule):
     anchor: Anchor = "bottom_center"
     dwell_s: float = Field(30.0, gt=0, le=86400, description="Time in the zone that is loitering.")
     grace_s: float = Field(
-        4.0, ge=0, le=600, description="Absences shorter than this do not reset the dwell time."
+        4.0,
+        ge=0,
+        le=600,
+        description="Seen outside the zone for less than this (a step out): still staying.",
+    )
+    hidden_s: float = Field(
+        10.0,
+        ge=0,
+        le=600,
+        description="Not seen at all for less than this (hidden behind others, missed by the "
+        "detector), having not been seen leaving: still staying.",
     )
     reid_s: float = Field(
         3.0, ge=0, le=600, description="A new track this soon after one was lost..."
@@ -144,7 +155,29 @@ class LoiteringRuleConfig(_Rule):
         "positions) during the stay loiters: a box that never moves is more often a false "
         "detection on a fixed structure than a person (0: anyone).",
     )
-    clear_after_s: float = Field(3.0, ge=0, le=3600, description="No loiterer this long: end.")
+    clear_after_s: float = Field(
+        3.0,
+        ge=0,
+        le=3600,
+        description="Not loitering this long: that person's incident ends (and a new track "
+        "where they were this soon after is still them).",
+    )
+    crowd_size: int = Field(
+        6,
+        ge=0,
+        le=1000,
+        description="Someone among this many people standing together (themselves included) "
+        "is part of a crowd: their clock restarts while it is there (0: never).",
+    )
+    crowd_radius: float = Field(
+        2.0, gt=0, le=50, description="... within this many of their box heights of them ..."
+    )
+    crowd_standing_s: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="... each in the zone this long (people walking through are no crowd).",
+    )
     update_every_s: float = Field(
         0.0, ge=0, le=86400, description="Seconds between 'update' alerts (0: no updates)."
     )

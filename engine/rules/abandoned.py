@@ -3,8 +3,10 @@
 Objects are still tracks of `object_classes` and, on fixed cameras, new static regions of the
 background model that no tracked box covers (so a bag the detector has no class for is still
 seen). The owner is anyone of `owner_classes` within `owner_radius` object sizes; while someone
-is that close the clock does not run. One incident per object, ended once the object is gone
-for `clear_after_s`. Objects unseen for longer are forgotten.
+is that close the clock does not run. One incident per object however it is seen: a detection
+and a background region at the same place, or a new track where an object's lost track was, are
+the same object. It ends once the object is gone for `clear_after_s`; objects unseen for longer
+are forgotten.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ class _Object:
     first_pts: float
     last_seen_pts: float
     attended_pts: float
-    track_id: int  # -1: a region of the background model
+    track_id: int  # its latest track; -1: seen by the background model only
     incident: Incident
+    evidence: set[str]  # "detector", "background_model"
 
 
 class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
@@ -104,14 +107,23 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
                 out.append(((float(c[0]), float(c[1])), size, box, -1, frame.pts_s - float(age)))
         return out
 
-    def _match(self, xy: tuple[float, float], size: float, tid: int) -> _Object | None:
+    def _match(
+        self, xy: tuple[float, float], size: float, tid: int, live: set[int]
+    ) -> _Object | None:
+        """The object a candidate is: the one of its track, else the nearest one at its place
+        (within 0.6 sizes) that another live track of this frame does not hold."""
+        if tid >= 0:
+            for obj in self._objects:
+                if obj.track_id == tid:
+                    return obj
+        best, best_d = None, math.inf
         for obj in self._objects:
-            if tid >= 0 and obj.track_id == tid:
-                return obj
-            near = math.hypot(xy[0] - obj.xy[0], xy[1] - obj.xy[1]) <= 0.6 * max(size, obj.size)
-            if tid < 0 and obj.track_id < 0 and near:
-                return obj
-        return None
+            if obj.track_id >= 0 and obj.track_id != tid and obj.track_id in live:
+                continue  # another object, tracked right now
+            d = math.hypot(xy[0] - obj.xy[0], xy[1] - obj.xy[1])
+            if d <= 0.6 * max(size, obj.size) and d < best_d:
+                best, best_d = obj, d
+        return best
 
     def step(self, tracks: Tracks, frame: Frame, view: View | None = None) -> list[Event]:
         """Follow still objects and their owners; start or end incidents."""
@@ -121,12 +133,21 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
         owners = in_zone(tracks, self._owners, 0.0, "center", None)
         owner_xy = view.to_scene(anchor_points(tracks.xyxy[owners], "center"))
         events: list[Event] = []
-        for xy, size, box, tid, since in self._candidates(tracks, frame, view):
-            obj = self._match(xy, size, tid)
+        candidates = self._candidates(tracks, frame, view)
+        live = {c[3] for c in candidates if c[3] >= 0}
+        for xy, size, box, tid, since in candidates:
+            obj = self._match(xy, size, tid, live)
             if obj is None:
                 # unattended from when it became still: the owner, if near, resets it below
-                obj = _Object(xy, size, box, since, pts, since, tid, Incident(cfg.cooldown_s))
+                obj = _Object(
+                    xy, size, box, since, pts, since, tid, Incident(cfg.cooldown_s), set()
+                )
                 self._objects.append(obj)
+            obj.evidence.add("detector" if tid >= 0 else "background_model")
+            if tid >= 0:
+                obj.track_id = tid
+            elif obj.track_id >= 0 and obj.track_id in live:
+                continue  # its detection this frame says where it is
             obj.xy, obj.size, obj.box, obj.last_seen_pts = xy, size, box, pts
             reach = cfg.owner_radius * max(size, 1.0)
             if (
@@ -170,7 +191,7 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
             attributes={
                 "unattended_s": round(unattended, 1),
                 "still_for_s": round(frame.pts_s - obj.first_pts, 1),
-                "evidence": "background_model" if obj.track_id < 0 else "detector",
+                "evidence": "+".join(sorted(obj.evidence)),
             },
         )
 

@@ -1,41 +1,69 @@
-"""Loitering: someone in a zone for longer than `dwell_s`.
+"""Loitering: someone in a zone for longer than `dwell_s`, one incident per person.
 
-Per track, the time since it entered the zone; an absence shorter than `grace_s` (a brief step
-out, a missed detection) keeps the clock running. When a track ends and a new one appears within
-`reid_s` and `reid_radius` box heights of where it was last seen (an identity switch after an
-occlusion), the new track continues the old one's clock. State is freed once a track has been out
-of the zone, or gone, for longer than those allowances.
+Per person, a stay: the time since they entered the zone. Seen outside the zone for less than
+`grace_s` (a brief step out), or not seen at all for less than `hidden_s` (hidden behind others,
+missed by the detector), they are still there and the clock keeps running. A new track that
+appears within `reid_radius` box heights of where a person was last seen continues that person's
+stay (an identity switch): when the old track ended or has not been seen since, within `reid_s` (or
+`hidden_s` when they were not seen leaving, or `clear_after_s` for someone already reported),
+so the same person is not reported twice. A track that comes back takes its stay back. A box
+that stood still all along (`min_movement`) is a structure, and nobody continues it.
+
+Someone standing among `crowd_size` or more people (within `crowd_radius` box heights of them,
+each in the zone for `crowd_standing_s`) is part of a gathered crowd, not a loiterer: their clock
+restarts while the crowd is there, so they loiter only if they stay `dwell_s` after it has gone.
+
+State is freed once a person has been out of the zone, or gone, for longer than those
+allowances and their incident has ended.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from engine.config import LoiteringRuleConfig, ZoneConfig
 from engine.rules.base import Incident, View, ZoneRule, class_ids, in_zone, make_event
 from engine.rules.geometry import anchor_points
-from engine.types import Event, Frame, Tracks
+from engine.types import Event, EventPhase, Frame, Tracks
 
 __all__ = ["LoiteringRule"]
 
 
 @dataclass(slots=True)
 class _Stay:
-    entered_pts: float
+    """One person's time in the zone, across their tracks."""
+
+    first_pts: float  # first seen in the zone (never restarts)
+    entered_pts: float  # the dwell clock's start
     last_in_pts: float
     xy: tuple[float, float]  # scene coordinates, last seen in the zone
     height: float
+    incident: Incident
     lo: tuple[float, float] = (math.inf, math.inf)  # extent of the positions during the stay
     hi: tuple[float, float] = (-math.inf, -math.inf)
+    last_loiter_pts: float = -math.inf
+    out_pts: float = -math.inf  # last seen outside the zone
+    max_dwell: float = 0.0
+    tracks: list[int] = field(default_factory=list)  # its track ids, oldest first
+
+    @property
+    def dwell(self) -> float:
+        return self.last_in_pts - self.entered_pts
 
     def moved(self) -> float:
         """Largest extent of the positions seen, in box heights."""
         if self.hi[0] < self.lo[0]:
             return 0.0
         return max(self.hi[0] - self.lo[0], self.hi[1] - self.lo[1]) / max(self.height, 1.0)
+
+    def restart(self, pts: float) -> None:
+        """Start the dwell clock (and the movement extent) again."""
+        self.entered_pts = pts
+        self.lo, self.hi = (math.inf, math.inf), (-math.inf, -math.inf)
 
 
 class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
@@ -54,104 +82,186 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
     ) -> None:
         super().__init__(cfg, zone)
         self._ids = class_ids(cfg.id, cfg.classes, class_names)
-        self._stays: dict[int, _Stay] = {}
-        self._lost: list[_Stay] = []  # stays of ended tracks, for identity switches
-        self._incident = Incident(cfg.cooldown_s)
-        self._last_loiter_pts = 0.0
-        self._max_dwell = 0.0
+        self._stays: dict[int, _Stay] = {}  # live track -> its person's stay
+        self._lost: list[_Stay] = []  # stays of ended or unseen tracks, for identity switches
 
-    def _continue_lost(self, xy: tuple[float, float], height: float, pts: float) -> _Stay | None:
-        """The lost stay this new track continues, if any (it is consumed)."""
+    def _allowance(self, stay: _Stay) -> float:
+        """How long they may go unseen in the zone and still be there."""
+        left = stay.out_pts >= stay.last_in_pts  # seen outside since
+        return self.cfg.grace_s if left else max(self.cfg.grace_s, self.cfg.hidden_s)
+
+    def _reid_window(self, stay: _Stay) -> float:
+        cfg = self.cfg
+        window = max(cfg.reid_s, self._allowance(stay))
+        return max(window, cfg.clear_after_s) if stay.incident.open else window
+
+    def _structure(self, stay: _Stay) -> bool:
+        """A box that has stood still for dwell_s: a false detection on something fixed."""
+        cfg = self.cfg
+        return (
+            cfg.min_movement > 0 and stay.dwell >= cfg.dwell_s and stay.moved() < cfg.min_movement
+        )
+
+    def _taken_back(self, tid: int) -> _Stay | None:
+        """The stay of a track that is back after another track took it over (it looked like
+        an identity switch, but was someone passing while this one was missed): it is its own
+        again, and the other track starts afresh."""
+        for owner, stay in list(self._stays.items()):
+            if tid in stay.tracks:
+                del self._stays[owner]
+                stay.tracks.remove(owner)
+                return stay
+        for stay in self._lost:
+            if tid in stay.tracks:
+                self._lost.remove(stay)
+                return stay
+        return None
+
+    def _continued(
+        self, xy: tuple[float, float], height: float, pts: float, present: set[int]
+    ) -> _Stay | None:
+        """The stay a new track at `xy` continues, if any: a lost one, or one whose track is
+        not seen in this frame (it is taken from that track)."""
+        unseen = [(t, s) for t, s in self._stays.items() if t not in present]
         best, best_d = None, math.inf
-        for k, s in enumerate(self._lost):
-            if pts - s.last_in_pts > self.cfg.reid_s:
+        for owner, s in [(None, s) for s in self._lost] + unseen:
+            if pts - s.last_in_pts > self._reid_window(s) or self._structure(s):
                 continue
             d = math.hypot(xy[0] - s.xy[0], xy[1] - s.xy[1])
             if d <= self.cfg.reid_radius * max(height, s.height) and d < best_d:
-                best, best_d = k, d
+                best, best_d = (owner, s), d
         if best is None:
             return None
-        return self._lost.pop(best)
+        owner, stay = best
+        if owner is None:
+            self._lost.remove(stay)
+        else:
+            del self._stays[owner]
+        return stay
 
     def step(self, tracks: Tracks, frame: Frame, view: View | None = None) -> list[Event]:
-        """Update dwell times; start, update or end the incident."""
+        """Update each person's stay; start, update or end their incidents."""
         view = view or View()
         pts = frame.pts_s
         cfg = self.cfg
         mask = in_zone(tracks, self._ids, cfg.min_score, cfg.anchor, self._polygon)
         idx = np.flatnonzero(mask & (tracks.track_id >= 0))
-        if len(idx):
-            xy = view.to_scene(anchor_points(tracks.xyxy[idx], cfg.anchor))
-            for k, i in enumerate(idx):
-                tid = int(tracks.track_id[i])
-                height = float(tracks.xyxy[i, 3] - tracks.xyxy[i, 1])
-                p = (float(xy[k, 0]), float(xy[k, 1]))
-                stay = self._stays.get(tid)
-                if stay is None or pts - stay.last_in_pts > cfg.grace_s:
-                    lost = self._continue_lost(p, height, pts) if stay is None else None
-                    stay = lost or _Stay(pts, pts, p, height)
-                    self._stays[tid] = stay
-                stay.last_in_pts, stay.xy, stay.height = pts, p, height
-                stay.lo = (min(stay.lo[0], p[0]), min(stay.lo[1], p[1]))
-                stay.hi = (max(stay.hi[0], p[0]), max(stay.hi[1], p[1]))
-        self._lost = [s for s in self._lost if pts - s.last_in_pts <= cfg.reid_s]
-        stale = [t for t, s in self._stays.items() if pts - s.last_in_pts > cfg.grace_s + 1.0]
-        for t in stale:
-            del self._stays[t]
-        loiterers = {
-            t: s
-            for t, s in self._stays.items()
-            if pts - s.last_in_pts <= cfg.grace_s
-            and s.last_in_pts - s.entered_pts >= cfg.dwell_s
-            and s.moved() >= cfg.min_movement
-        }
-        return self._lifecycle(tracks, frame, loiterers)
+        present = {int(tracks.track_id[i]) for i in idx}
+        xy = view.to_scene(anchor_points(tracks.xyxy[idx], cfg.anchor)) if len(idx) else None
+        heights = tracks.xyxy[idx, 3] - tracks.xyxy[idx, 1]
+        for k, i in enumerate(idx):
+            assert xy is not None
+            tid = int(tracks.track_id[i])
+            height = float(heights[k])
+            p = (float(xy[k, 0]), float(xy[k, 1]))
+            stay = self._stays.get(tid)
+            if stay is not None and pts - stay.last_in_pts > self._allowance(stay):
+                stay.restart(pts)  # back after a long absence: the clock starts again
+            if stay is None:
+                stay = (
+                    self._taken_back(tid)
+                    or self._continued(p, height, pts, present)
+                    or _Stay(pts, pts, pts, p, height, Incident(cfg.cooldown_s))
+                )
+                if tid not in stay.tracks:
+                    stay.tracks.append(tid)
+                self._stays[tid] = stay
+            stay.last_in_pts, stay.xy, stay.height = pts, p, height
+            stay.lo = (min(stay.lo[0], p[0]), min(stay.lo[1], p[1]))
+            stay.hi = (max(stay.hi[0], p[0]), max(stay.hi[1], p[1]))
+        if xy is not None and cfg.crowd_size > 0:
+            for j in np.flatnonzero(self._in_crowd(xy, heights, idx, tracks, pts)):
+                self._stays[int(tracks.track_id[idx[j]])].restart(pts)
+        outside = in_zone(tracks, self._ids, cfg.min_score, cfg.anchor, None) & ~mask
+        for tid in tracks.track_id[outside]:
+            if int(tid) in self._stays:
+                self._stays[int(tid)].out_pts = pts
+        gone = [t for t, s in self._stays.items() if pts - s.last_in_pts > self._allowance(s) + 1]
+        for t in gone:
+            self._lost.append(self._stays.pop(t))
+        self._lost = [
+            s for s in self._lost if s.incident.open or pts - s.last_in_pts <= self._reid_window(s)
+        ]
+        events = []
+        for live, stay in self._stays.items():
+            events += self._lifecycle(stay, live, tracks, frame)
+        for stay in self._lost:
+            events += self._lifecycle(stay, None, tracks, frame)
+        return events
 
-    def _lifecycle(self, tracks: Tracks, frame: Frame, loiterers: dict[int, _Stay]) -> list[Event]:
+    def _in_crowd(
+        self,
+        xy: npt.NDArray[np.float64],
+        heights: npt.NDArray[np.float32],
+        idx: npt.NDArray[np.intp],
+        tracks: Tracks,
+        pts: float,
+    ) -> npt.NDArray[np.bool_]:
+        """Which of the people in the zone stand among a gathered crowd: at least
+        `crowd_size` people (themselves included) within `crowd_radius` of their box height,
+        each of the others in the zone for `crowd_standing_s` (passers-by are no crowd)."""
+        cfg = self.cfg
+        standing = np.array(
+            [
+                pts - self._stays[int(tracks.track_id[i])].first_pts >= cfg.crowd_standing_s
+                for i in idx
+            ]
+        )
+        d = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
+        near = (d <= cfg.crowd_radius * heights[:, None]) & standing[None, :]
+        np.fill_diagonal(near, False)
+        return np.asarray(near.sum(axis=1) + 1 >= cfg.crowd_size)
+
+    def _lifecycle(self, stay: _Stay, tid: int | None, tracks: Tracks, frame: Frame) -> list[Event]:
         pts = frame.pts_s
-        inc = self._incident
-        if loiterers:
-            self._last_loiter_pts = pts
-            dwell = max(s.last_in_pts - s.entered_pts for s in loiterers.values())
-            self._max_dwell = max(self._max_dwell if inc.open else 0.0, dwell)
+        cfg = self.cfg
+        inc = stay.incident
+        loitering = (
+            tid is not None
+            and pts - stay.last_in_pts <= self._allowance(stay)
+            and stay.dwell >= cfg.dwell_s
+            and stay.moved() >= cfg.min_movement
+        )
+        if loitering:
+            stay.last_loiter_pts = pts
+            stay.max_dwell = max(stay.max_dwell if inc.open else 0.0, stay.dwell)
             if not inc.open:
-                if inc.can_start(pts):
+                if inc.can_start(pts) and stay.last_in_pts == pts:  # seen now
                     inc.start(pts)
-                    return [self._event("start", frame, tracks, loiterers)]
+                    return [self._event("start", stay, tid, frame, tracks)]
                 return []
-            if inc.update_due(pts, self.cfg.update_every_s):
-                return [self._event("update", frame, tracks, loiterers)]
+            if inc.update_due(pts, cfg.update_every_s):
+                return [self._event("update", stay, tid, frame, tracks)]
             return []
-        if inc.open and pts - self._last_loiter_pts >= self.cfg.clear_after_s:
-            return [self._event("end", frame, tracks, {})]
+        if inc.open and pts - stay.last_loiter_pts >= cfg.clear_after_s:
+            return [self._event("end", stay, None, frame, tracks)]
         return []
 
     def _event(
-        self, phase: str, frame: Frame, tracks: Tracks, loiterers: dict[int, _Stay]
+        self, phase: EventPhase, stay: _Stay, tid: int | None, frame: Frame, tracks: Tracks
     ) -> Event:
-        inc = self._incident
+        inc = stay.incident
         event_id = inc.end(frame.pts_s) if phase == "end" else inc.event_id
         assert event_id is not None
-        sel = np.isin(tracks.track_id, np.fromiter(loiterers, np.int64, len(loiterers)))
-        labels = tuple(lb for lb, s in zip(tracks.labels(), sel, strict=True) if s)
-        dwell = {str(t): round(s.last_in_pts - s.entered_pts, 1) for t, s in loiterers.items()}
+        sel = tracks.track_id == (-2 if tid is None else tid)
         return make_event(
             rule_id=self.id,
             kind=self.kind,
-            phase=phase,  # type: ignore[arg-type]
+            phase=phase,
             event_id=event_id,
             frame=frame,
             severity=self.cfg.severity,
             xyxy=tracks.xyxy[sel],
             score=tracks.score[sel],
-            labels=labels,
+            labels=tuple(lb for lb, s in zip(tracks.labels(), sel, strict=True) if s),
             track_id=tracks.track_id[sel],
             zone_id=self.zone.id,
             attributes={
-                "loiterers": len(loiterers),
-                "dwell_s": dwell,
-                "max_dwell_s": round(self._max_dwell, 1),
+                "loiterers": 1,
+                "dwell_s": {str(stay.tracks[-1]): round(stay.dwell, 1)},
+                "max_dwell_s": round(stay.max_dwell, 1),
                 "threshold_s": self.cfg.dwell_s,
+                "track_ids": list(stay.tracks),
             },
         )
 
@@ -163,10 +273,11 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
                 self._lost.append(stay)
 
     def close(self, frame: Frame) -> list[Event]:
-        """End the open incident (the stream ended)."""
-        if not self._incident.open:
-            return []
-        return [self._event("end", frame, Tracks.empty(), {})]
+        """End the open incidents (the stream ended)."""
+        stays = [*self._stays.values(), *self._lost]
+        return [
+            self._event("end", s, None, frame, Tracks.empty()) for s in stays if s.incident.open
+        ]
 
     @property
     def tracked(self) -> int:

@@ -415,8 +415,8 @@ def _crowd(inc: CrowdIncident, rng: np.random.Generator, script: Script, end_s: 
 
 
 def _loitering(inc: LoiteringIncident, rng: np.random.Generator, script: Script) -> None:
+    """`count` people linger near the centre: one true incident each (one loiterer, one alert)."""
     c = np.asarray(inc.center, np.float64)
-    ids = []
     for _ in range(inc.count):
         ang = rng.uniform(0, 2 * math.pi)
         entry = c + 18.0 * np.array([math.cos(ang), math.sin(ang)])
@@ -438,17 +438,17 @@ def _loitering(inc: LoiteringIncident, rng: np.random.Generator, script: Script)
         times += [end, end + float(np.hypot(*(exit_pt - pts[-1]))) / 1.3]
         pts += [pts[-1], exit_pt]
         traj = Trajectory(np.asarray(times), np.asarray(pts))
-        ids.append(script.add("person", traj, times[0], traj.end_s, rng).id)
-    script.events.append(
-        TrueEvent(
-            "loitering",
-            inc.start_s,
-            inc.start_s + inc.duration_s,
-            (float(c[0]), float(c[1])),
-            ids,
-            inc.area,
+        person = script.add("person", traj, times[0], traj.end_s, rng)
+        script.events.append(
+            TrueEvent(
+                "loitering",
+                inc.start_s,
+                inc.start_s + inc.duration_s,
+                (float(first[0]), float(first[1])),
+                [person.id],
+                inc.area,
+            )
         )
-    )
 
 
 def _abandoned(

@@ -91,19 +91,22 @@ def step_through(
     seconds: float,
     view: Callable[[float], View] | None = None,
     offset: Callable[[float], tuple[float, float]] | None = None,
+    track_buffer_s: float = 0.0,
 ) -> list[Event]:
-    """Step `rule` through `seconds` of the objects like the runner does; every event."""
+    """Step `rule` through `seconds` of the objects like the runner does; every event. A track
+    unseen for longer than `track_buffer_s` ends (the tracker keeps lost tracks that long)."""
     out = []
-    seen: set[int] = set()
+    last: dict[int, float] = {}
     frame = make_frame(0.0)
     for k in range(int(seconds * FPS)):
         t = k / FPS
         frame = make_frame(t, seq=k)
         off = offset(t) if offset else (0.0, 0.0)
         tr = tracks_at(objs, t, off)
-        now = {int(x) for x in tr.track_id}
-        ended = sorted(seen - now)
-        seen = now
+        last.update((int(x), t) for x in tr.track_id)
+        ended = sorted(tid for tid, seen in last.items() if t - seen > track_buffer_s)
+        for tid in ended:
+            del last[tid]
         if ended:
             rule.forget(ended)  # type: ignore[attr-defined]
         v = view(t) if view else View(offset_px=off)
@@ -228,7 +231,8 @@ def test_line_crossing_counts_directions_and_frees_ended_tracks() -> None:
 
 
 def loiter_rule(**kw: object) -> LoiteringRule:
-    cfg = LoiteringRuleConfig(id="lo", zone="g", dwell_s=10, grace_s=3, clear_after_s=2, **kw)
+    settings: dict[str, object] = {"dwell_s": 10, "grace_s": 3, "clear_after_s": 2, **kw}
+    cfg = LoiteringRuleConfig(id="lo", zone="g", **settings)  # type: ignore[arg-type]
     return LoiteringRule(cfg, GATE, NAMES)
 
 
@@ -263,12 +267,69 @@ def test_loitering_survives_an_identity_switch_but_not_a_stranger_elsewhere() ->
     assert play(loiter_rule(), far, 14) == []
 
 
+def test_one_incident_per_loiterer() -> None:
+    two = [Obj(1, 0, still(210, 250, 20, 60, 1.0, 16.0)), Obj(2, 0, still(350, 250, 20, 60, 3.0))]
+    events = step_through(loiter_rule(), two, 20)
+    starts = [e for e in events if e.phase == "start"]
+    assert [round(e.pts_s, 1) for e in starts] == [11.0, 13.0]
+    assert len({e.event_id for e in events}) == 2
+    assert [list(e.track_id) for e in starts] == [[1], [2]]
+
+
+def test_a_tout_is_one_incident_across_identity_switches() -> None:
+    # the tracker still holds track 1 (lost, 2 s buffer) when track 2 takes the tout over
+    live_switch = [
+        Obj(1, 0, still(250, 250, 20, 60, 0.0, 6.0)),
+        Obj(2, 0, still(256, 252, 20, 60, 6.2, 14.0)),
+    ]
+    events = step_through(loiter_rule(), live_switch, 14, track_buffer_s=2.0)
+    assert (round(events[0].pts_s, 1), events[0].phase) == (10.0, "start")
+    assert events[0].attributes["track_ids"] == [1, 2]
+    # reported, then hidden for 5 s (longer than reid_s), back as a new track where they were
+    rule = loiter_rule(clear_after_s=8.0)
+    hidden = [
+        Obj(1, 0, still(250, 250, 20, 60, 0.0, 20.0)),
+        Obj(2, 0, still(254, 250, 20, 60, 25.0, 40.0)),
+    ]
+    events = step_through(rule, hidden, 50)
+    assert [e.phase for e in events] == ["start", "end"]  # one incident, not two
+    assert events[-1].pts_s == pytest.approx(47.8)  # last seen 39.8 s, + clear_after_s
+
+
+def test_a_passer_by_does_not_take_over_a_tout_missed_for_a_frame() -> None:
+    tout = Obj(1, 0, lambda t: None if 5.0 <= t < 5.4 else (250, 250, 270, 310))
+    passer = Obj(2, 0, moving(256, 252, 60, 0, 20, 60, 5.0, 8.0))  # appears beside him, walks on
+    events = step_through(loiter_rule(), [tout, passer], 14, track_buffer_s=2.0)
+    assert [(round(e.pts_s, 1), e.phase, list(e.track_id)) for e in events][:1] == [
+        (10.0, "start", [1])
+    ]
+
+
+def crowd_member(i: int, t1: float = 1e9) -> Obj:
+    return Obj(i, 0, still(225 + (i % 4) * 30, 215 + (i // 4) * 60, 20, 60, 1.0, t1))
+
+
+def test_crowd_members_are_not_loiterers_unless_they_stay_after_it_disperses() -> None:
+    crowd = [crowd_member(i) for i in range(8)]  # 8 people standing together the whole time
+    assert play(loiter_rule(), crowd, 30) == []
+    # the crowd leaves at 15 s, one of them stays: loitering dwell_s after the crowd went
+    stays = [crowd_member(0)] + [crowd_member(i, 15.0) for i in range(1, 8)]
+    # (last seen together at 14.8 s)
+    assert play(loiter_rule(), stays, 30)[0] == (24.8, "loitering", "start")
+    # people walking past one who waits are no crowd: the tout still loiters
+    walkers = [
+        Obj(10 + i, 0, moving(200, 300, 40, 0, 20, 60, i * 1.5, i * 1.5 + 4)) for i in range(12)
+    ]
+    tout = Obj(1, 0, still(250, 250, 20, 60, 1.0))
+    assert play(loiter_rule(), [tout, *walkers], 20)[0] == (11.0, "loitering", "start")
+
+
 def test_loitering_state_is_bounded() -> None:
     rule = loiter_rule()
     walkers = [
         Obj(i, 0, still(200 + (i % 9) * 20, 250, 20, 60, i * 0.5, i * 0.5 + 2)) for i in range(60)
     ]
-    play(rule, walkers, 40)
+    play(rule, walkers, 45)  # the last one vanished at 31.5 s: kept hidden_s (10 s), no longer
     assert rule.tracked == 0
 
 
@@ -551,6 +612,30 @@ def test_abandoned_by_the_background_model_for_an_unknown_class() -> None:
         ("abandoned_object", "end"),
     ]
     assert events[0][0] == pytest.approx(7.0)
+
+
+def test_an_object_seen_two_ways_and_by_two_tracks_is_one_incident() -> None:
+    # the detector sees the bag 2-6 s (track 9), misses it, then sees it again as track 10; the
+    # background model sees a new still region there from 3 s, whenever no box covers it
+    bag = [
+        Obj(9, 4, lambda t: (300, 300, 320, 315) if 2.0 <= t < 6.0 else None),
+        Obj(10, 4, lambda t: (301, 300, 321, 315) if 9.0 <= t < 18.0 else None),
+    ]
+    region = np.array([[300, 300, 318, 316]], np.float32)
+
+    def view(t: float) -> View:
+        if 3 <= t < 18:
+            return View(static_xyxy=region, static_age_s=np.array([t - 3], np.float32))
+        return View()
+
+    cfg = AbandonedObjectRuleConfig(
+        id="a", zone="z", object_classes=["bag"], unattended_s=5, clear_after_s=2
+    )
+    events = step_through(AbandonedObjectRule(cfg, ZONE, NAMES), bag, 24, view)
+    assert [e.phase for e in events] == ["start", "end"]
+    assert events[0].pts_s == pytest.approx(7.0)  # still since 2 s, + unattended_s
+    assert events[-1].attributes["evidence"] == "background_model+detector"
+    assert events[-1].pts_s == pytest.approx(19.8)  # last seen at 17.8 s, + clear_after_s
 
 
 def test_loitering_can_require_moving_about() -> None:
