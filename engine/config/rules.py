@@ -294,6 +294,14 @@ class DumpingRuleConfig(_Rule):
         "starts when a pile is confirmed.",
     )
     suspect_severity: Severity = Field("warning", description="Severity of the suspected stage.")
+    revisit_s: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="Moving sensors (a patrolling drone): a pile found where the vehicle stood "
+        "within this long after it left still confirms the incident (the drone sees the place "
+        "again on its next pass); fixed cameras wait clear_after_s.",
+    )
     memory_s: float = Field(
         120.0, gt=0, le=86400, description="Keep a stopped vehicle's place this long after it left."
     )

@@ -10,8 +10,10 @@
    where it stood, seen for `confirm_s`.
 3. `vehicle_left`: the vehicle drove off; when, and in which direction.
 4. The end: `cleared` when the vehicle left and no pile was found within `clear_after_s` (a
-   delivery stop: not a dumping), else `closed` once the vehicle has gone for `clear_after_s`
-   or the pile has not been seen for that long.
+   delivery stop: not a dumping), or on a moving sensor within `revisit_s` (a patrolling drone
+   sees the place again on its next pass: a pile found then confirms the incident); else
+   `closed` once the vehicle has gone, or the pile has not been seen, for `clear_after_s`
+   (counted from the confirmation at the earliest).
 With `suspect_after_s` None, the incident starts at confirmation. Stops are forgotten
 `memory_s` after their vehicle left; debris state goes with its track.
 """
@@ -76,6 +78,7 @@ class _Stop:
     departure_deg: float | None = None  # image bearing of its motion as it left
     pile_seen_pts: float = 0.0
     confirmed: bool = False
+    confirmed_pts: float = 0.0
     left_reported: bool = False
     done: bool = False  # its incident ended: one dumping per stop
 
@@ -120,12 +123,14 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
         # or a false detection on a kiosk or a bench)
         self._drove: set[int] = set()
         self._bearing: dict[int, float] = {}  # vehicle -> image bearing while it last moved
+        self._moving_view = False  # the view slides (a drone): piles may show on a later pass
 
     def step(self, tracks: Tracks, frame: Frame, view: View | None = None) -> list[Event]:
         """Follow vehicles and piles; start, update or end dumping incidents."""
         view = view or View()
         pts = frame.pts_s
         cfg = self.cfg
+        self._moving_view = self._moving_view or view.offset_px != (0.0, 0.0)
         vehicles = in_zone(tracks, self._vehicles, cfg.min_score, "bottom_center", self._polygon)
         present: set[int] = set()
         for i in np.flatnonzero(vehicles & (tracks.track_id >= 0)):
@@ -254,7 +259,7 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
                 return []
             if fresh:  # straight to confirmed (no suspected stage, or the stop was seen late)
                 inc.start(pts)
-                stop.confirmed = True
+                stop.confirmed, stop.confirmed_pts = True, pts
                 stop.left_reported = stop.left_pts is not None  # the start says so already
                 return [self._event("start", "confirmed", stop, fresh, tracks, frame, view)]
             wait = cfg.suspect_after_s
@@ -264,16 +269,20 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
             return []
         events = []
         if fresh and not stop.confirmed:
-            stop.confirmed = True
+            stop.confirmed, stop.confirmed_pts = True, pts
             events.append(self._event("update", "confirmed", stop, fresh, tracks, frame, view))
         if stop.left_pts is not None and not stop.left_reported:
             stop.left_reported = True
             events.append(self._event("update", "vehicle_left", stop, fresh, tracks, frame, view))
-        gone = stop.left_pts is not None and pts - stop.left_pts >= cfg.clear_after_s
         if not stop.confirmed:
-            if gone:  # it left and nothing was found where it stood: a delivery stop
+            # a moving sensor may see the place again only on its next pass
+            wait = max(cfg.clear_after_s, cfg.revisit_s if self._moving_view else 0.0)
+            if stop.left_pts is not None and pts - stop.left_pts >= wait:
+                # it left and nothing was found where it stood: a delivery stop
                 events.append(self._event("end", "cleared", stop, fresh, tracks, frame, view))
-        elif gone or pts - stop.pile_seen_pts >= cfg.clear_after_s:
+            return events
+        since = max(stop.left_pts if stop.left_pts is not None else math.inf, stop.confirmed_pts)
+        if pts - since >= cfg.clear_after_s or pts - stop.pile_seen_pts >= cfg.clear_after_s:
             events.append(self._event("end", "closed", stop, fresh, tracks, frame, view))
         return events
 

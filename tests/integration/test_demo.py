@@ -88,49 +88,78 @@ def test_demo_crowd_alerts_come_at_the_right_moments(
     assert (demo.folder / "clips" / gathering[0]["attributes"]["clip"]["file"]).is_file()
 
 
-def test_demo_dumping_on_the_lot_is_flagged_with_the_truck_and_the_pile(
-    demo: Demo,
-) -> None:
-    alerts = demo.alerts
-    truth = _truth(demo, "dumping_fixed")
+def _dumping_stages(
+    demo: Demo, sensor: str, scenario: str, later_pass: bool = False
+) -> dict[str, dict[str, Any]]:
+    """The sensor's one dumping, stage by stage, checked against the render's truth: suspected
+    within 3 s of the truck's stop, confirmed with the pile among its objects and the
+    before|after snapshot (during the event, or with `later_pass` when a patrolling drone sees
+    the place again), vehicle left soon after it drove off, then closed; all of one event id.
+    Any other incident of the sensor (another vehicle stopping) is cleared: no dumping."""
+    truth = _truth(demo, scenario)
     event = truth["events"][0]
-    starts = [a for a in _starts(alerts, "dumping") if a["sensors"] == ["pole3"]]
-    assert len(starts) == 1, starts
-    start = starts[0]
-    assert event["start_s"] - 1 <= start["stream_pts_s"] <= event["end_s"] + 2
-    assert start["attributes"]["vehicle_class"] in ("truck", "car")
-    assert start["snapshot"] is not None  # the before|after pair
-    frame = truth["frames"][round(start["stream_pts_s"] * truth["fps"])]
+    marks = event["milestones"]
+    incidents: dict[str, list[dict[str, Any]]] = {}
+    for a in demo.alerts:
+        d = a["data"]
+        if d["kind"] == "dumping" and d["sensors"] == [sensor]:
+            incidents.setdefault(d["event_id"], []).append(d)
+    dumpings = [v for v in incidents.values() if any(d["stage"] == "confirmed" for d in v)]
+    assert len(dumpings) == 1, incidents
+    others = [v for v in incidents.values() if v is not dumpings[0]]
+    assert all(v[-1]["stage"] == "cleared" for v in others), others
+    mine = dumpings[0]
+    order = [d["stage"] for d in mine]
+    assert order[0] == "suspected" and order[-1] == "closed", order
+    assert sorted(order[1:-1]) == ["confirmed", "vehicle_left"], order
+    stages = {d["stage"]: d for d in mine}
+    suspected, confirmed = stages["suspected"], stages["confirmed"]
+    assert marks["stop_s"] <= suspected["stream_pts_s"] <= marks["stop_s"] + 3.0
+    assert suspected["severity"] == "warning" and confirmed["severity"] == "critical"
+    assert suspected["objects"][0]["label"] in ("truck", "car")
+    latest = truth["duration_s"] if later_pass else event["end_s"] + 2
+    assert event["start_s"] - 1 <= confirmed["stream_pts_s"] <= latest
+    assert confirmed["snapshot"] is not None  # the before|after pair
+    frame = truth["frames"][round(confirmed["stream_pts_s"] * truth["fps"])]
     piles = [o["box_xyxy"] for o in frame["objects"] if o["class"] == "debris"]
     found = [
-        o["box_xyxy"] for o in start["objects"] if o["label"] in ("debris", "new_static_object")
+        o["box_xyxy"] for o in confirmed["objects"] if o["label"] in ("debris", "new_static_object")
     ]
     assert any(_iou(b, p) > 0.2 for b in found for p in piles), (found, piles)
+    left = stages["vehicle_left"]["attributes"]
+    assert abs(left["departed_pts_s"] - marks["depart_s"]) <= 1.5
+    assert left["departure_heading_deg"] is not None
+    return stages
+
+
+def test_demo_dumping_on_the_lot_comes_in_stages_with_the_truck_and_the_pile(
+    demo: Demo,
+) -> None:
+    stages = _dumping_stages(demo, "pole3", "dumping_fixed")
+    for d in stages.values():  # the pole camera is calibrated: every stage is placed
+        assert d["position"] is not None
+    printed = [line for line in demo.out.splitlines() if "demo/pole3 dumping" in line]
+    assert [line.split()[4] for line in printed] == [
+        "start/suspected",
+        "update/confirmed",
+        "update/vehicle_left",
+        "end/closed",
+    ], printed
+    assert all(" at 31.2" in line for line in printed), printed
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 22 open: the bundled model tracks the drone's truck through its stop, but "
-    "sees the pile as debris in only half of the frames, so the drone's dumping alert comes "
-    "after the truck has left (measured t=24.8 s, the truth ends at 22.5 s); remove this mark "
-    "when it passes",
+    reason="issue 23 open: the drone's dumping is suspected 1.8 s after the truck stopped and "
+    "its departure reported, but never confirmed: the bundled model boxes the growing pile as "
+    "debris in 6 frames of the first pass, and on the return pass (the drone has turned round) "
+    "image-shift offsets cannot relate the pile to where the truck stood; that needs frames "
+    "registered to the ground from the telemetry. Remove this mark when it passes",
 )
-def test_demo_dumping_alert_comes_at_the_right_moment_and_place(
-    demo: Demo,
-) -> None:
-    alerts = demo.alerts
-    truth = _truth(demo, "dumping_drone")
-    event = truth["events"][0]
-    starts = [a for a in _starts(alerts, "dumping") if a["sensors"] == ["drone7"]]
-    assert len(starts) == 1, starts
-    start = starts[0]
-    assert event["start_s"] - 1 <= start["stream_pts_s"] <= event["end_s"] + 2
-    frame = truth["frames"][round(start["stream_pts_s"] * truth["fps"])]
-    piles = [o["box_xyxy"] for o in frame["objects"] if o["class"] == "debris"]
-    found = [
-        o["box_xyxy"] for o in start["objects"] if o["label"] in ("debris", "new_static_object")
-    ]
-    assert any(_iou(b, p) > 0.2 for b in found for p in piles), (found, piles)
+def test_demo_drone_dumping_comes_in_stages(demo: Demo) -> None:
+    """The drone flies over while the truck stands (suspected), on while it tips, and back
+    once it has gone: the pile it then finds confirms the incident."""
+    _dumping_stages(demo, "drone7", "dumping_drone", later_pass=True)
 
 
 def test_demo_drone_boxes_the_truck_through_its_stop(demo: Demo) -> None:

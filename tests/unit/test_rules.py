@@ -555,8 +555,26 @@ def test_a_pile_hidden_behind_the_truck_confirms_once_it_has_left() -> None:
         SUSPECTED,
         (LEFT, "update", "confirmed", "critical"),
         (LEFT, "update", "vehicle_left", "critical"),
-        (15.4, "end", "closed", "critical"),
+        (16.6, "end", "closed", "critical"),  # clear_after_s after the confirmation
     ]
+
+
+def test_a_patrolling_drone_confirms_a_pile_on_its_next_pass() -> None:
+    # the drone flew on while the truck unloaded and saw no pile; it comes back at 30 s
+    objs = [truck(3.0, 12.0), Obj(7, 3, lambda t: PILE(t) if t >= 30.0 else None)]
+    # the image slides 10 px/s one way, and from 20 s back
+    patrol = lambda t: (-10.0 * (t if t < 20 else 40 - t), 0.0)  # noqa: E731
+    assert staged(dump_rule(), objs, 40, offset=patrol) == [
+        SUSPECTED,
+        (LEFT, "update", "vehicle_left", "warning"),
+        (31.0, "update", "confirmed", "critical"),
+        (34.0, "end", "closed", "critical"),
+    ]
+    # a fixed camera would have seen the pile: it clears the stop, and a pile 18 s later is
+    # no longer this truck's
+    assert staged(dump_rule(), objs, 40) == DELIVERY
+    # nor does a drone wait for ever: revisit_s
+    assert staged(dump_rule(revisit_s=10.0), objs, 40, offset=patrol)[-1][1:3] == ("end", "cleared")
 
 
 # --- abandoned objects -----------------------------------------------------------------------
