@@ -102,14 +102,16 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
             cfg.min_movement > 0 and stay.dwell >= cfg.dwell_s and stay.moved() < cfg.min_movement
         )
 
-    def _taken_back(self, tid: int) -> _Stay | None:
+    def _taken_back(self, tid: int, pts: float) -> _Stay | None:
         """The stay of a track that is back after another track took it over (it looked like
         an identity switch, but was someone passing while this one was missed): it is its own
         again, and the other track starts afresh."""
         for owner, stay in list(self._stays.items()):
             if tid in stay.tracks:
-                del self._stays[owner]
                 stay.tracks.remove(owner)
+                fresh = _Stay(pts, pts, pts, stay.xy, stay.height, Incident(self.cfg.cooldown_s))
+                fresh.tracks.append(owner)
+                self._stays[owner] = fresh
                 return stay
         for stay in self._lost:
             if tid in stay.tracks:
@@ -159,7 +161,7 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
                 stay.restart(pts)  # back after a long absence: the clock starts again
             if stay is None:
                 stay = (
-                    self._taken_back(tid)
+                    self._taken_back(tid, pts)
                     or self._continued(p, height, pts, present)
                     or _Stay(pts, pts, pts, p, height, Incident(cfg.cooldown_s))
                 )
