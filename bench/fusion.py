@@ -141,7 +141,8 @@ def run_once(
             errors[s] += _position_errors(tracks, visible, fixed_xy if s == "pole3" else None)
         for e in step.events:
             e = merger(e)
-            if e.phase == "start":
+            counted = e.stage == "confirmed" if e.kind == "dumping" else e.phase == "start"
+            if counted:  # a dumping counts once confirmed (its start is a suspicion)
                 pos = e.position
                 alerts.append(
                     {

@@ -167,8 +167,16 @@ def measure_pipeline(spec: RunSpec, progress: Callable[[int], None] | None = Non
 
     def on_alert(alert: Alert) -> None:
         e = alert.event
-        if isinstance(e, Event) and e.phase == "start":
-            alerts.append({"kind": e.kind, "source": e.source_id, "t": e.pts_s})
+        if isinstance(e, Event) and (e.phase == "start" or e.stage is not None):
+            alerts.append(
+                {
+                    "kind": e.kind,
+                    "source": e.source_id,
+                    "t": e.pts_s,
+                    "stage": e.stage,
+                    "id": e.event_id,
+                }
+            )
 
     cpu0 = process_stats()["cpu_s"]
     report = runner.run(threading.Event(), on_alert=on_alert, on_frame=hook)

@@ -314,8 +314,9 @@ class Event:
             `event_id`.
         stage: where a staged incident stands at this phase (None for rules without stages).
             Dumping: `suspected` (a vehicle stopped in the zone), `confirmed` (a new pile where
-            it stood), `vehicle_left`, and at the end `cleared` (no pile: not a dumping) or
-            `closed` (a confirmed dumping ended).
+            it stood), `vehicle_left`, and at the end `cleared` (it left and no pile was found:
+            not a dumping) or `closed` (it ended otherwise: a confirmed dumping ended, or the
+            stream or engine stopped first; `attributes.confirmed` says which).
     """
 
     event_id: str

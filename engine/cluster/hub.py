@@ -253,7 +253,11 @@ class Hub:
     def _end_open(self, st: SourceState, reason: str) -> list[Event | HealthEvent]:
         ends: list[Event | HealthEvent] = [
             dataclasses.replace(
-                e, phase="end", snapshot=None, attributes={**e.attributes, "reason": reason}
+                e,
+                phase="end",
+                stage="closed" if e.stage else None,
+                snapshot=None,
+                attributes={**e.attributes, "reason": reason},
             )
             for e in st.open.values()
         ]

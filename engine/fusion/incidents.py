@@ -22,6 +22,8 @@ from engine.types import Event
 
 __all__ = ["IncidentMerger"]
 
+_RANK = {"info": 0, "warning": 1, "critical": 2}
+
 
 @dataclass(slots=True)
 class _Merged:
@@ -33,6 +35,7 @@ class _Merged:
     open_by: dict[str, str] = field(default_factory=dict)  # sensor -> its own event id
     sensors: list[str] = field(default_factory=list)
     confirmed: bool = False  # a sensor confirmed this (staged) incident
+    severity: str = "info"  # the highest any sensor gave it
 
 
 class IncidentMerger:
@@ -62,6 +65,8 @@ class IncidentMerger:
             return event
         m.last_ns = max(m.last_ns, event.capture_ns)
         m.confirmed = m.confirmed or event.stage == "confirmed"
+        if _RANK[event.severity] > _RANK[m.severity]:
+            m.severity = event.severity
         phase, stage = event.phase, event.stage
         if phase == "start":
             if event.event_id != m.event_id:
@@ -89,6 +94,7 @@ class IncidentMerger:
             sensors=tuple(m.sensors),
             sensor_event_id=own_id,
             stage=stage,
+            severity=m.severity if stage is not None else event.severity,  # type: ignore[arg-type]
         )
 
     def _join(self, event: Event) -> _Merged | None:

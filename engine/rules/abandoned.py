@@ -118,7 +118,7 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
                     return obj
         best, best_d = None, math.inf
         for obj in self._objects:
-            if obj.track_id >= 0 and obj.track_id != tid and obj.track_id in live:
+            if tid >= 0 and obj.track_id >= 0 and obj.track_id != tid and obj.track_id in live:
                 continue  # another object, tracked right now
             d = math.hypot(xy[0] - obj.xy[0], xy[1] - obj.xy[1])
             if d <= 0.6 * max(size, obj.size) and d < best_d:

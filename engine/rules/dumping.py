@@ -8,7 +8,9 @@
    first seen after the stop, or on fixed cameras a new static region of the background model
    that is not the vehicle itself, once the vehicle has gone) within `near` vehicle sizes of
    where it stood, seen for `confirm_s`.
-3. `vehicle_left`: the vehicle drove off; when, and in which direction.
+3. `vehicle_left`: the vehicle drove off; when, and in which direction. Seen back where it
+   stood (it was hidden for a while, or a drone looked away), it had not left: the incident
+   goes on, and says so again when it really leaves.
 4. The end: `cleared` when the vehicle left and no pile was found within `clear_after_s` (a
    delivery stop: not a dumping), or on a moving sensor within `revisit_s` (a patrolling drone
    sees the place again on its next pass: a pile found then confirms the incident); else
@@ -138,6 +140,10 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
             self._follow_vehicle(tracks, int(i), frame, view)
         for tid, stop in self._stops.items():
             if stop.left_pts is not None:
+                if tid in present and not stop.done and self._back_at(stop, tid, tracks, view):
+                    # it had not left: hidden for a while, or a drone looked away
+                    stop.left_pts = stop.away_since = stop.departure_deg = None
+                    stop.left_reported = False
                 continue
             if tid not in present or self._moving(tid):
                 stop.away_since = pts if stop.away_since is None else stop.away_since
@@ -285,6 +291,10 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
         if pts - since >= cfg.clear_after_s or pts - stop.pile_seen_pts >= cfg.clear_after_s:
             events.append(self._event("end", "closed", stop, fresh, tracks, frame, view))
         return events
+
+    def _back_at(self, stop: _Stop, tid: int, tracks: Tracks, view: View) -> bool:
+        """The stop's vehicle is seen again, standing where it stood."""
+        return not self._moving(tid) and not self._clear_of(stop, tracks, view)
 
     def _clear_of(self, stop: _Stop, tracks: Tracks, view: View) -> bool:
         """The stop's vehicle is out of sight, or a vehicle length away from where it stood."""

@@ -20,6 +20,7 @@ allowances and their incident has ended.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +49,7 @@ class _Stay:
     last_loiter_pts: float = -math.inf
     out_pts: float = -math.inf  # last seen outside the zone
     max_dwell: float = 0.0
-    tracks: list[int] = field(default_factory=list)  # its track ids, oldest first
+    tracks: deque[int] = field(default_factory=lambda: deque(maxlen=8))  # latest track ids
 
     @property
     def dwell(self) -> float:
@@ -148,7 +149,7 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
         cfg = self.cfg
         mask = in_zone(tracks, self._ids, cfg.min_score, cfg.anchor, self._polygon)
         idx = np.flatnonzero(mask & (tracks.track_id >= 0))
-        present = {int(tracks.track_id[i]) for i in idx}
+        present = {int(t) for t in tracks.track_id if t >= 0}  # seen anywhere in the frame
         xy = view.to_scene(anchor_points(tracks.xyxy[idx], cfg.anchor)) if len(idx) else None
         heights = tracks.xyxy[idx, 3] - tracks.xyxy[idx, 1]
         for k, i in enumerate(idx):
@@ -157,7 +158,11 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
             height = float(heights[k])
             p = (float(xy[k, 0]), float(xy[k, 1]))
             stay = self._stays.get(tid)
-            if stay is not None and pts - stay.last_in_pts > self._allowance(stay):
+            if (
+                stay is not None
+                and not stay.incident.open  # someone reported stays one incident
+                and pts - stay.last_in_pts > self._allowance(stay)
+            ):
                 stay.restart(pts)  # back after a long absence: the clock starts again
             if stay is None:
                 stay = (
@@ -173,7 +178,9 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
             stay.hi = (max(stay.hi[0], p[0]), max(stay.hi[1], p[1]))
         if xy is not None and cfg.crowd_size > 0:
             for j in np.flatnonzero(self._in_crowd(xy, heights, idx, tracks, pts)):
-                self._stays[int(tracks.track_id[idx[j]])].restart(pts)
+                stay = self._stays[int(tracks.track_id[idx[j]])]
+                if not stay.incident.open:  # a crowd forming round a loiterer: still them
+                    stay.restart(pts)
         outside = in_zone(tracks, self._ids, cfg.min_score, cfg.anchor, None) & ~mask
         for tid in tracks.track_id[outside]:
             if int(tid) in self._stays:
@@ -260,7 +267,7 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
             zone_id=self.zone.id,
             attributes={
                 "loiterers": 1,
-                "dwell_s": {str(stay.tracks[-1]): round(stay.dwell, 1)},
+                "dwell_s": {str(stay.tracks[-1] if tid is None else tid): round(stay.dwell, 1)},
                 "max_dwell_s": round(stay.max_dwell, 1),
                 "threshold_s": self.cfg.dwell_s,
                 "track_ids": list(stay.tracks),

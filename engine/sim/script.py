@@ -72,10 +72,10 @@ class TrueEvent:
         place_m: where (x, y).
         actors: the actor ids involved (dumping: the vehicle, then the pile).
         area: the area id concerned, if any.
-        milestones: moments within it, stream seconds. Dumping: `arrive_s` (the vehicle sets
-            off along its path, maybe before the stream starts), `stop_s` (it stops: the event's
-            start), `first_debris_s` (the pile starts to show), `unloaded_s`, `depart_s` (it
-            drives off).
+        milestones: moments within it, stream seconds. Dumping: `set_off_s` (the vehicle
+            sets off along its path, maybe before the stream starts), `stop_s` (it stops: the
+            event's start), `first_debris_s` (the pile starts to show), `unloaded_s`,
+            `depart_s` (it drives off).
     """
 
     kind: str
@@ -344,7 +344,7 @@ def _dumping(inc: DumpingIncident, rng: np.random.Generator, script: Script) -> 
     while pile.scale(first) < PILE_SHOWS and first < inc.arrive_s + inc.unload_s:
         first += 0.05
     milestones = {
-        "arrive_s": start,
+        "set_off_s": start,
         "stop_s": inc.arrive_s,
         "first_debris_s": first,
         "unloaded_s": inc.arrive_s + inc.unload_s,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.events import score
+from bench.events import score, score_views
 
 
 def case(alerts: list[tuple[str, float]], truth: list[tuple[str, float, float]]) -> dict:
@@ -76,4 +76,5 @@ def test_dumping_counts_confirmed_incidents_with_two_delays_and_per_view() -> No
     assert d["delay_suspected_p95_s"] == pytest.approx(2.0)
     assert d["delay_confirmed_p95_s"] == pytest.approx(1.0)
     assert d["delay_p95_s"] == pytest.approx(2.0)  # the larger
-    assert s["dumping_fixed"]["f1"] == 1.0 and s["dumping_drone"]["recall"] == 0.0
+    views = score_views(results)
+    assert views["dumping_fixed"]["f1"] == 1.0 and views["dumping_drone"]["recall"] == 0.0

@@ -498,6 +498,17 @@ def test_vehicle_left_says_when_and_which_way() -> None:
     assert 12.0 <= left.attributes["departed_pts_s"] <= 12.6
 
 
+def test_a_truck_hidden_for_a_while_has_not_left() -> None:
+    stands = truck(3.0, 12.0).box
+    hidden = Obj(1, 2, lambda t: None if 5.0 <= t < 6.6 else stands(t))  # a bus passes in front
+    events = staged(dump_rule(), [hidden], 20)  # one incident (staged checks the event id)
+    assert events[0] == SUSPECTED
+    assert events[-1] == (15.4, "end", "cleared", "warning")  # 3 s after it really drove off
+    assert [e[2] for e in events].count(
+        "vehicle_left"
+    ) == 2  # one while the bus hid it, then the real one
+
+
 @pytest.mark.parametrize(
     "objs",
     [
