@@ -29,6 +29,7 @@ from engine.config import (
 )
 from engine.detect.inference import DetectFn, SourceInference
 from engine.fusion import WorldTracker
+from engine.geo.geodesy import GeoOrigin
 from engine.geo.locate import Locator
 from engine.geo.positions import GroundTracks, with_position
 from engine.record.clips import ClipRecorder, with_clip
@@ -110,9 +111,13 @@ class SourcePipeline:
         self.rules: list[Rule] = []
         self._zones: list[list[tuple[float, float]]] = []
         self._infer: SourceInference | None = None
-        self._scene = SceneView(self._moving, [])
+        self._scene = SceneView(self._moving, [], self._origin())
         self._clips: ClipRecorder | None = None
         self._set_rules(list(rules), cfg)
+
+    def _origin(self) -> GeoOrigin | None:
+        """The site origin, where this source maps to the ground."""
+        return self._locator.origin if self._locator is not None else None
 
     @property
     def inferences(self) -> int:
@@ -249,7 +254,7 @@ class SourcePipeline:
         needs = any(r.needs_foreground for r in rules)
         had = any(r.needs_foreground for r in self.rules)
         if needs != had or not self.rules:
-            self._scene = SceneView(self._moving, rules)
+            self._scene = SceneView(self._moving, rules, self._origin())
         if rules and self._clips is None and cfg.clips is not None:
             self._clips = ClipRecorder(cfg.clips, self.id, self._on_health)
         self.rules = rules

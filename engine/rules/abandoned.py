@@ -84,13 +84,13 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
             for i in np.flatnonzero(mask & (tracks.track_id >= 0)):
                 box = tracks.xyxy[i]
                 tid = int(tracks.track_id[i])
-                c = view.to_scene(np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]]))[0]
+                c = view.centre(box)
                 size = float(max(box[2] - box[0], box[3] - box[1]))
-                self._memory.add(tid, frame.pts_s, (float(c[0]), float(c[1])), size, size)
+                self._memory.add(tid, frame.pts_s, c, size, size)
                 span = self._memory.span(tid, 2.0)
                 if span and span[0] >= 1.5 and span[1] <= 0.3 * size:
-                    out.append(((float(c[0]), float(c[1])), size, box, tid, frame.pts_s - span[0]))
-        if cfg.use_foreground and view.offset_px == (0.0, 0.0) and len(view.static_xyxy):
+                    out.append((c, size, box, tid, frame.pts_s - span[0]))
+        if cfg.use_foreground and not view.moving and len(view.static_xyxy):
             covering = tracks.xyxy[tracks.score >= 0.2]
             boxes = view.static_xyxy
             centres = np.stack(

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from engine.config import Anchor, ZoneConfig
 from engine.errors import ConfigError
+from engine.preprocess.ground_register import apply_homography
 from engine.rules.geometry import anchor_points, points_in_polygon
 from engine.types import Event, EventPhase, EventStage, Frame, Tracks
 
@@ -46,20 +47,43 @@ class View:
     """How this frame's image relates to the scene, beyond the tracks.
 
     Attributes:
-        offset_px: (x, y) to add to image coordinates to get scene coordinates: the image shift
-            accumulated since the first frame when the camera moves (a drone), else (0, 0).
+        to_scene_h: 3x3 homography from image pixels to scene coordinates, which stay put
+            while the camera moves: a drone's frame registered to the ground (its telemetry),
+            or its image shift since the first frame (no telemetry); None on a fixed camera,
+            whose scene is its image.
+        moving: the camera moves (a drone): what it saw may be out of view, then seen again.
         static_xyxy: f32 [n, 4] regions the background model sees as new and still (fixed
             cameras; empty where not computed), in image pixels.
         static_age_s: f32 [n] how long each region has been still.
     """
 
-    offset_px: tuple[float, float] = (0.0, 0.0)
+    to_scene_h: npt.NDArray[np.float64] | None = None
+    moving: bool = False
     static_xyxy: npt.NDArray[np.float32] = field(default_factory=_no_boxes)
     static_age_s: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def to_scene(self, xy: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
         """Image points (f [n, 2]) in scene coordinates."""
-        return np.asarray(xy, np.float64) + np.asarray(self.offset_px, np.float64)
+        xy = np.asarray(xy, np.float64).reshape(-1, 2)
+        return xy if self.to_scene_h is None else apply_homography(self.to_scene_h, xy)
+
+    def to_image(self, xy: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
+        """Scene points (f [n, 2]) in this frame's image pixels."""
+        xy = np.asarray(xy, np.float64).reshape(-1, 2)
+        if self.to_scene_h is None:
+            return xy
+        return apply_homography(np.linalg.inv(self.to_scene_h), xy)
+
+    def scene_box(self, xyxy: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
+        """An image box (xyxy) as the scene box that holds its four corners."""
+        x1, y1, x2, y2 = (float(v) for v in xyxy)
+        c = self.to_scene(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]]))
+        return np.array([*c.min(axis=0), *c.max(axis=0)], np.float32)
+
+    def centre(self, xyxy: npt.NDArray[np.floating[Any]]) -> tuple[float, float]:
+        """The scene point of an image box's centre."""
+        x, y = self.to_scene(np.array([[(xyxy[0] + xyxy[2]) / 2, (xyxy[1] + xyxy[3]) / 2]]))[0]
+        return float(x), float(y)
 
 
 class Rule(Protocol):

@@ -48,7 +48,7 @@ class CrowdRule(ZoneRule[CrowdRuleConfig]):
         self._max_count = 0
         self._first_pts: float | None = None
         self._coming = 0  # people the forecast puts in one crowd
-        self._offset = (0.0, 0.0)  # this frame's view offset (scene - image)
+        self._view = View()  # this frame's view (where the image lies in the scene)
 
     def step(self, tracks: Tracks, frame: Frame, view: View | None = None) -> list[Event]:
         """Count, follow people, and run both lifecycles."""
@@ -73,7 +73,7 @@ class CrowdRule(ZoneRule[CrowdRuleConfig]):
         members = self._cluster(tracks, inside)
         count = int(members.sum())
         self._coming = 0
-        self._offset = view.offset_px
+        self._view = view
         coming = np.zeros(len(tracks), bool)
         if cfg.forecast_s > 0:
             coming = self._cluster(tracks, inside, cfg.forecast_s)
@@ -130,8 +130,8 @@ class CrowdRule(ZoneRule[CrowdRuleConfig]):
 
     def _centre_px(self) -> list[float]:
         """The crowd's centre in this frame's image pixels."""
-        (x, y), (ox, oy) = self._crowd_xy, self._offset
-        return [round(x - ox, 1), round(y - oy, 1)]
+        x, y = self._view.to_image(np.array([self._crowd_xy]))[0]
+        return [round(float(x), 1), round(float(y), 1)]
 
     def _history_s(self) -> float:
         return self._counts[-1][0] - self._counts[0][0] if self._counts else 0.0

@@ -74,10 +74,12 @@ class _Stop:
     box: F32  # scene xyxy at the stop
     before: npt.NDArray[np.uint8]  # small copy of the frame when it stopped
     incident: Incident
-    heading_deg: float | None  # image bearing of its motion as it arrived (0: up, 90: right)
+    # bearing of its motion as it arrived, in the scene (0: up, 90: right; from a registered
+    # drone: 0 north, 90 east)
+    heading_deg: float | None
     left_pts: float | None = None
     away_since: float | None = None  # gone or moving since (not yet long enough to have left)
-    departure_deg: float | None = None  # image bearing of its motion as it left
+    departure_deg: float | None = None  # bearing of its motion as it left
     pile_seen_pts: float = 0.0
     confirmed: bool = False
     confirmed_pts: float = 0.0
@@ -124,7 +126,7 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
         # vehicles seen driving: only they can "stop" (a box that never moved is a parked car,
         # or a false detection on a kiosk or a bench)
         self._drove: set[int] = set()
-        self._bearing: dict[int, float] = {}  # vehicle -> image bearing while it last moved
+        self._bearing: dict[int, float] = {}  # vehicle -> scene bearing while it last moved
         self._moving_view = False  # the view slides (a drone): piles may show on a later pass
 
     def step(self, tracks: Tracks, frame: Frame, view: View | None = None) -> list[Event]:
@@ -132,7 +134,7 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
         view = view or View()
         pts = frame.pts_s
         cfg = self.cfg
-        self._moving_view = self._moving_view or view.offset_px != (0.0, 0.0)
+        self._moving_view = self._moving_view or view.moving
         vehicles = in_zone(tracks, self._vehicles, cfg.min_score, "bottom_center", self._polygon)
         present: set[int] = set()
         for i in np.flatnonzero(vehicles & (tracks.track_id >= 0)):
@@ -170,7 +172,7 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
     def _follow_vehicle(self, tracks: Tracks, i: int, frame: Frame, view: View) -> None:
         box = tracks.xyxy[i]
         tid = int(tracks.track_id[i])
-        cx, cy = view.to_scene(np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]]))[0]
+        cx, cy = view.centre(box)
         diag = math.hypot(float(box[2] - box[0]), float(box[3] - box[1]))
         self._memory.add(tid, frame.pts_s, (float(cx), float(cy)), float(box[3] - box[1]), diag)
         if self._moving(tid):
@@ -189,7 +191,7 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
             return
         if stop is not None and stop.incident.open:
             return  # it left and came back during its own incident: same incident
-        scene_box = box.astype(np.float32) + np.tile(np.asarray(view.offset_px, np.float32), 2)
+        scene_box = view.scene_box(box)
         self._stops[tid] = _Stop(
             tid,
             tracks.class_names[tracks.class_id[i]] if tracks.class_names else "",
@@ -201,7 +203,7 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
         )
 
     def _motion_bearing(self, tid: int) -> float | None:
-        """Image bearing of the track's recent motion (0: up the image, 90: right), if moving."""
+        """Scene bearing of the track's recent motion (0: up, 90: right), if moving."""
         v = self._memory.velocity(tid, 1.0)
         if v is None or math.hypot(*v) < 1e-6:
             return None
@@ -222,9 +224,8 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
             tid = int(tracks.track_id[i])
             first = self._debris_first.setdefault(tid, pts) if tid >= 0 else pts
             box = tracks.xyxy[i]
-            c = view.to_scene(np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]]))[0]
-            out.append(((float(c[0]), float(c[1])), box, first, float(tracks.score[i]), tid))
-        if self.cfg.use_foreground and view.offset_px == (0.0, 0.0):
+            out.append((view.centre(box), box, first, float(tracks.score[i]), tid))
+        if self.cfg.use_foreground and not view.moving:
             others = tracks.xyxy[tracks.score >= 0.2]
             for box, age in zip(view.static_xyxy, view.static_age_s, strict=True):
                 if covered(box, others):
@@ -302,7 +303,7 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
         if not len(vi):
             return True
         box = tracks.xyxy[vi[0]]
-        c = view.to_scene(np.array([[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]]))[0]
+        c = view.centre(box)
         b = stop.box
         return bool(math.hypot(c[0] - (b[0] + b[2]) / 2, c[1] - (b[1] + b[3]) / 2) > stop.diag)
 
@@ -363,8 +364,8 @@ class DumpingRule(ZoneRule[DumpingRuleConfig]):
             attributes["departed_pts_s"] = round(stop.left_pts, 3)
             attributes["departure_heading_deg"] = stop.departure_deg
         if pile is not None:
-            ox, oy = view.offset_px
-            attributes["pile_px"] = [round(pile[0][0] - ox, 1), round(pile[0][1] - oy, 1)]
+            px, py = view.to_image(np.array([pile[0]]))[0]
+            attributes["pile_px"] = [round(float(px), 1), round(float(py), 1)]
             attributes["pile_evidence"] = "debris_class" if pile[4] >= 0 else "background_model"
         cfg = self.cfg
         event = make_event(

@@ -22,6 +22,7 @@ from engine.config import (
     LoiteringRuleConfig,
     ZoneConfig,
 )
+from engine.preprocess.ground_register import shift_homography
 from engine.rules import (
     AbandonedObjectRule,
     CrowdRule,
@@ -109,7 +110,7 @@ def step_through(
             del last[tid]
         if ended:
             rule.forget(ended)  # type: ignore[attr-defined]
-        v = view(t) if view else View(offset_px=off)
+        v = view(t) if view else View(shift_homography(*off), moving=offset is not None)
         out += rule.step(tr, frame, v)  # type: ignore[attr-defined]
     return out + rule.close(frame)  # type: ignore[attr-defined]
 
