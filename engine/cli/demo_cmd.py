@@ -24,7 +24,15 @@ from typing import Any
 from engine.alerts.wire import alert_to_dict
 from engine.cli.shutdown import stop_on_signals
 from engine.cli.subscribe_cmd import format_alert_line
-from engine.config import Config, FileSourceConfig, JsonlOutputConfig, ZmqOutputConfig, load_config
+from engine.config import (
+    Config,
+    DroneSourceConfig,
+    FileSourceConfig,
+    JsonlOutputConfig,
+    SourceConfig,
+    ZmqOutputConfig,
+    load_config,
+)
 from engine.errors import ConfigError, EngineError
 from engine.record import AnnotatedVideo
 from engine.record.track_log import TrackLog
@@ -101,8 +109,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"bundled model missing: {cfg.detector.model} (see models/README.md)")
     todo = {}
     for src in cfg.sources:
-        assert isinstance(src, FileSourceConfig), "the demo pipeline reads rendered files"
-        todo[src.path] = scenarios_dir() / SCENARIOS[src.id]
+        todo[_footage(src)] = scenarios_dir() / SCENARIOS[src.id]
     _render_all(todo, args.rerender)
     if args.publish:
         outputs = [
@@ -119,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         for s in runner.sources
     }
     logs = {s.id: TrackLog(out_dir / f"{s.id}_tracks.jsonl") for s in runner.sources}
-    totals = {s.id: _frame_count(s.path) for s in cfg.sources if isinstance(s, FileSourceConfig)}
+    totals = {s.id: _frame_count(_footage(s)) for s in cfg.sources}
     done: dict[str, int] = {}
     lock = threading.Lock()
     stop = threading.Event()
@@ -173,7 +180,9 @@ def _rebased(cfg: Config, out_dir: Path) -> Config:
         return out_dir / path.relative_to(written) if path.is_relative_to(written) else path
 
     sources = [
-        s.model_copy(update={"path": move(s.path)}) if isinstance(s, FileSourceConfig) else s
+        s.model_copy(update={"path": move(s.path)})
+        if isinstance(s, FileSourceConfig)
+        else s.model_copy(update={"url": str(move(_footage(s)))})
         for s in cfg.sources
     ]
     outputs = [
@@ -184,6 +193,15 @@ def _rebased(cfg: Config, out_dir: Path) -> Config:
     if cfg.clips is not None and cfg.clips.dir is not None:
         update["clips"] = cfg.clips.model_copy(update={"dir": move(cfg.clips.dir)})
     return cfg.model_copy(update=update)
+
+
+def _footage(src: SourceConfig) -> Path:
+    """The rendered file a demo source reads (a file source's path, a drone feed's url)."""
+    if isinstance(src, FileSourceConfig):
+        return src.path
+    if isinstance(src, DroneSourceConfig) and src.is_file:
+        return Path(src.url)
+    raise ConfigError(f"demo source {src.id}: the demo pipeline reads rendered files only")
 
 
 def _shown(path: Path) -> str:

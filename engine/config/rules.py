@@ -350,6 +350,15 @@ class AbandonedObjectRuleConfig(_Rule):
     clear_after_s: float = Field(
         3.0, ge=0, le=3600, description="Object gone this long: the incident ends."
     )
+    vehicle_classes: list[str] = Field(
+        default_factory=lambda: ["truck", "car"],
+        description="An object that first shows where one of these stands or stood within "
+        "vehicle_memory_s (within half its size) is the vehicle's: its load (a dumping rule's "
+        "pile) or where a parked car was, never an abandoned object (empty: off).",
+    )
+    vehicle_memory_s: float = Field(
+        60.0, ge=0, le=3600, description="How long a vehicle's place is remembered after it left."
+    )
     severity: Severity = "warning"
 
 

@@ -3,10 +3,12 @@
 Objects are still tracks of `object_classes` and, on fixed cameras, new static regions of the
 background model that no tracked box covers (so a bag the detector has no class for is still
 seen). The owner is anyone of `owner_classes` within `owner_radius` object sizes; while someone
-is that close the clock does not run. One incident per object however it is seen: a detection
-and a background region at the same place, or a new track where an object's lost track was, are
-the same object. It ends once the object is gone for `clear_after_s`; objects unseen for longer
-are forgotten.
+is that close the clock does not run. An object that first shows where a vehicle of
+`vehicle_classes` stands or stood shortly before is the vehicle's (a dumped load, which the
+dumping rule reports, or the place a parked car left) and is never reported. One incident per
+object however it is seen: a detection and a background region at the same place, or a new track
+where an object's lost track was, are the same object. It ends once the object is gone for
+`clear_after_s`; objects unseen for longer are forgotten.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class _Object:
     track_id: int  # its latest track; -1: seen by the background model only
     incident: Incident
     evidence: set[str]  # "detector", "background_model"
+    by_vehicle: bool = False  # first seen where a vehicle stood: its load, not abandoned
 
 
 class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
@@ -73,6 +76,12 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
         self._owners = class_ids(cfg.id, cfg.owner_classes, class_names)
         self._memory = TrackMemory(horizon_s=3.0)
         self._objects: list[_Object] = []
+        self._vehicles = class_ids(
+            cfg.id, [c for c in cfg.vehicle_classes if c in class_names], class_names
+        )
+        self._vehicle_memory = TrackMemory(horizon_s=3.0)
+        # still vehicle's track id -> (scene box x0, y0, x1, y1 grown by half its size, last seen)
+        self._footprints: dict[int, tuple[tuple[float, float, float, float], float]] = {}
 
     def _candidates(self, tracks: Tracks, frame: Frame, view: View) -> list[_Candidate]:
         """(scene centre, size, image box, track id or -1, still since) of still objects in the
@@ -133,6 +142,7 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
         owners = in_zone(tracks, self._owners, 0.0, "center", None)
         owner_xy = view.to_scene(anchor_points(tracks.xyxy[owners], "center"))
         events: list[Event] = []
+        self._note_vehicles(tracks, view, pts)
         candidates = self._candidates(tracks, frame, view)
         live = {c[3] for c in candidates if c[3] >= 0}
         for xy, size, box, tid, since in candidates:
@@ -142,6 +152,7 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
                 obj = _Object(
                     xy, size, box, since, pts, since, tid, Incident(cfg.cooldown_s), set()
                 )
+                obj.by_vehicle = self._where_vehicle_was(xy, tid)
                 self._objects.append(obj)
             obj.evidence.add("detector" if tid >= 0 else "background_model")
             if tid >= 0:
@@ -158,6 +169,7 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
             unattended = pts - obj.attended_pts
             if (
                 not obj.incident.open
+                and not obj.by_vehicle
                 and unattended >= cfg.unattended_s
                 and (obj.incident.can_start(pts))
             ):
@@ -172,6 +184,34 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
                 keep.append(obj)
         self._objects = keep
         return events
+
+    def _note_vehicles(self, tracks: Tracks, view: View, pts: float) -> None:
+        """Remember where vehicles stand still (scene boxes grown by half their size each side);
+        one driving past leaves no footprint."""
+        if not self._vehicles:
+            return
+        mask = in_zone(tracks, self._vehicles, self.cfg.min_score, "center", None)
+        for i in np.flatnonzero(mask & (tracks.track_id >= 0)):
+            box = tracks.xyxy[i]
+            tid = int(tracks.track_id[i])
+            size = float(max(box[2] - box[0], box[3] - box[1]))
+            self._vehicle_memory.add(tid, pts, view.centre(box), size, size)
+            span = self._vehicle_memory.span(tid, 2.0)
+            if not span or span[0] < 1.5 or span[1] > 0.3 * size:
+                continue
+            x0, y0, x1, y1 = view.scene_box(box)
+            gx, gy = (x1 - x0) / 2, (y1 - y0) / 2
+            self._footprints[int(tracks.track_id[i])] = ((x0 - gx, y0 - gy, x1 + gx, y1 + gy), pts)
+        horizon = self.cfg.vehicle_memory_s
+        self._footprints = {k: v for k, v in self._footprints.items() if pts - v[1] <= horizon}
+
+    def _where_vehicle_was(self, xy: tuple[float, float], tid: int) -> bool:
+        """A new object at `xy` lies where a vehicle stands or stood (and is not that vehicle's
+        own track)."""
+        return any(
+            k != tid and b[0] <= xy[0] <= b[2] and b[1] <= xy[1] <= b[3]
+            for k, (b, _) in self._footprints.items()
+        )
 
     def _event(self, phase: str, obj: _Object, frame: Frame, unattended: float) -> Event:
         event_id = obj.incident.end(frame.pts_s) if phase == "end" else obj.incident.event_id
@@ -196,8 +236,9 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
         )
 
     def forget(self, track_ids: list[int]) -> None:
-        """Ended tracks: drop their histories (objects expire by themselves)."""
+        """Ended tracks: drop their histories (objects and footprints expire by themselves)."""
         self._memory.forget(track_ids)
+        self._vehicle_memory.forget(track_ids)
 
     def close(self, frame: Frame) -> list[Event]:
         """End open incidents (the stream ended)."""
@@ -210,4 +251,9 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
     @property
     def tracked(self) -> int:
         """Entries held in memory."""
-        return len(self._objects) + len(self._memory)
+        return (
+            len(self._objects)
+            + len(self._memory)
+            + len(self._vehicle_memory)
+            + len(self._footprints)
+        )

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.events import score, score_views
+from bench.events import half_visible_at, score, score_views
 
 
 def case(alerts: list[tuple[str, float]], truth: list[tuple[str, float, float]]) -> dict:
@@ -78,3 +78,23 @@ def test_dumping_counts_confirmed_incidents_with_two_delays_and_per_view() -> No
     assert d["delay_p95_s"] == pytest.approx(2.0)  # the larger
     views = score_views(results)
     assert views["dumping_fixed"]["f1"] == 1.0 and views["dumping_drone"]["recall"] == 0.0
+
+
+def test_a_later_pass_confirms_the_incident_it_suspected() -> None:
+    dump = {"kind": "dumping", "start": 10.0, "end": 22.0, "pile_half_visible": 13.0}
+    # the drone suspected the stop at 12 s and confirmed on its next pass at 32 s: the same
+    # incident, a hit, with the confirmation's whole delay
+    late = staged("drone", [("a", 12.0, "suspected"), ("a", 32.0, "confirmed")], [dump])
+    d = score([late])["dumping"]
+    assert (d["tp"], d["fp"], d["fn"]) == (1, 0, 0)
+    assert d["delay_confirmed_p95_s"] == pytest.approx(19.0)
+    # an incident first raised long after the event is another one: a false alarm and a miss
+    other = staged("drone", [("b", 30.0, "suspected"), ("b", 32.0, "confirmed")], [dump])
+    d = score([other])["dumping"]
+    assert (d["tp"], d["fp"], d["fn"]) == (0, 1, 1)
+
+
+def test_a_pile_is_half_visible_once_half_grown() -> None:
+    # (time, image area) of a pile growing to 400 px², then standing
+    seen = [(10.0, 20.0), (11.0, 100.0), (12.0, 199.0), (13.0, 210.0), (14.0, 400.0), (20.0, 400.0)]
+    assert half_visible_at(seen) == 13.0

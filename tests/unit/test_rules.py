@@ -669,6 +669,45 @@ def test_an_object_seen_two_ways_and_by_two_tracks_is_one_incident() -> None:
     assert events[-1].pts_s == pytest.approx(19.8)  # last seen at 17.8 s, + clear_after_s
 
 
+@pytest.mark.parametrize(
+    ("name", "vehicle", "expected"),
+    [
+        # a truck stands 2-12 s and the region shows by its tail from 5 s: its load (the
+        # dumping rule's pile), not an abandoned object, also after it has gone
+        ("truck's load", Obj(5, 2, still(260, 200, 120, 100, 2.0, 12.0)), []),
+        # a car stood there 0-6 s and drove off; the region is where it was (a ghost, or what
+        # its driver left: the dumping rule's business)
+        ("parked car's place", Obj(5, 1, still(280, 260, 60, 50, 0.0, 6.0)), []),
+        # a car driving past while the region shows: no footprint, the object is abandoned
+        (
+            "car driving past",
+            Obj(5, 1, moving(0, 280, 100, 0, 60, 50)),
+            [("abandoned_object", "start"), ("abandoned_object", "end")],
+        ),
+        # a truck that stood still, but far from the object
+        (
+            "truck far away",
+            Obj(5, 2, still(10, 10, 120, 100, 2.0, 12.0)),
+            [("abandoned_object", "start"), ("abandoned_object", "end")],
+        ),
+    ],
+)
+def test_an_object_where_a_vehicle_stood_is_the_vehicles(
+    name: str, vehicle: Obj, expected: list[tuple[str, str]]
+) -> None:
+    rule = AbandonedObjectRule(
+        AbandonedObjectRuleConfig(id="a", zone="z", unattended_s=5, clear_after_s=2), ZONE, NAMES
+    )
+    region = np.array([[300, 300, 318, 316]], np.float32)
+
+    def view(t: float) -> View:
+        if 5 <= t < 25:
+            return View(static_xyxy=region, static_age_s=np.array([t - 5], np.float32))
+        return View()
+
+    assert [(e[1], e[2]) for e in play(rule, [vehicle], 30, view)] == expected, name
+
+
 def test_loitering_can_require_moving_about() -> None:
     frozen = [Obj(1, 0, still(250, 250, 20, 60, 1.0, 16.0))]  # a box on a barrier, say
     assert play(loiter_rule(min_movement=0.5), frozen, 20) == []
