@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import yaml
 
@@ -155,13 +156,12 @@ def _zone(zid: str, sim: Simulation, kinds: tuple[str, ...], buffer_m: float) ->
     areas = [a for a in sim.scenario.world.areas if a.kind in kinds]
     if isinstance(sensor, DroneSensor) or not areas:
         return whole
-    import cv2
-
     poly = np.asarray(areas[0].polygon, np.float64)
-    centre = poly.mean(axis=0)
-    grown = centre + (poly - centre) * (
-        1 + buffer_m / max(1e-6, float(np.abs(poly - centre).max()))
-    )
+    if buffer_m > 0:  # buffer_m on every side: the hull of circles round the corners
+        ang = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+        ring = buffer_m * np.column_stack([np.cos(ang), np.sin(ang)])
+        poly = (poly[:, None, :] + ring[None]).reshape(-1, 2)
+    grown = cv2.convexHull(poly.astype(np.float32))[:, 0, :].astype(np.float64)
     dense = np.concatenate(
         [np.linspace(grown[i], grown[(i + 1) % len(grown)], 20) for i in range(len(grown))]
     )

@@ -147,6 +147,13 @@ class LoiteringRuleConfig(_Rule):
     reid_radius: float = Field(
         1.5, ge=0, le=20, description="... and this close (box heights) continues its dwell."
     )
+    walk_speed: float = Field(
+        0.6,
+        gt=0,
+        le=20,
+        description="Someone last seen moving faster than this (box heights per second, over "
+        "their last 2 s) was walking through: a new track where they were is someone else.",
+    )
     min_movement: float = Field(
         0.0,
         ge=0,
@@ -343,6 +350,13 @@ class AbandonedObjectRuleConfig(_Rule):
         10.0, gt=0, le=86400, description="Left alone this long: abandoned."
     )
     owner_radius: float = Field(3.0, ge=0, le=50, description="In sizes of the object.")
+    attend_s: float = Field(
+        2.5,
+        ge=0,
+        le=600,
+        description="Someone attends the object once within owner_radius this long: a "
+        "passer-by walking past does not stop its clock.",
+    )
     min_size_px: float = Field(6.0, ge=1, le=10000, description="Ignore smaller regions.")
     max_size_px: float = Field(
         160.0, ge=1, le=10000, description="Ignore larger regions (parked vehicles, shadows)."

@@ -102,7 +102,8 @@ class StaticForeground:
     Two running averages of the grey frame: a fast one (seconds) and a slow one (a minute).
     Where they differ and the frame matches the fast one, something new has been standing
     still; the slow background absorbs it after about `slow_s`. Regions are followed from frame
-    to frame so each has an age.
+    to frame so each has an age, and a region missing for up to `hold_s` (someone walked in
+    front of the bag, a box covered it) keeps its age when it shows again.
 
     Args:
         scale: work on frames this many times smaller per side.
@@ -111,6 +112,7 @@ class StaticForeground:
             long, so what merely passes by at the start leaves no ghost in it.
         threshold: grey-level difference that counts.
         min_cells: smallest region, in cells of the small frame.
+        hold_s: how long a region that is not seen keeps its first-seen time.
     """
 
     def __init__(
@@ -121,6 +123,7 @@ class StaticForeground:
         threshold: float = 22.0,
         min_cells: int = 4,
         warmup_s: float = 3.0,
+        hold_s: float = 5.0,
     ) -> None:
         self.scale = scale
         self.fast_s = fast_s
@@ -128,12 +131,14 @@ class StaticForeground:
         self.threshold = threshold
         self.min_cells = min_cells
         self.warmup_s = warmup_s
+        self.hold_s = hold_s
         self._t0 = 0.0
         self._samples: list[F32] = []
         self._fast: F32 | None = None
         self._slow: F32 | None = None
         self._pts = 0.0
-        self._regions: list[tuple[npt.NDArray[np.float32], float]] = []  # (xyxy, first seen)
+        # (xyxy, first seen, last seen) of the regions seen within hold_s
+        self._regions: list[tuple[npt.NDArray[np.float32], float, float]] = []
         self._kernel = np.ones((3, 3), np.uint8)
 
     def update(
@@ -181,12 +186,14 @@ class StaticForeground:
         return xyxy, self._ages(xyxy, pts)
 
     def _ages(self, xyxy: F32, pts: float) -> F32:
-        """Carry each region's first-seen time over from the region it overlaps most."""
-        regions: list[tuple[npt.NDArray[np.float32], float]] = []
+        """Carry each region's first-seen time over from the region it overlaps most (seen
+        now or within hold_s)."""
+        regions: list[tuple[npt.NDArray[np.float32], float, float]] = []
+        used: set[int] = set()
         for box in xyxy:
             first = pts
-            best = 0.3
-            for old, seen in self._regions:
+            best, match = 0.3, -1
+            for k, (old, seen, _) in enumerate(self._regions):
                 iw = min(box[2], old[2]) - max(box[0], old[0])
                 ih = min(box[3], old[3]) - max(box[1], old[1])
                 if iw <= 0 or ih <= 0:
@@ -198,7 +205,12 @@ class StaticForeground:
                     - inter
                 )
                 if inter / union > best:
-                    best, first = inter / union, min(first, seen)
-            regions.append((box, first))
-        self._regions = regions
-        return np.array([pts - first for _, first in regions], np.float32)
+                    best, first, match = inter / union, min(first, seen), k
+            used.add(match)
+            regions.append((box, first, pts))
+        ages = np.array([pts - first for _, first, _ in regions], np.float32)
+        held = [
+            r for k, r in enumerate(self._regions) if k not in used and pts - r[2] <= self.hold_s
+        ]
+        self._regions = regions + held
+        return ages

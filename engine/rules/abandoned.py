@@ -14,7 +14,7 @@ where an object's lost track was, are the same object. It ends once the object i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +54,7 @@ class _Object:
     incident: Incident
     evidence: set[str]  # "detector", "background_model"
     by_vehicle: bool = False  # first seen where a vehicle stood: its load, not abandoned
+    near: dict[int, float] = field(default_factory=dict)  # owner track -> within reach since
 
 
 class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
@@ -141,6 +142,7 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
         cfg = self.cfg
         owners = in_zone(tracks, self._owners, 0.0, "center", None)
         owner_xy = view.to_scene(anchor_points(tracks.xyxy[owners], "center"))
+        owner_ids = tracks.track_id[owners]
         events: list[Event] = []
         self._note_vehicles(tracks, view, pts)
         candidates = self._candidates(tracks, frame, view)
@@ -153,6 +155,11 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
                     xy, size, box, since, pts, since, tid, Incident(cfg.cooldown_s), set()
                 )
                 obj.by_vehicle = self._where_vehicle_was(xy, tid)
+                if len(owner_xy):  # who is by it as it shows left it: they attend it at once
+                    by = np.hypot(
+                        owner_xy[:, 0] - xy[0], owner_xy[:, 1] - xy[1]
+                    ) <= cfg.owner_radius * max(size, 1.0)
+                    obj.near = {int(t): since - cfg.attend_s for t in owner_ids[by] if t >= 0}
                 self._objects.append(obj)
             obj.evidence.add("detector" if tid >= 0 else "background_model")
             if tid >= 0:
@@ -161,10 +168,7 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
                 continue  # its detection this frame says where it is
             obj.xy, obj.size, obj.box, obj.last_seen_pts = xy, size, box, pts
             reach = cfg.owner_radius * max(size, 1.0)
-            if (
-                len(owner_xy)
-                and (np.hypot(owner_xy[:, 0] - xy[0], owner_xy[:, 1] - xy[1]) <= reach).any()
-            ):
+            if self._attended(obj, owner_xy, owner_ids, reach, pts):
                 obj.attended_pts = pts
             unattended = pts - obj.attended_pts
             if (
@@ -184,6 +188,26 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
                 keep.append(obj)
         self._objects = keep
         return events
+
+    def _attended(
+        self,
+        obj: _Object,
+        owner_xy: npt.NDArray[np.float64],
+        owner_ids: npt.NDArray[np.int64],
+        reach: float,
+        pts: float,
+    ) -> bool:
+        """Someone has been within reach of the object for attend_s, or was there when it
+        showed (untracked people count at once)."""
+        if not len(owner_xy):
+            obj.near = {}
+            return False
+        close = np.hypot(owner_xy[:, 0] - obj.xy[0], owner_xy[:, 1] - obj.xy[1]) <= reach
+        ids = [int(t) for t in owner_ids[close]]
+        obj.near = {t: obj.near.get(t, pts) for t in ids if t >= 0}
+        return any(t < 0 for t in ids) or any(
+            pts - since >= self.cfg.attend_s for since in obj.near.values()
+        )
 
     def _note_vehicles(self, tracks: Tracks, view: View, pts: float) -> None:
         """Remember where vehicles stand still (scene boxes grown by half their size each side);

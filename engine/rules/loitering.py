@@ -7,7 +7,9 @@ appears within `reid_radius` box heights of where a person was last seen continu
 stay (an identity switch): when the old track ended or has not been seen since, within `reid_s` (or
 `hidden_s` when they were not seen leaving, or `clear_after_s` for someone already reported),
 so the same person is not reported twice. A track that comes back takes its stay back. A box
-that stood still all along (`min_movement`) is a structure, and nobody continues it.
+that stood still all along (`min_movement`) is a structure, and someone last seen walking
+(faster than `walk_speed`) was passing through: nobody continues either, so passers-by at a busy
+gate are not chained into one long stay.
 
 Someone standing among `crowd_size` or more people (within `crowd_radius` box heights of them,
 each in the zone for `crowd_standing_s`) is part of a gathered crowd, not a loiterer: their clock
@@ -50,6 +52,9 @@ class _Stay:
     out_pts: float = -math.inf  # last seen outside the zone
     max_dwell: float = 0.0
     tracks: deque[int] = field(default_factory=lambda: deque(maxlen=8))  # latest track ids
+    recent: deque[tuple[float, float, float]] = field(  # (pts, x, y) of the last 2 s in the zone
+        default_factory=lambda: deque(maxlen=256)
+    )
 
     @property
     def dwell(self) -> float:
@@ -60,6 +65,19 @@ class _Stay:
         if self.hi[0] < self.lo[0]:
             return 0.0
         return max(self.hi[0] - self.lo[0], self.hi[1] - self.lo[1]) / max(self.height, 1.0)
+
+    def speed(self) -> float:
+        """Box heights per second over the last 2 s they were seen (0 with under 0.5 s)."""
+        if len(self.recent) < 2 or self.recent[-1][0] - self.recent[0][0] < 0.5:
+            return 0.0
+        (t0, x0, y0), (t1, x1, y1) = self.recent[0], self.recent[-1]
+        return math.hypot(x1 - x0, y1 - y0) / (t1 - t0) / max(self.height, 1.0)
+
+    def seen_at(self, pts: float, xy: tuple[float, float]) -> None:
+        """Record a position in the zone (the last 2 s are kept)."""
+        self.recent.append((pts, xy[0], xy[1]))
+        while pts - self.recent[0][0] > 2.0:
+            self.recent.popleft()
 
     def restart(self, pts: float) -> None:
         """Start the dwell clock (and the movement extent) again."""
@@ -128,7 +146,11 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
         unseen = [(t, s) for t, s in self._stays.items() if t not in present]
         best, best_d = None, math.inf
         for owner, s in [(None, s) for s in self._lost] + unseen:
-            if pts - s.last_in_pts > self._reid_window(s) or self._structure(s):
+            if (
+                pts - s.last_in_pts > self._reid_window(s)
+                or self._structure(s)
+                or s.speed() > self.cfg.walk_speed  # walking through: someone else comes next
+            ):
                 continue
             d = math.hypot(xy[0] - s.xy[0], xy[1] - s.xy[1])
             if d <= self.cfg.reid_radius * max(height, s.height) and d < best_d:
@@ -174,6 +196,7 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
                     stay.tracks.append(tid)
                 self._stays[tid] = stay
             stay.last_in_pts, stay.xy, stay.height = pts, p, height
+            stay.seen_at(pts, p)
             stay.lo = (min(stay.lo[0], p[0]), min(stay.lo[1], p[1]))
             stay.hi = (max(stay.hi[0], p[0]), max(stay.hi[1], p[1]))
         if xy is not None and cfg.crowd_size > 0:

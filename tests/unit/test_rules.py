@@ -311,6 +311,24 @@ def crowd_member(i: int, t1: float = 1e9) -> Obj:
     return Obj(i, 0, still(225 + (i % 4) * 30, 215 + (i // 4) * 60, 20, 60, 1.0, t1))
 
 
+def walker_chain(speed_px_s: float) -> list[Obj]:
+    """Eight people, each seen for 2 s going across the gate at `speed_px_s` and then lost
+    (hidden, missed); the next appears where the last one vanished, half a second later."""
+    objs = []
+    for k in range(8):
+        t0 = 2.5 * k
+        x0, v = (220.0, speed_px_s) if k % 2 == 0 else (220.0 + 2 * speed_px_s, -speed_px_s)
+        objs.append(Obj(10 + k, 0, moving(x0, 250, v, 0, 20, 60, t0, t0 + 2.0)))
+    return objs
+
+
+def test_passers_by_at_a_busy_gate_are_not_chained_into_one_stay() -> None:
+    # walking (1 box height per second): each is someone else, nobody stays 10 s
+    assert play(loiter_rule(), walker_chain(60.0), 25) == []
+    # shuffling (a fifth of that): one person the tracker keeps losing, a loiterer
+    assert phases(play(loiter_rule(), walker_chain(12.0), 25)) == ["start", "end"]
+
+
 def test_crowd_members_are_not_loiterers_unless_they_stay_after_it_disperses() -> None:
     crowd = [crowd_member(i) for i in range(8)]  # 8 people standing together the whole time
     assert play(loiter_rule(), crowd, 30) == []
@@ -622,6 +640,21 @@ def test_not_abandoned_while_the_owner_stays_or_when_picked_up() -> None:
     assert play(abandon_rule(), [owner, BAG], 15) == []
     picked = Obj(9, 4, lambda t: (300, 300, 320, 315) if 2.0 <= t < 6.0 else None)
     assert play(abandon_rule(), [picked], 15) == []
+
+
+def test_a_passer_by_does_not_attend_a_left_bag_but_someone_standing_by_it_does() -> None:
+    walk = moving(310, 250, 80, 0, 20, 60, 4.0)
+    owner = Obj(1, 0, lambda t: (310, 250, 330, 310) if t < 4 else walk(t))
+    alone = play(abandon_rule(), [owner, BAG], 15)[0][:2]
+    assert alone == (9.4, "abandoned_object")
+    # someone walks past the bag at 6-9 s (under attend_s within reach): not delayed; it was
+    # when anyone near counted
+    passer = Obj(2, 0, moving(190, 250, 80, 0, 20, 60, 6.0, 9.0))
+    assert play(abandon_rule(), [owner, passer, BAG], 15)[0][:2] == alone
+    assert play(abandon_rule(attend_s=0), [owner, passer, BAG], 15)[0][0] == 13.0
+    # someone stands by it 6-10 s: they attend it, the clock starts again when they go
+    stander = Obj(2, 0, still(300, 250, 20, 60, 6.0, 10.0))
+    assert play(abandon_rule(), [owner, stander, BAG], 18)[0][:2] == (14.8, "abandoned_object")
 
 
 def test_abandoned_by_the_background_model_for_an_unknown_class() -> None:

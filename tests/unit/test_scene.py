@@ -47,6 +47,27 @@ def test_static_foreground_finds_what_was_left_not_what_passes() -> None:
     assert max(early) == 0  # the moving block never counts
 
 
+def test_a_region_keeps_its_age_while_someone_stands_in_front_of_it() -> None:
+    rng = np.random.default_rng(1)
+    bg = textured(seed=2)
+    fg = StaticForeground()
+    last = None
+    for k in range(120):
+        t = k / 10
+        img = np.clip(bg.astype(np.int16) + rng.normal(0, 3, bg.shape), 0, 255).astype(np.uint8)
+        if t >= 3.0:  # a bag left at t = 3 s
+            img[300:340, 600:640] = (230, 230, 230)
+        # someone stands in front of it 7-9 s: their box is excluded, the bag is not seen
+        cover = np.array([[580, 250, 660, 400]], np.float32) if 7.0 <= t < 9.0 else None
+        xyxy, age = fg.update(img, t, cover)
+        if 7.0 <= t < 9.0:
+            assert len(xyxy) == 0
+        last = (xyxy, age)
+    assert last is not None
+    xyxy, age = last
+    assert len(xyxy) == 1 and 7.0 <= age[0] <= 9.0  # counted from about 3-4 s, not from 9 s
+
+
 def test_ego_motion_catches_up_with_a_pan_already_under_way() -> None:
     world = textured(1000, 2400)
     ego = EgoMotion()  # 15 px per frame from the first frame: beyond its 12 px jump limit
