@@ -81,8 +81,10 @@ class GroundRegistration:
             up = alt - ground
             if not (math.isfinite(e) and math.isfinite(n) and up > 0.5):
                 return None
+            if not 0.0 < float(tel["hfov_deg"]) < 180.0:
+                return None  # a damaged packet: no camera has that field of view
             cam = camera_from_telemetry(tel, (e, n, up), width, height)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, ArithmeticError):
             return None
         corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float64)
         if not np.all(np.isfinite(cam.pixel_to_ground(corners))):

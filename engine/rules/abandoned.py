@@ -54,7 +54,8 @@ class _Object:
     incident: Incident
     evidence: set[str]  # "detector", "background_model"
     by_vehicle: bool = False  # first seen where a vehicle stood: its load, not abandoned
-    near: dict[int, float] = field(default_factory=dict)  # owner track -> within reach since
+    # owner track -> (within reach since, last seen within reach)
+    near: dict[int, tuple[float, float]] = field(default_factory=dict)
 
 
 class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
@@ -81,6 +82,7 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
             cfg.id, [c for c in cfg.vehicle_classes if c in class_names], class_names
         )
         self._vehicle_memory = TrackMemory(horizon_s=3.0)
+        self._drove: set[int] = set()  # vehicle tracks seen driving (a parked one leaves no mark)
         # still vehicle's track id -> (scene box x0, y0, x1, y1 grown by half its size, last seen)
         self._footprints: dict[int, tuple[tuple[float, float, float, float], float]] = {}
 
@@ -159,7 +161,8 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
                     by = np.hypot(
                         owner_xy[:, 0] - xy[0], owner_xy[:, 1] - xy[1]
                     ) <= cfg.owner_radius * max(size, 1.0)
-                    obj.near = {int(t): since - cfg.attend_s for t in owner_ids[by] if t >= 0}
+                    early = since - cfg.attend_s
+                    obj.near = {int(t): (early, pts) for t in owner_ids[by] if t >= 0}
                 self._objects.append(obj)
             obj.evidence.add("detector" if tid >= 0 else "background_model")
             if tid >= 0:
@@ -199,19 +202,21 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
     ) -> bool:
         """Someone has been within reach of the object for attend_s, or was there when it
         showed (untracked people count at once)."""
-        if not len(owner_xy):
-            obj.near = {}
-            return False
         close = np.hypot(owner_xy[:, 0] - obj.xy[0], owner_xy[:, 1] - obj.xy[1]) <= reach
-        ids = [int(t) for t in owner_ids[close]]
-        obj.near = {t: obj.near.get(t, pts) for t in ids if t >= 0}
+        ids = [int(t) for t in owner_ids[close]] if len(owner_xy) else []
+        # within reach since, last seen there; a missed detection (under 1 s) keeps the entry
+        near = {t: v for t, v in obj.near.items() if pts - v[1] <= 1.0}
+        for t in ids:
+            if t >= 0:
+                near[t] = (near.get(t, (pts, pts))[0], pts)
+        obj.near = near
         return any(t < 0 for t in ids) or any(
-            pts - since >= self.cfg.attend_s for since in obj.near.values()
+            pts - since >= self.cfg.attend_s for t, (since, _) in near.items() if t in ids
         )
 
     def _note_vehicles(self, tracks: Tracks, view: View, pts: float) -> None:
-        """Remember where vehicles stand still (scene boxes grown by half their size each side);
-        one driving past leaves no footprint."""
+        """Remember where vehicles that drove in stand still (scene boxes grown by half their
+        size each side); one driving past, or parked all along, leaves no footprint."""
         if not self._vehicles:
             return
         mask = in_zone(tracks, self._vehicles, self.cfg.min_score, "center", None)
@@ -221,8 +226,10 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
             size = float(max(box[2] - box[0], box[3] - box[1]))
             self._vehicle_memory.add(tid, pts, view.centre(box), size, size)
             span = self._vehicle_memory.span(tid, 2.0)
-            if not span or span[0] < 1.5 or span[1] > 0.3 * size:
-                continue
+            if span and span[0] >= 1.0 and span[1] > 0.3 * size:
+                self._drove.add(tid)
+            if not span or span[0] < 1.5 or span[1] > 0.3 * size or tid not in self._drove:
+                continue  # moving, or never seen driving (parked all along)
             x0, y0, x1, y1 = view.scene_box(box)
             gx, gy = (x1 - x0) / 2, (y1 - y0) / 2
             self._footprints[int(tracks.track_id[i])] = ((x0 - gx, y0 - gy, x1 + gx, y1 + gy), pts)
@@ -263,6 +270,7 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
         """Ended tracks: drop their histories (objects and footprints expire by themselves)."""
         self._memory.forget(track_ids)
         self._vehicle_memory.forget(track_ids)
+        self._drove.difference_update(track_ids)
 
     def close(self, frame: Frame) -> list[Event]:
         """End open incidents (the stream ended)."""

@@ -149,7 +149,9 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
             if (
                 pts - s.last_in_pts > self._reid_window(s)
                 or self._structure(s)
-                or s.speed() > self.cfg.walk_speed  # walking through: someone else comes next
+                or (  # walking through: someone else comes next (someone reported stays them)
+                    not s.incident.open and s.speed() > self.cfg.walk_speed
+                )
             ):
                 continue
             d = math.hypot(xy[0] - s.xy[0], xy[1] - s.xy[1])

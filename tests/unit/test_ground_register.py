@@ -58,3 +58,18 @@ def test_no_pose_no_registration() -> None:
     assert reg.update({"sensor_lat_deg": "x"}, W, H) is None
     level = _telemetry(0, 0, 55, 0) | {"sensor_rel_elevation_deg": 0.0}
     assert reg.update(level, W, H) is None  # looking at the horizon: no ground homography
+
+
+def test_a_damaged_field_of_view_gives_no_registration_and_no_crash() -> None:
+    tel = {
+        "sensor_lat_deg": 31.23,
+        "sensor_lon_deg": 121.47,
+        "sensor_alt_m": 65.0,
+        "frame_center_elevation_m": 10.0,
+        "platform_heading_deg": 0.0,
+        "sensor_rel_elevation_deg": -90.0,
+    }
+    reg = GroundRegistration()
+    for hfov in (0.0, 180.0, -5.0, float("nan")):
+        assert reg.update({**tel, "hfov_deg": hfov}, 1280, 720) is None
+    assert reg.update({**tel, "hfov_deg": 60.0}, 1280, 720) is not None

@@ -657,6 +657,12 @@ def test_a_passer_by_does_not_attend_a_left_bag_but_someone_standing_by_it_does(
     assert play(abandon_rule(), [owner, stander, BAG], 18)[0][:2] == (14.8, "abandoned_object")
 
 
+def test_an_owner_the_detector_keeps_missing_still_attends_the_bag() -> None:
+    # the owner stands by the bag; every 2 s the detector misses them for one frame
+    flicker = Obj(1, 0, lambda t: None if (t % 2.0) < 0.2 else (310, 250, 330, 310))
+    assert play(abandon_rule(), [flicker, BAG], 15) == []
+
+
 def test_abandoned_by_the_background_model_for_an_unknown_class() -> None:
     rule = AbandonedObjectRule(
         AbandonedObjectRuleConfig(id="a", zone="z", unattended_s=5, clear_after_s=2), ZONE, NAMES
@@ -702,15 +708,35 @@ def test_an_object_seen_two_ways_and_by_two_tracks_is_one_incident() -> None:
     assert events[-1].pts_s == pytest.approx(19.8)  # last seen at 17.8 s, + clear_after_s
 
 
+def arrive_stand(x: float, y: float, w: float, h: float, t_stop: float, t_go: float) -> Callable:
+    """A vehicle driving in from the left (100 px/s), standing at (x, y) from t_stop to t_go,
+    then gone."""
+
+    def f(t: float) -> tuple[float, float, float, float] | None:
+        if t >= t_go:
+            return None
+        dx = -100.0 * max(0.0, t_stop - t)
+        return (x + dx, y, x + dx + w, y + h)
+
+    return f
+
+
 @pytest.mark.parametrize(
     ("name", "vehicle", "expected"),
     [
-        # a truck stands 2-12 s and the region shows by its tail from 5 s: its load (the
-        # dumping rule's pile), not an abandoned object, also after it has gone
-        ("truck's load", Obj(5, 2, still(260, 200, 120, 100, 2.0, 12.0)), []),
-        # a car stood there 0-6 s and drove off; the region is where it was (a ghost, or what
-        # its driver left: the dumping rule's business)
-        ("parked car's place", Obj(5, 1, still(280, 260, 60, 50, 0.0, 6.0)), []),
+        # a truck drives in, stands 2-12 s and the region shows by its tail from 5 s: its load
+        # (the dumping rule's pile), not an abandoned object, also after it has gone
+        ("truck's load", Obj(5, 2, arrive_stand(260, 200, 120, 100, 2.0, 12.0)), []),
+        # a car drove in, stood there 1-6 s and drove off; the region is where it was (a
+        # ghost, or what its driver left: the dumping rule's business)
+        ("car's place", Obj(5, 1, arrive_stand(280, 260, 60, 50, 1.0, 6.0)), []),
+        # a car parked there all along (never seen driving) leaves no footprint: a bag left
+        # beside it is abandoned
+        (
+            "parked car",
+            Obj(5, 1, still(235, 260, 60, 50)),
+            [("abandoned_object", "start"), ("abandoned_object", "end")],
+        ),
         # a car driving past while the region shows: no footprint, the object is abandoned
         (
             "car driving past",
