@@ -39,6 +39,7 @@ F32 = npt.NDArray[np.float32]
 
 
 # (scene centre, size, image box, track id or -1, still since)
+_VEHICLE_SETTLES_S = 4.0  # an object this new may still turn out to be a stopping vehicle's
 _Candidate = tuple[tuple[float, float], float, F32, int, float]
 
 
@@ -164,6 +165,10 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
                     early = since - cfg.attend_s
                     obj.near = {int(t): (early, pts) for t in owner_ids[by] if t >= 0}
                 self._objects.append(obj)
+            if not obj.by_vehicle and pts - obj.first_pts <= _VEHICLE_SETTLES_S:
+                # a load shows while its vehicle is still pulling up (not yet still long
+                # enough to leave a footprint): look again in its first seconds
+                obj.by_vehicle = self._where_vehicle_was(xy, tid)
             obj.evidence.add("detector" if tid >= 0 else "background_model")
             if tid >= 0:
                 obj.track_id = tid

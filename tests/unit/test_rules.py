@@ -727,6 +727,8 @@ def arrive_stand(x: float, y: float, w: float, h: float, t_stop: float, t_go: fl
         # a truck drives in, stands 2-12 s and the region shows by its tail from 5 s: its load
         # (the dumping rule's pile), not an abandoned object, also after it has gone
         ("truck's load", Obj(5, 2, arrive_stand(260, 200, 120, 100, 2.0, 12.0)), []),
+        # the region shows at 5 s while the truck is still pulling up (it stands from 5.5 s)
+        ("load before the stop", Obj(5, 2, arrive_stand(260, 200, 120, 100, 5.5, 14.0)), []),
         # a car drove in, stood there 1-6 s and drove off; the region is where it was (a
         # ghost, or what its driver left: the dumping rule's business)
         ("car's place", Obj(5, 1, arrive_stand(280, 260, 60, 50, 1.0, 6.0)), []),
