@@ -128,7 +128,12 @@ def test_udp_mpegts_feed_carries_the_klv_sent_with_each_frame(tmp_path: Path) ->
     assert len(frames) >= FPS * SECONDS * 0.8
     assert _check_telemetry(frames, sent) == len(frames)
     assert src.stats.telemetry_errors == 0 and src.stats.telemetry_packets >= len(frames)
-    assert [e.kind for e in health][:2] == ["source.online", "source.offline"]  # sender ended
+    kinds = [e.kind for e in health]
+    # a first probe may give up before the sender's first packets reach it (seen in CI: "cannot
+    # connect ... Input/output error"); the receiver then connects again
+    while kinds and kinds[0] == "source.offline":
+        kinds.pop(0)
+    assert kinds[:2] == ["source.online", "source.offline"]  # online, then the sender ended
 
 
 def test_recorded_drone_file_with_klv_and_damaged_packets(tmp_path: Path) -> None:
