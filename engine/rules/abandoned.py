@@ -38,8 +38,9 @@ __all__ = ["AbandonedObjectRule"]
 F32 = npt.NDArray[np.float32]
 
 
-# (scene centre, size, image box, track id or -1, still since)
 _VEHICLE_SETTLES_S = 4.0  # an object this new may still turn out to be a stopping vehicle's
+
+# (scene centre, size, image box, track id or -1, still since)
 _Candidate = tuple[tuple[float, float], float, F32, int, float]
 
 
@@ -101,7 +102,8 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
                 size = float(max(box[2] - box[0], box[3] - box[1]))
                 self._memory.add(tid, frame.pts_s, c, size, size)
                 span = self._memory.span(tid, 2.0)
-                if span and span[0] >= 1.5 and span[1] <= 0.3 * size:
+                if _still(span, size):
+                    assert span is not None
                     out.append((c, size, box, tid, frame.pts_s - span[0]))
         if cfg.use_foreground and not view.moving and len(view.static_xyxy):
             covering = tracks.xyxy[tracks.score >= 0.2]
@@ -152,21 +154,19 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
         live = {c[3] for c in candidates if c[3] >= 0}
         for xy, size, box, tid, since in candidates:
             obj = self._match(xy, size, tid, live)
+            reach = cfg.owner_radius * max(size, 1.0)
+            close = [int(t) for t in owner_ids[_within(owner_xy, xy, reach)]]
+            new = obj is None
             if obj is None:
                 # unattended from when it became still: the owner, if near, resets it below
                 obj = _Object(
                     xy, size, box, since, pts, since, tid, Incident(cfg.cooldown_s), set()
                 )
-                obj.by_vehicle = self._where_vehicle_was(xy, tid)
-                if len(owner_xy):  # who is by it as it shows left it: they attend it at once
-                    by = np.hypot(
-                        owner_xy[:, 0] - xy[0], owner_xy[:, 1] - xy[1]
-                    ) <= cfg.owner_radius * max(size, 1.0)
-                    early = since - cfg.attend_s
-                    obj.near = {int(t): (early, pts) for t in owner_ids[by] if t >= 0}
+                # who is by it as it shows left it: they attend it at once
+                obj.near = {t: (since - cfg.attend_s, pts) for t in close if t >= 0}
                 self._objects.append(obj)
-            if not obj.by_vehicle and pts - obj.first_pts <= _VEHICLE_SETTLES_S:
-                # a load shows while its vehicle is still pulling up (not yet still long
+            if not obj.by_vehicle and (new or pts - obj.first_pts <= _VEHICLE_SETTLES_S):
+                # a load may show while its vehicle is still pulling up (not yet still long
                 # enough to leave a footprint): look again in its first seconds
                 obj.by_vehicle = self._where_vehicle_was(xy, tid)
             obj.evidence.add("detector" if tid >= 0 else "background_model")
@@ -175,8 +175,7 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
             elif obj.track_id >= 0 and obj.track_id in live:
                 continue  # its detection this frame says where it is
             obj.xy, obj.size, obj.box, obj.last_seen_pts = xy, size, box, pts
-            reach = cfg.owner_radius * max(size, 1.0)
-            if self._attended(obj, owner_xy, owner_ids, reach, pts):
+            if self._attended(obj, close, pts):
                 obj.attended_pts = pts
             unattended = pts - obj.attended_pts
             if (
@@ -197,26 +196,17 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
         self._objects = keep
         return events
 
-    def _attended(
-        self,
-        obj: _Object,
-        owner_xy: npt.NDArray[np.float64],
-        owner_ids: npt.NDArray[np.int64],
-        reach: float,
-        pts: float,
-    ) -> bool:
-        """Someone has been within reach of the object for attend_s, or was there when it
-        showed (untracked people count at once)."""
-        close = np.hypot(owner_xy[:, 0] - obj.xy[0], owner_xy[:, 1] - obj.xy[1]) <= reach
-        ids = [int(t) for t in owner_ids[close]] if len(owner_xy) else []
+    def _attended(self, obj: _Object, close: list[int], pts: float) -> bool:
+        """Someone (track ids `close`, within reach now) has been within reach of the object for
+        attend_s, or was there when it showed (untracked people count at once)."""
         # within reach since, last seen there; a missed detection (under 1 s) keeps the entry
         near = {t: v for t, v in obj.near.items() if pts - v[1] <= 1.0}
-        for t in ids:
+        for t in close:
             if t >= 0:
                 near[t] = (near.get(t, (pts, pts))[0], pts)
         obj.near = near
-        return any(t < 0 for t in ids) or any(
-            pts - since >= self.cfg.attend_s for t, (since, _) in near.items() if t in ids
+        return any(t < 0 for t in close) or any(
+            pts - since >= self.cfg.attend_s for t, (since, _) in near.items() if t in close
         )
 
     def _note_vehicles(self, tracks: Tracks, view: View, pts: float) -> None:
@@ -233,11 +223,11 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
             span = self._vehicle_memory.span(tid, 2.0)
             if span and span[0] >= 1.0 and span[1] > 0.3 * size:
                 self._drove.add(tid)
-            if not span or span[0] < 1.5 or span[1] > 0.3 * size or tid not in self._drove:
+            if not _still(span, size) or tid not in self._drove:
                 continue  # moving, or never seen driving (parked all along)
             x0, y0, x1, y1 = view.scene_box(box)
             gx, gy = (x1 - x0) / 2, (y1 - y0) / 2
-            self._footprints[int(tracks.track_id[i])] = ((x0 - gx, y0 - gy, x1 + gx, y1 + gy), pts)
+            self._footprints[tid] = ((x0 - gx, y0 - gy, x1 + gx, y1 + gy), pts)
         horizon = self.cfg.vehicle_memory_s
         self._footprints = {k: v for k, v in self._footprints.items() if pts - v[1] <= horizon}
 
@@ -294,3 +284,16 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
             + len(self._vehicle_memory)
             + len(self._footprints)
         )
+
+
+def _still(span: tuple[float, float] | None, size: float) -> bool:
+    """A track's (seconds covered, largest distance) over its last 2 s says it stands still:
+    1.5 s seen within 0.3 of its size."""
+    return span is not None and span[0] >= 1.5 and span[1] <= 0.3 * size
+
+
+def _within(
+    xy: npt.NDArray[np.float64], centre: tuple[float, float], reach: float
+) -> npt.NDArray[np.bool_]:
+    """Which of the points `xy` [n, 2] lie within `reach` of `centre`."""
+    return np.asarray(np.hypot(xy[:, 0] - centre[0], xy[:, 1] - centre[1]) <= reach)
