@@ -170,6 +170,36 @@ def test_demo_drone_dumping_comes_in_stages(demo: Demo) -> None:
     assert all(" at 31.2" in line for line in printed[:-1]), printed
 
 
+def test_demo_drone_boxes_the_truck_through_its_stop(demo: Demo) -> None:
+    """The drone's track log (what its annotated video boxes) against the render's truth: a
+    truck track covers the dumping truck in most frames where it is visible, and in nearly all
+    of those while it stands and tips."""
+    truth = _truth(demo, "dumping_drone")
+    event = truth["events"][0]
+    truck_id = event["actors"][0]  # a dumping's actors: its truck, then its pile
+    logged = [json.loads(x) for x in (demo.folder / "drone7_tracks.jsonl").read_text().splitlines()]
+    boxed = {
+        row["seq"]: [t["box_xyxy"] for t in row["tracks"] if t["label"] == "truck"]
+        for row in logged
+    }
+    seen, stop_seen, stop = 0, 0, 0
+    visible = 0
+    for k, frame in enumerate(truth["frames"]):
+        obj = next((o for o in frame["objects"] if o["actor_id"] == truck_id), None)
+        if obj is None or obj["visibility"] < 0.5:
+            continue
+        assert obj["class"] == "truck"
+        visible += 1
+        hit = any(_iou(b, obj["box_xyxy"]) >= 0.5 for b in boxed.get(k, []))
+        seen += hit
+        if event["start_s"] <= k / truth["fps"] <= event["start_s"] + 10:
+            stop += 1
+            stop_seen += hit
+    assert visible > 100 and stop > 50, (visible, stop)
+    assert seen / visible >= 0.6, (seen, visible)
+    assert stop_seen / stop >= 0.9, (stop_seen, stop)
+
+
 def _iou(a: list[float], b: list[float]) -> float:
     iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
