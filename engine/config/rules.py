@@ -152,15 +152,31 @@ class LoiteringRuleConfig(_Rule):
         gt=0,
         le=20,
         description="Someone last seen moving faster than this (box heights per second, over "
-        "their last 2 s) was walking through: a new track where they were is someone else.",
+        "their last 2 s) was walking through: a new track where they were is someone else. "
+        "Used where the source does not map to the ground (see walk_speed_mps).",
+    )
+    walk_speed_mps: float = Field(
+        0.9,
+        gt=0,
+        le=20,
+        description="The same in metres per second on the ground, where the source maps to it "
+        "(a calibrated camera, a drone with telemetry): box heights per second read people "
+        "walking towards the camera as slow.",
+    )
+    min_seen: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Only someone seen for this share of their stay loiters (gaps over 1 s are "
+        "not counted): a stay pieced together from a few stray detections is no person.",
     )
     min_movement: float = Field(
         0.0,
         ge=0,
         le=100,
         description="Only someone who moved about this much (box heights, extent of the feet "
-        "positions) during the stay loiters: a box that never moves is more often a false "
-        "detection on a fixed structure than a person (0: anyone).",
+        "positions over their last 10 s) loiters: a box that stands still is more often a "
+        "false detection on a fixed structure than a person (0: anyone).",
     )
     clear_after_s: float = Field(
         3.0,

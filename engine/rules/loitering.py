@@ -3,13 +3,16 @@
 Per person, a stay: the time since they entered the zone. Seen outside the zone for less than
 `grace_s` (a brief step out), or not seen at all for less than `hidden_s` (hidden behind others,
 missed by the detector), they are still there and the clock keeps running. A new track that
-appears within `reid_radius` box heights of where a person was last seen continues that person's
-stay (an identity switch): when the old track ended or has not been seen since, within `reid_s` (or
+appears within `reid_radius` box heights of where a person was last seen, no further than they
+could have lingered in the time since (`walk_speed`), continues that person's stay (an identity
+switch): when the old track ended or has not been seen since, within `reid_s` (or
 `hidden_s` when they were not seen leaving, or `clear_after_s` for someone already reported),
 so the same person is not reported twice. A track that comes back takes its stay back. A box
 that stood still all along (`min_movement`) is a structure, and someone last seen walking
-(faster than `walk_speed`) was passing through: nobody continues either, so passers-by at a busy
-gate are not chained into one long stay.
+(faster than `walk_speed_mps` on the ground where the source maps to it, else `walk_speed` box
+heights per second) was passing through: nobody continues either, so passers-by at a busy
+gate are not chained into one long stay. A stay pieced together from a few stray detections
+(seen for less than `min_seen` of it) is no person either.
 
 Someone standing among `crowd_size` or more people (within `crowd_radius` box heights of them,
 each in the zone for `crowd_standing_s`) is part of a gathered crowd, not a loiterer: their clock
@@ -35,6 +38,10 @@ from engine.types import Event, EventPhase, Frame, Tracks
 
 __all__ = ["LoiteringRule"]
 
+# where movement is required (min_movement), a box that stood still this long is taken for
+# something fixed: no other track continues it, and it is not reported (see _still)
+_STILL_S = 10.0
+
 
 @dataclass(slots=True)
 class _Stay:
@@ -46,14 +53,16 @@ class _Stay:
     xy: tuple[float, float]  # scene coordinates, last seen in the zone
     height: float
     incident: Incident
-    lo: tuple[float, float] = (math.inf, math.inf)  # extent of the positions during the stay
-    hi: tuple[float, float] = (-math.inf, -math.inf)
     last_loiter_pts: float = -math.inf
     out_pts: float = -math.inf  # last seen outside the zone
     max_dwell: float = 0.0
+    lo: tuple[float, float] = (math.inf, math.inf)  # extent of the positions during the stay
+    hi: tuple[float, float] = (-math.inf, -math.inf)
+    seen_s: float = 0.0  # of the dwell, the time they were seen (gaps over 1 s not counted)
+    ground_speed: float = math.nan  # metres per second, last seen (where the source maps)
     tracks: deque[int] = field(default_factory=lambda: deque(maxlen=8))  # latest track ids
-    recent: deque[tuple[float, float, float]] = field(  # (pts, x, y) of the last 2 s in the zone
-        default_factory=lambda: deque(maxlen=256)
+    recent: deque[tuple[float, float, float]] = field(  # (pts, x, y) of the last 10 s in the zone
+        default_factory=lambda: deque(maxlen=1024)
     )
 
     @property
@@ -61,27 +70,48 @@ class _Stay:
         return self.last_in_pts - self.entered_pts
 
     def moved(self) -> float:
-        """Largest extent of the positions seen, in box heights."""
+        """Largest extent of the positions seen during the stay, in box heights."""
         if self.hi[0] < self.lo[0]:
             return 0.0
         return max(self.hi[0] - self.lo[0], self.hi[1] - self.lo[1]) / max(self.height, 1.0)
 
+    def moved_lately(self) -> float:
+        """The same over the last `_STILL_S` of the stay (a stay that hopped onto a fixed
+        structure reads as still once it has stood there that long)."""
+        since = max(self.entered_pts, self.last_in_pts - _STILL_S)
+        xs = [x for t, x, _ in self.recent if t >= since]
+        ys = [y for t, _, y in self.recent if t >= since]
+        if not xs:
+            return 0.0
+        return max(max(xs) - min(xs), max(ys) - min(ys)) / max(self.height, 1.0)
+
+    def walking(self, speed_mps: float, speed_heights: float) -> bool:
+        """Last seen moving faster than a walker's speed: in metres per second on the ground
+        where the source maps to it, else in box heights per second over their last 2 s."""
+        if math.isfinite(self.ground_speed):
+            return self.ground_speed > speed_mps
+        return self.speed() > speed_heights
+
     def speed(self) -> float:
         """Box heights per second over the last 2 s they were seen (0 with under 0.5 s)."""
-        if len(self.recent) < 2 or self.recent[-1][0] - self.recent[0][0] < 0.5:
+        if len(self.recent) < 2:
             return 0.0
-        (t0, x0, y0), (t1, x1, y1) = self.recent[0], self.recent[-1]
+        t1, x1, y1 = self.recent[-1]
+        t0, x0, y0 = next(r for r in self.recent if t1 - r[0] <= 2.0)
+        if t1 - t0 < 0.5:
+            return 0.0
         return math.hypot(x1 - x0, y1 - y0) / (t1 - t0) / max(self.height, 1.0)
 
     def seen_at(self, pts: float, xy: tuple[float, float]) -> None:
-        """Record a position in the zone (the last 2 s are kept)."""
+        """Record a position in the zone (the last `_STILL_S` are kept)."""
         self.recent.append((pts, xy[0], xy[1]))
-        while pts - self.recent[0][0] > 2.0:
+        while pts - self.recent[0][0] > _STILL_S:
             self.recent.popleft()
 
     def restart(self, pts: float) -> None:
         """Start the dwell clock (and the movement extent) again."""
         self.entered_pts = pts
+        self.seen_s = 0.0
         self.lo, self.hi = (math.inf, math.inf), (-math.inf, -math.inf)
 
 
@@ -115,10 +145,13 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
         return max(window, cfg.clear_after_s) if stay.incident.open else window
 
     def _structure(self, stay: _Stay) -> bool:
-        """A box that has stood still for dwell_s: a false detection on something fixed."""
+        """A box that has stood still (within half of min_movement) for `_STILL_S`, or dwell_s
+        if shorter, where moving about is required: a false detection on something fixed."""
         cfg = self.cfg
         return (
-            cfg.min_movement > 0 and stay.dwell >= cfg.dwell_s and stay.moved() < cfg.min_movement
+            cfg.min_movement > 0
+            and stay.dwell >= min(cfg.dwell_s, _STILL_S)
+            and stay.moved_lately() < cfg.min_movement / 2
         )
 
     def _taken_back(self, tid: int, pts: float) -> _Stay | None:
@@ -138,8 +171,27 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
                 return stay
         return None
 
+    def _reachable(
+        self, s: _Stay, xy: tuple[float, float], height: float, pts: float
+    ) -> float | None:
+        """How far (scene units) a new track at `xy` is from where the stay's person was last
+        seen, if they could have got there: within `reid_radius` box heights (the smaller box's),
+        and no further
+        than someone lingering moves (`walk_speed`) in the time since, plus half a box height
+        (a box's jitter); else None. (Image units: a box whose feet are hidden puts them
+        metres away on the ground, but only a fraction of its height away in the image.)"""
+        cfg = self.cfg
+        gap = max(pts - s.last_in_pts, 0.0)
+        d = math.hypot(xy[0] - s.xy[0], xy[1] - s.xy[1])
+        size = min(height, s.height)  # a tall box over two people does not stretch the reach
+        return d if d <= size * min(cfg.reid_radius, 0.5 + cfg.walk_speed * gap) else None
+
     def _continued(
-        self, xy: tuple[float, float], height: float, pts: float, present: set[int]
+        self,
+        xy: tuple[float, float],
+        height: float,
+        pts: float,
+        present: set[int],
     ) -> _Stay | None:
         """The stay a new track at `xy` continues, if any: a lost one, or one whose track is
         not seen in this frame (it is taken from that track)."""
@@ -150,12 +202,12 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
                 pts - s.last_in_pts > self._reid_window(s)
                 or self._structure(s)
                 or (  # walking through: someone else comes next (someone reported stays them)
-                    not s.incident.open and s.speed() > self.cfg.walk_speed
+                    not s.incident.open and s.walking(self.cfg.walk_speed_mps, self.cfg.walk_speed)
                 )
             ):
                 continue
-            d = math.hypot(xy[0] - s.xy[0], xy[1] - s.xy[1])
-            if d <= self.cfg.reid_radius * max(height, s.height) and d < best_d:
+            d = self._reachable(s, xy, height, pts)
+            if d is not None and d < best_d:
                 best, best_d = (owner, s), d
         if best is None:
             return None
@@ -197,7 +249,11 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
                 if tid not in stay.tracks:
                     stay.tracks.append(tid)
                 self._stays[tid] = stay
+            stay.seen_s += min(max(pts - max(stay.last_in_pts, stay.entered_pts), 0.0), 1.0)
             stay.last_in_pts, stay.xy, stay.height = pts, p, height
+            ground_speed = float(tracks.speed_mps[i])
+            if math.isfinite(ground_speed):
+                stay.ground_speed = ground_speed
             stay.seen_at(pts, p)
             stay.lo = (min(stay.lo[0], p[0]), min(stay.lo[1], p[1]))
             stay.hi = (max(stay.hi[0], p[0]), max(stay.hi[1], p[1]))
@@ -254,7 +310,14 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
             tid is not None
             and pts - stay.last_in_pts <= self._allowance(stay)
             and stay.dwell >= cfg.dwell_s
-            and stay.moved() >= cfg.min_movement
+            and (  # once reported, they loiter while they stay, moving or not
+                inc.open
+                or (
+                    stay.seen_s >= cfg.min_seen * stay.dwell
+                    and stay.moved() >= cfg.min_movement
+                    and not self._structure(stay)
+                )
+            )
         )
         if loitering:
             stay.last_loiter_pts = pts

@@ -786,6 +786,45 @@ def test_loitering_can_require_moving_about() -> None:
     assert phases(play(loiter_rule(min_movement=0.5), shuffling, 20)) == ["start", "end"]
 
 
+def shuffle(x: float, t0: float, t1: float) -> Callable:
+    """Someone moving about by a third of their height every second from t0 to t1."""
+    return lambda t: (
+        (x + 20 * (int(t) % 3), 250, x + 20 + 20 * (int(t) % 3), 310) if t0 <= t < t1 else None
+    )
+
+
+def test_loitering_is_not_pieced_together_from_stray_detections() -> None:
+    # a box seen for a second now and then, each time a new track at about the same place
+    strays = [Obj(k, 0, still(250 + 3 * k, 250, 20, 60, 4.0 * k, 4.0 * k + 1.0)) for k in range(5)]
+    assert play(loiter_rule(), strays, 20) == []  # seen 5 s of a 17 s "stay"
+    assert phases(play(loiter_rule(min_seen=0.0), strays, 20))[:1] == ["start"]
+
+
+def test_a_box_fixed_on_a_structure_is_not_continued_by_whoever_comes_by() -> None:
+    # a false detection on a barrier for 12 s, then someone moving about beside it: their own
+    # clock (20 s from 12.5 s), not the barrier's (from 0 s)
+    barrier = Obj(1, 0, still(250, 250, 20, 60, 0.0, 12.0))
+    person = Obj(2, 0, shuffle(255, 12.5, 40.0))
+    events = play(loiter_rule(min_movement=0.5, dwell_s=20), [barrier, person], 40)
+    assert events and events[0][1:] == ("loitering", "start") and events[0][0] >= 32.4
+
+
+def test_a_reported_loiterer_who_then_stands_still_is_one_incident() -> None:
+    tout = Obj(
+        1, 0, lambda t: shuffle(250, 1.0, 12.0)(t) or ((250, 250, 270, 310) if t < 30 else None)
+    )
+    events = play(loiter_rule(min_movement=0.5), [tout], 40)
+    assert [e[2] for e in events] == ["start", "end"] and events[-1][0] >= 30.0
+
+
+def test_a_tall_box_does_not_stretch_the_reach_of_an_identity_switch() -> None:
+    # a box over two people (120 px tall) is lost; 1.5 s later a new one-person box (60 px)
+    # shows 110 px away: within reach of the tall box, not of the person's
+    tall = Obj(1, 0, still(250, 250, 40, 120, 0.0, 8.0))
+    other = Obj(2, 0, still(250 + 110, 310, 20, 60, 9.5, 16.0))
+    assert play(loiter_rule(), [tall, other], 16) == []
+
+
 ALL_RULES_YAML = """
 sources: [{id: cam1, type: file, path: x.mp4}]
 detector: {model: m.onnx}
