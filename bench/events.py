@@ -10,9 +10,11 @@ come from the scenario's areas projected into the camera image (the whole pictur
 Scoring, per event kind: an alert (an incident's `start`; for dumping, which comes in stages,
 its `confirmed` alert: a stop cleared without a pile is no dumping, and on a delivery a true
 negative) is a true positive when it falls in [start - 1 s, end + 2 s] of a true event of its
-kind in the same case (a staged incident by its first alert: a patrol drone that confirms on
-its next pass, after the truck has gone, confirms the incident it suspected while the truck
-stood), each true event matched at most once; other alerts are false positives;
+kind in the same case (for kinds about one object, loitering and abandoned objects, its box must
+also show that person or object: another incident for the same person is a false one) (a staged
+incident by its first alert: a patrol drone that confirms on its next pass, after the truck has
+gone, confirms the incident it suspected while the truck stood), each true event matched at most
+once; other alerts are false positives;
 unmatched true events false negatives. Notification delay = alert time - notifiable time (at
 least 0), where `notifiable` is the true start plus the operator's own threshold for kinds
 defined by one (loitering: dwell_s; abandoned objects: unattended_s). Dumping has two delays:
@@ -42,6 +44,7 @@ from bench.sim_run import SensorStep, run_sims
 from engine.config import Config, DetectorConfig, ZoneConfig
 from engine.detect import OnnxDetector
 from engine.sim import Simulation
+from engine.sim.render import FrameTruth
 from engine.sim.scenario import DroneSensor, parse_scenario
 
 __all__ = [
@@ -60,6 +63,10 @@ REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "configs" / "scenarios"
 BUNDLED = REPO / "models" / "lookout_sim_yolo11n.onnx"
 KINDS = ("dumping", "crowd_gathering", "crowd_dispersal", "loitering", "abandoned_object")
+# kinds about one object, and which of a true event's actors it is: an alert counts for the
+# true event only if its box shows that actor (a second incident for the same person is a
+# false one, as is one for somebody else nearby)
+WHO = {"loitering": 0, "abandoned_object": -1}
 
 
 @dataclass(frozen=True)
@@ -180,9 +187,10 @@ def _zone(zid: str, sim: Simulation, kinds: tuple[str, ...], buffer_m: float) ->
 
 
 def case_config(sim: Simulation, model: Path) -> Config:
-    """The engine config of one case: one source, `cam` (moving for a drone), the suite's
-    rules, zones from the scenario's areas; loitering only where there are gates (an operator
-    draws it in front of them, not elsewhere)."""
+    """The engine config of one case: one source, `cam` (moving for a drone; a fixed camera
+    calibrated to the ground by its known pose), the site's origin, the suite's rules, zones
+    from the scenario's areas; loitering only where there are gates (an operator draws it in
+    front of them, not elsewhere)."""
     sc = sim.scenario
     zones = [_zone("d", sim, ("no_dumping",), 0), _zone("c", sim, (), 0)]
     rules: list[dict[str, Any]] = [
@@ -194,16 +202,22 @@ def case_config(sim: Simulation, model: Path) -> Config:
         rules.append({"type": "loitering", "zone": "l", **LOITERING})
     zones.append(_zone("a", sim, (), 0))
     rules.append({"type": "abandoned_object", "zone": "a", **ABANDONED})
-    source = {
+    drone = isinstance(sc.sensor, DroneSensor)
+    source: dict[str, Any] = {
         "id": "cam",
         "type": "file",
         "path": f"{sc.name}.sim",  # rendered by the bench (engine.sim.source), not read
         "rate": "max",
-        "moving": isinstance(sc.sensor, DroneSensor),
+        "moving": drone,
     }
+    if not drone:  # a fixed camera is calibrated as deployed ones are (`lookout calibrate`)
+        cam = sim.rig.pose(0.0).camera
+        source["calibration"] = {"homography": np.asarray(cam.ground_homography()).tolist()}
+    o = sc.world.origin
     return Config.model_validate(
         {
             "site": "bench",
+            "geo": {"lat": o.lat_deg, "lon": o.lon_deg, "alt_m": o.alt_m},
             "sources": [source],
             "detector": {"model": str(model), "conf": 0.2, "iou": 0.5},
             "tracking": TRACKING,
@@ -227,7 +241,10 @@ def run_case(case: Case, seed: int, detector: OnnxDetector, max_s: float | None)
     def on_step(step: SensorStep) -> None:
         for e in step.events:
             if e.phase == "start" or e.stage is not None:
-                alerts.append({"kind": e.kind, "t": e.pts_s, "stage": e.stage, "id": e.event_id})
+                alert = {"kind": e.kind, "t": e.pts_s, "stage": e.stage, "id": e.event_id}
+                if e.kind in WHO and step.frame is not None:
+                    alert["actors"] = _overlapping(e.xyxy, step.source.truths)
+                alerts.append(alert)
         if step.frame is not None:
             for x in step.source.truths:
                 if x.actor_id in piles and x.visibility >= 0.5:
@@ -252,6 +269,7 @@ def run_case(case: Case, seed: int, detector: OnnxDetector, max_s: float | None)
             "start": e.start_s,
             "end": min(e.end_s, end),
             **({"pile_half_visible": half_visible.get(e.actors[1])} if e.kind == "dumping" else {}),
+            **({"actor": e.actors[WHO[e.kind]]} if e.kind in WHO else {}),
         }
         for e in sim.script.events
         if e.start_s + POLICY_DELAY.get(e.kind, 0) < end
@@ -265,6 +283,23 @@ def run_case(case: Case, seed: int, detector: OnnxDetector, max_s: float | None)
         "alerts": alerts,
         "truth": truth,
     }
+
+
+def _overlapping(xyxy: np.ndarray, truths: list[FrameTruth]) -> list[int]:
+    """The truth objects of a frame that an alert's boxes show: a box and the object's box
+    mostly cover one another (half of the smaller one's area)."""
+    out = []
+    for x in truths:
+        tx0, ty0, tx1, ty1 = x.box_xyxy
+        for bx0, by0, bx1, by1 in np.asarray(xyxy, np.float64).reshape(-1, 4):
+            inter = max(0.0, min(bx1, tx1) - max(bx0, tx0)) * max(
+                0.0, min(by1, ty1) - max(by0, ty0)
+            )
+            small = min((bx1 - bx0) * (by1 - by0), (tx1 - tx0) * (ty1 - ty0))
+            if small > 0 and inter >= 0.5 * small:
+                out.append(x.actor_id)
+                break
+    return out
 
 
 def half_visible_at(seen: list[tuple[float, float]]) -> float:
@@ -319,7 +354,11 @@ def _score_kind(results: list[dict[str, Any]], kind: str) -> dict[str, Any]:
             hit = None
             at = first[a.get("id")] if a.get("stage") else a["t"]  # a staged incident: its first
             for k, t in enumerate(truths):
-                if not used[k] and t["start"] - 1.0 <= at <= t["end"] + 2.0:
+                if (
+                    not used[k]
+                    and t["start"] - 1.0 <= at <= t["end"] + 2.0
+                    and ("actor" not in t or "actors" not in a or t["actor"] in a["actors"])
+                ):
                     hit = k
                     break
             if hit is None:

@@ -98,3 +98,31 @@ def test_a_pile_is_half_visible_once_half_grown() -> None:
     # (time, image area) of a pile growing to 400 px², then standing
     seen = [(10.0, 20.0), (11.0, 100.0), (12.0, 199.0), (13.0, 210.0), (14.0, 400.0), (20.0, 400.0)]
     assert half_visible_at(seen) == 13.0
+
+
+def test_an_alert_about_one_person_counts_only_for_that_person() -> None:
+    touts = [
+        {"kind": "loitering", "start": 8.0, "end": 78.0, "actor": 60},
+        {"kind": "loitering", "start": 8.0, "end": 78.0, "actor": 61},
+    ]
+    # tout 60 reported twice (the second is a false alarm), tout 61 never: a miss; a third
+    # alert shows somebody else
+    results = [
+        {
+            "alerts": [
+                {"kind": "loitering", "t": 38.0, "stage": None, "id": "a", "actors": [60]},
+                {"kind": "loitering", "t": 44.0, "stage": None, "id": "b", "actors": [60]},
+                {"kind": "loitering", "t": 50.0, "stage": None, "id": "c", "actors": [27]},
+            ],
+            "truth": touts,
+        }
+    ]
+    lo = score(results)["loitering"]
+    assert (lo["tp"], lo["fp"], lo["fn"]) == (1, 2, 1)
+    # one alert each: both hits, whichever order they come in
+    results[0]["alerts"] = [
+        {"kind": "loitering", "t": 38.0, "stage": None, "id": "a", "actors": [61]},
+        {"kind": "loitering", "t": 39.0, "stage": None, "id": "b", "actors": [60, 61]},
+    ]
+    lo = score(results)["loitering"]
+    assert (lo["tp"], lo["fp"], lo["fn"]) == (2, 0, 0)
