@@ -96,6 +96,9 @@ class EgoMotion:
         return self.offset_px
 
 
+_WARMUP_SAMPLES = 16  # frames of the warm-up whose median starts the slow background
+
+
 class StaticForeground:
     """New, still regions against a slow background: things left behind (a pile, a bag).
 
@@ -109,7 +112,8 @@ class StaticForeground:
         scale: work on frames this many times smaller per side.
         fast_s, slow_s: time constants of the two backgrounds.
         warmup_s: the slow background starts as the per-pixel median of frames sampled over this
-            long, so what merely passes by at the start leaves no ghost in it.
+            long, so what passes by, or stands for less than half of it (someone waiting as
+            the stream starts), leaves no ghost in it.
         threshold: grey-level difference that counts.
         min_cells: smallest region, in cells of the small frame.
         hold_s: how long a region that is not seen keeps its first-seen time.
@@ -122,7 +126,7 @@ class StaticForeground:
         slow_s: float = 90.0,
         threshold: float = 22.0,
         min_cells: int = 4,
-        warmup_s: float = 3.0,
+        warmup_s: float = 10.0,
         hold_s: float = 5.0,
     ) -> None:
         self.scale = scale
@@ -160,7 +164,7 @@ class StaticForeground:
         a_slow = 1.0 - math.exp(-dt / self.slow_s)
         if self._samples:  # warming up: sample, then start from the median
             cv2.accumulateWeighted(g, self._fast, a_fast)
-            due = self._t0 + len(self._samples) * self.warmup_s / 8
+            due = self._t0 + len(self._samples) * self.warmup_s / _WARMUP_SAMPLES
             if pts >= due:
                 self._samples.append(g)
             if pts - self._t0 >= self.warmup_s:
