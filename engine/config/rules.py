@@ -373,6 +373,14 @@ class AbandonedObjectRuleConfig(_Rule):
         description="Someone attends the object once within owner_radius this long: a "
         "passer-by walking past does not stop its clock.",
     )
+    walk_speed_mps: float = Field(
+        0.9,
+        gt=0,
+        le=20,
+        description="Where the source maps to the ground: someone within reach moving faster "
+        "than this (metres per second) is walking past and does not attend the object, however "
+        "long they take.",
+    )
     min_size_px: float = Field(6.0, ge=1, le=10000, description="Ignore smaller regions.")
     max_size_px: float = Field(
         160.0, ge=1, le=10000, description="Ignore larger regions (parked vehicles, shadows)."

@@ -3,7 +3,8 @@
 Objects are still tracks of `object_classes` and, on fixed cameras, new static regions of the
 background model that no tracked box covers (so a bag the detector has no class for is still
 seen). The owner is anyone of `owner_classes` within `owner_radius` object sizes; while someone
-is that close the clock does not run. An object that first shows where a vehicle of
+is that close (for `attend_s`, and not walking past at over `walk_speed_mps` where the source
+maps to the ground) the clock does not run. An object that first shows where a vehicle of
 `vehicle_classes` stands or stood shortly before is the vehicle's (a dumped load, which the
 dumping rule reports, or the place a parked car left) and is never reported. One incident per
 object however it is seen: a detection and a background region at the same place, or a new track
@@ -148,6 +149,12 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
         owners = in_zone(tracks, self._owners, 0.0, "center", None)
         owner_xy = view.to_scene(anchor_points(tracks.xyxy[owners], "center"))
         owner_ids = tracks.track_id[owners]
+        # walking past (ground speed, where the source maps to it): they attend nothing
+        walking = {
+            int(t)
+            for t, v in zip(owner_ids, tracks.speed_mps[owners], strict=True)
+            if v > cfg.walk_speed_mps  # nan (unmapped) compares false
+        }
         events: list[Event] = []
         self._note_vehicles(tracks, view, pts)
         candidates = self._candidates(tracks, frame, view)
@@ -175,7 +182,7 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
             elif obj.track_id >= 0 and obj.track_id in live:
                 continue  # its detection this frame says where it is
             obj.xy, obj.size, obj.box, obj.last_seen_pts = xy, size, box, pts
-            if self._attended(obj, close, pts):
+            if self._attended(obj, close, walking, pts):
                 obj.attended_pts = pts
             unattended = pts - obj.attended_pts
             if (
@@ -196,14 +203,16 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
         self._objects = keep
         return events
 
-    def _attended(self, obj: _Object, close: list[int], pts: float) -> bool:
+    def _attended(self, obj: _Object, close: list[int], walking: set[int], pts: float) -> bool:
         """Someone (track ids `close`, within reach now) has been within reach of the object for
-        attend_s, or was there when it showed (untracked people count at once)."""
+        attend_s, not walking past (`walking`: their clock starts again), or was there when it
+        showed (untracked people count at once)."""
         # within reach since, last seen there; a missed detection (under 1 s) keeps the entry
         near = {t: v for t, v in obj.near.items() if pts - v[1] <= 1.0}
         for t in close:
             if t >= 0:
-                near[t] = (near.get(t, (pts, pts))[0], pts)
+                since = pts if t in walking else near.get(t, (pts, pts))[0]
+                near[t] = (since, pts)
         obj.near = near
         return any(t < 0 for t in close) or any(
             pts - since >= self.cfg.attend_s for t, (since, _) in near.items() if t in close

@@ -7,6 +7,7 @@ are `forget`-ed) and returns (time, kind, phase) of every event.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -655,6 +656,38 @@ def test_a_passer_by_does_not_attend_a_left_bag_but_someone_standing_by_it_does(
     # someone stands by it 6-10 s: they attend it, the clock starts again when they go
     stander = Obj(2, 0, still(300, 250, 20, 60, 6.0, 10.0))
     assert play(abandon_rule(), [owner, stander, BAG], 18)[0][:2] == (14.8, "abandoned_object")
+
+
+class WithGroundSpeed:
+    """A rule fed tracks whose ground speed (m/s) is known, as on a calibrated camera."""
+
+    def __init__(self, rule: AbandonedObjectRule, speed_mps: dict[int, float]) -> None:
+        self.rule, self.speed = rule, speed_mps
+
+    def step(self, tracks: Tracks, frame: object, view: View | None = None) -> list[Event]:
+        v = np.array([self.speed.get(int(t), np.nan) for t in tracks.track_id], np.float32)
+        return self.rule.step(dataclasses.replace(tracks, speed_mps=v), frame, view)  # type: ignore[arg-type]
+
+    def forget(self, track_ids: list[int]) -> None:
+        self.rule.forget(track_ids)
+
+    def close(self, frame: object) -> list[Event]:
+        return self.rule.close(frame)  # type: ignore[arg-type]
+
+
+def test_someone_walking_past_slowly_by_the_bag_does_not_attend_it() -> None:
+    walk = moving(310, 250, 80, 0, 20, 60, 4.0)
+    owner = Obj(1, 0, lambda t: (310, 250, 330, 310) if t < 4 else walk(t))
+    alone = play(abandon_rule(), [owner, BAG], 15)[0][:2]
+    # within reach 6-10 s (longer than attend_s): in the image they could be standing about
+    passer = Obj(2, 0, moving(250, 250, 25, 0, 20, 60, 6.0, 10.0))
+    assert play(abandon_rule(), [owner, passer, BAG], 18)[0][0] > alone[0] + 3
+    # on the ground they walk on at 1.2 m/s: the bag's clock runs on
+    fed = WithGroundSpeed(abandon_rule(), {2: 1.2})
+    assert play(fed, [owner, passer, BAG], 18)[0][:2] == alone
+    # at 0.3 m/s they are lingering by it: they attend it
+    fed = WithGroundSpeed(abandon_rule(), {2: 0.3})
+    assert play(fed, [owner, passer, BAG], 18)[0][0] > alone[0] + 3
 
 
 def test_an_owner_the_detector_keeps_missing_still_attends_the_bag() -> None:
