@@ -7,12 +7,14 @@ appears within `reid_radius` box heights of where a person was last seen, no fur
 could have lingered in the time since (`walk_speed`), continues that person's stay (an identity
 switch): when the old track ended or has not been seen since, within `reid_s` (or
 `hidden_s` when they were not seen leaving, or `clear_after_s` for someone already reported),
-so the same person is not reported twice. A track that comes back takes its stay back. A box
-that stood still all along (`min_movement`) is a structure, and someone last seen walking
+so the same person is not reported twice. A track that comes back takes its stay back. Where
+moving about is required (`min_movement`, over the whole stay), a box that stood still for the
+last 10 s is a structure, and someone last seen walking
 (faster than `walk_speed_mps` on the ground where the source maps to it, else `walk_speed` box
 heights per second) was passing through: nobody continues either, so passers-by at a busy
 gate are not chained into one long stay. A stay pieced together from a few stray detections
-(seen for less than `min_seen` of it) is no person either.
+(seen for less than `min_seen` of it) is no person either. Once reported, a loiterer stays one
+incident while they are there, moving or not.
 
 Someone standing among `crowd_size` or more people (within `crowd_radius` box heights of them,
 each in the zone for `crowd_standing_s`) is part of a gathered crowd, not a loiterer: their clock
@@ -39,7 +41,7 @@ from engine.types import Event, EventPhase, Frame, Tracks
 __all__ = ["LoiteringRule"]
 
 # where movement is required (min_movement), a box that stood still this long is taken for
-# something fixed: no other track continues it, and it is not reported (see _still)
+# something fixed: no other track continues it, and it is not reported (see _structure)
 _STILL_S = 10.0
 
 
