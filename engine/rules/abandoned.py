@@ -205,13 +205,15 @@ class AbandonedObjectRule(ZoneRule[AbandonedObjectRuleConfig]):
 
     def _attended(self, obj: _Object, close: list[int], walking: set[int], pts: float) -> bool:
         """Someone (track ids `close`, within reach now) has been within reach of the object for
-        attend_s, not walking past (`walking`: their clock starts again), or was there when it
-        showed (untracked people count at once)."""
+        attend_s, not walking past (`walking`: their clock starts again, unless they attend it
+        already), or was there when it showed (untracked people count at once)."""
         # within reach since, last seen there; a missed detection (under 1 s) keeps the entry
         near = {t: v for t, v in obj.near.items() if pts - v[1] <= 1.0}
         for t in close:
             if t >= 0:
-                since = pts if t in walking else near.get(t, (pts, pts))[0]
+                since = near.get(t, (pts, pts))[0]
+                if t in walking and pts - since < self.cfg.attend_s:
+                    since = pts  # walking past; one who attends it already goes on attending
                 near[t] = (since, pts)
         obj.near = near
         return any(t < 0 for t in close) or any(

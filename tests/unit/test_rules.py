@@ -688,6 +688,9 @@ def test_someone_walking_past_slowly_by_the_bag_does_not_attend_it() -> None:
     # at 0.3 m/s they are lingering by it: they attend it
     fed = WithGroundSpeed(abandon_rule(), {2: 0.3})
     assert play(fed, [owner, passer, BAG], 18)[0][0] > alone[0] + 3
+    # the owner, by the bag as it showed, attends it until out of reach, walking off or not
+    fed = WithGroundSpeed(abandon_rule(), {1: 1.2})
+    assert play(fed, [owner, BAG], 15)[0][:2] == alone
 
 
 def test_an_owner_the_detector_keeps_missing_still_attends_the_bag() -> None:
