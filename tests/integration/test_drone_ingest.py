@@ -97,7 +97,10 @@ def test_udp_mpegts_feed_carries_the_klv_sent_with_each_frame(tmp_path: Path) ->
         id="uav",
         url=f"udp://127.0.0.1:{port}",
         open_timeout_s=5.0,
-        read_timeout_s=2.0,
+        # the first probe waits up to ~half of this for packets: an ffmpeg sender that starts
+        # slowly on a loaded machine (CI saw 25 of 60 frames after a failed first probe) still
+        # reaches it
+        read_timeout_s=5.0,
     )
     src = LiveSource(cfg, health.append)
     src.open()
@@ -120,7 +123,7 @@ def test_udp_mpegts_feed_carries_the_klv_sent_with_each_frame(tmp_path: Path) ->
         ],
     )
     try:
-        frames = _read_all(src, until_s=SECONDS + 4)
+        frames = _read_all(src, until_s=SECONDS + 10)  # offline within read_timeout_s of its end
     finally:
         sender.wait(20)
         src.close(1.0)
