@@ -152,8 +152,9 @@ class LoiteringRuleConfig(_Rule):
         gt=0,
         le=20,
         description="Someone last seen moving faster than this (box heights per second, over "
-        "their last 2 s) was walking through: a new track where they were is someone else. "
-        "Used where the source does not map to the ground (see walk_speed_mps).",
+        "their last 2 s) was walking through: a new track where they were is someone else "
+        "(used where the source does not map to the ground; see walk_speed_mps). Also how far "
+        "a lingering person may have moved, for an identity switch to continue their stay.",
     )
     walk_speed_mps: float = Field(
         0.9,
@@ -175,8 +176,10 @@ class LoiteringRuleConfig(_Rule):
         ge=0,
         le=100,
         description="Only someone who moved about this much (box heights, extent of the feet "
-        "positions over their last 10 s) loiters: a box that stands still is more often a "
-        "false detection on a fixed structure than a person (0: anyone).",
+        "positions over the stay) loiters, and a box that moved less than half of it over its "
+        "last 10 s is taken for a fixed structure (not reported, not continued by another "
+        "track): a box that stands still is more often a false detection than a person (0: "
+        "anyone).",
     )
     clear_after_s: float = Field(
         3.0,

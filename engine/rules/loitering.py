@@ -200,12 +200,12 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
         unseen = [(t, s) for t, s in self._stays.items() if t not in present]
         best, best_d = None, math.inf
         for owner, s in [(None, s) for s in self._lost] + unseen:
-            if (
-                pts - s.last_in_pts > self._reid_window(s)
-                or self._structure(s)
-                or (  # walking through: someone else comes next (someone reported stays them)
-                    not s.incident.open and s.walking(self.cfg.walk_speed_mps, self.cfg.walk_speed)
-                )
+            if pts - s.last_in_pts > self._reid_window(
+                s
+            ) or (  # a structure, or walking through: someone else comes next (someone
+                # reported stays them, moving or not)
+                not s.incident.open
+                and (self._structure(s) or s.walking(self.cfg.walk_speed_mps, self.cfg.walk_speed))
             ):
                 continue
             d = self._reachable(s, xy, height, pts)
@@ -251,7 +251,8 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
                 if tid not in stay.tracks:
                     stay.tracks.append(tid)
                 self._stays[tid] = stay
-            stay.seen_s += min(max(pts - max(stay.last_in_pts, stay.entered_pts), 0.0), 1.0)
+            gap = max(pts - max(stay.last_in_pts, stay.entered_pts), 0.0)
+            stay.seen_s += gap if gap <= 1.0 else 0.0  # a longer gap is time unseen
             stay.last_in_pts, stay.xy, stay.height = pts, p, height
             ground_speed = float(tracks.speed_mps[i])
             if math.isfinite(ground_speed):

@@ -832,7 +832,7 @@ def shuffle(x: float, t0: float, t1: float) -> Callable:
 def test_loitering_is_not_pieced_together_from_stray_detections() -> None:
     # a box seen for a second now and then, each time a new track at about the same place
     strays = [Obj(k, 0, still(250 + 3 * k, 250, 20, 60, 4.0 * k, 4.0 * k + 1.0)) for k in range(5)]
-    assert play(loiter_rule(), strays, 20) == []  # seen 5 s of a 17 s "stay"
+    assert play(loiter_rule(), strays, 20) == []  # seen 4 s of a 17 s "stay"
     assert phases(play(loiter_rule(min_seen=0.0), strays, 20))[:1] == ["start"]
 
 
@@ -851,6 +851,15 @@ def test_a_reported_loiterer_who_then_stands_still_is_one_incident() -> None:
     )
     events = play(loiter_rule(min_movement=0.5), [tout], 40)
     assert [e[2] for e in events] == ["start", "end"] and events[-1][0] >= 30.0
+    # ... and so is one whose track switches while they stand still
+    switched = [
+        Obj(
+            1, 0, lambda t: shuffle(250, 1.0, 12.0)(t) or ((250, 250, 270, 310) if t < 26 else None)
+        ),
+        Obj(2, 0, still(252, 250, 20, 60, 26.4, 35.0)),
+    ]
+    events = play(loiter_rule(min_movement=0.5), switched, 45)
+    assert [e[2] for e in events] == ["start", "end"] and events[-1][0] >= 35.0
 
 
 def test_a_tall_box_does_not_stretch_the_reach_of_an_identity_switch() -> None:
