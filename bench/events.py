@@ -43,6 +43,7 @@ import yaml
 from bench.sim_run import SensorStep, run_sims
 from engine.config import Config, DetectorConfig, ZoneConfig
 from engine.detect import OnnxDetector
+from engine.rules.base import covered
 from engine.sim import Simulation
 from engine.sim.render import FrameTruth
 from engine.sim.scenario import DroneSensor, parse_scenario
@@ -287,18 +288,13 @@ def run_case(case: Case, seed: int, detector: OnnxDetector, max_s: float | None)
 
 def _overlapping(xyxy: np.ndarray, truths: list[FrameTruth]) -> list[int]:
     """The truth objects of a frame that an alert's boxes show: a box and the object's box
-    mostly cover one another (half of the smaller one's area)."""
+    mostly cover one another (half of either lies inside the other)."""
+    boxes = np.asarray(xyxy, np.float32).reshape(-1, 4)
     out = []
     for x in truths:
-        tx0, ty0, tx1, ty1 = x.box_xyxy
-        for bx0, by0, bx1, by1 in np.asarray(xyxy, np.float64).reshape(-1, 4):
-            inter = max(0.0, min(bx1, tx1) - max(bx0, tx0)) * max(
-                0.0, min(by1, ty1) - max(by0, ty0)
-            )
-            small = min((bx1 - bx0) * (by1 - by0), (tx1 - tx0) * (ty1 - ty0))
-            if small > 0 and inter >= 0.5 * small:
-                out.append(x.actor_id)
-                break
+        truth = np.asarray(x.box_xyxy, np.float32)
+        if covered(truth, boxes) or any(covered(b, truth[None]) for b in boxes):
+            out.append(x.actor_id)
     return out
 
 

@@ -9,10 +9,10 @@ switch): when the old track ended or has not been seen since, within `reid_s` (o
 `hidden_s` when they were not seen leaving, or `clear_after_s` for someone already reported),
 so the same person is not reported twice. A track that comes back takes its stay back. Where
 moving about is required (`min_movement`, over the whole stay), a box that stood still for the
-last 10 s is a structure, and someone last seen walking
-(faster than `walk_speed_mps` on the ground where the source maps to it, else `walk_speed` box
-heights per second) was passing through: nobody continues either, so passers-by at a busy
-gate are not chained into one long stay. A stay pieced together from a few stray detections
+last 10 s is a structure, and someone last seen walking (faster than `walk_speed_mps` on the
+ground where the source maps to it, else `walk_speed` box heights per second) was passing
+through: nobody continues either, so passers-by at a busy gate are not chained into one long
+stay. A stay pieced together from a few stray detections
 (seen for less than `min_seen` of it) is no person either. Once reported, a loiterer stays one
 incident while they are there, moving or not.
 
@@ -177,36 +177,33 @@ class LoiteringRule(ZoneRule[LoiteringRuleConfig]):
         self, s: _Stay, xy: tuple[float, float], height: float, pts: float
     ) -> float | None:
         """How far (scene units) a new track at `xy` is from where the stay's person was last
-        seen, if they could have got there: within `reid_radius` box heights (the smaller box's),
-        and no further
-        than someone lingering moves (`walk_speed`) in the time since, plus half a box height
-        (a box's jitter); else None. (Image units: a box whose feet are hidden puts them
-        metres away on the ground, but only a fraction of its height away in the image.)"""
+        seen, if they could have got there: within `reid_radius` box heights (the smaller
+        box's), and no further than someone lingering moves (`walk_speed`) in the time since,
+        plus half a box height (a box's jitter); else None. (Image units: a box whose feet are
+        hidden puts them metres away on the ground, but only a fraction of its height away in
+        the image.)"""
         cfg = self.cfg
         gap = max(pts - s.last_in_pts, 0.0)
         d = math.hypot(xy[0] - s.xy[0], xy[1] - s.xy[1])
         size = min(height, s.height)  # a tall box over two people does not stretch the reach
         return d if d <= size * min(cfg.reid_radius, 0.5 + cfg.walk_speed * gap) else None
 
+    def _someone_else_next(self, s: _Stay) -> bool:
+        """A new track where this stay's person was is someone else: it was a structure, or
+        they were walking through (someone reported stays them, moving or not)."""
+        if s.incident.open:
+            return False
+        return self._structure(s) or s.walking(self.cfg.walk_speed_mps, self.cfg.walk_speed)
+
     def _continued(
-        self,
-        xy: tuple[float, float],
-        height: float,
-        pts: float,
-        present: set[int],
+        self, xy: tuple[float, float], height: float, pts: float, present: set[int]
     ) -> _Stay | None:
         """The stay a new track at `xy` continues, if any: a lost one, or one whose track is
         not seen in this frame (it is taken from that track)."""
         unseen = [(t, s) for t, s in self._stays.items() if t not in present]
         best, best_d = None, math.inf
         for owner, s in [(None, s) for s in self._lost] + unseen:
-            if pts - s.last_in_pts > self._reid_window(
-                s
-            ) or (  # a structure, or walking through: someone else comes next (someone
-                # reported stays them, moving or not)
-                not s.incident.open
-                and (self._structure(s) or s.walking(self.cfg.walk_speed_mps, self.cfg.walk_speed))
-            ):
+            if pts - s.last_in_pts > self._reid_window(s) or self._someone_else_next(s):
                 continue
             d = self._reachable(s, xy, height, pts)
             if d is not None and d < best_d:
